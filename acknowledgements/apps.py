@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class AcknowledgementsConfig(AppConfig):
+    name = "acknowledgements"
+    verbose_name = "Policy acknowledgements"

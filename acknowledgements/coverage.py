@@ -1,0 +1,157 @@
+"""Who must sign what, and who is covered: the rules in one place (read-only).
+
+- The *current* revision of a policy at a moment is the latest published revision whose
+  effective date has passed.
+- Its *baseline* is the latest material revision in effect at that moment (the first revision
+  counts as material). A person is covered when they signed the baseline or any later
+  revision in effect: a minor revision carries earlier signatures over.
+- A person must be covered by the baseline's effective date (or the day they joined, if later)
+  plus the baseline's `due_days`; after that, not being covered is *overdue*.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django.utils import timezone
+
+from .models import Acknowledgement, LedgerEntry, Policy, PolicyRevision, User
+
+
+class Status:
+    SIGNED = "signed"
+    PENDING = "pending"
+    OVERDUE = "overdue"
+    DECLINED = "declined"
+
+
+def _order(revision: PolicyRevision) -> tuple:
+    return (revision.effective_at, revision.published_at, revision.pk)
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """A policy's published revisions seen from one moment."""
+
+    current: PolicyRevision | None
+    baseline: PolicyRevision | None
+    covering_ids: frozenset[int]  # revisions whose signature covers a person at that moment
+    upcoming: PolicyRevision | None  # published, but effective only later
+
+    @classmethod
+    def at(cls, revisions: Iterable[PolicyRevision], moment: dt.datetime) -> Timeline:
+        """From one policy's published revisions (as they were published by `moment`)."""
+        published = sorted(
+            (r for r in revisions if r.is_published and r.published_at <= moment), key=_order
+        )
+        in_effect = [r for r in published if r.effective_at <= moment]
+        later = [r for r in published if r.effective_at > moment]
+        if not in_effect:
+            return cls(None, None, frozenset(), later[0] if later else None)
+        baseline = next((r for r in reversed(in_effect) if r.is_material), in_effect[0])
+        covering = frozenset(r.pk for r in in_effect if _order(r) >= _order(baseline))
+        return cls(in_effect[-1], baseline, covering, later[-1] if later else None)
+
+    def applies_to(self, audience_ids: set[int]) -> bool:
+        if self.current is None:
+            return False
+        return bool(audience_ids & {a.pk for a in self.current.audiences.all()})
+
+
+def due_at(baseline: PolicyRevision, person: User) -> dt.datetime:
+    start = max(baseline.effective_at, person.date_joined)
+    return start + dt.timedelta(days=baseline.due_days)
+
+
+@dataclass(frozen=True)
+class Standing:
+    """One person's position toward one policy."""
+
+    policy: Policy
+    timeline: Timeline
+    status: str
+    due_at: dt.datetime
+    covering_acknowledgement: Acknowledgement | None
+    declined_at: dt.datetime | None
+    overdue: bool  # not covered after the due date (a decline does not stop the clock)
+
+    @property
+    def current(self) -> PolicyRevision:
+        assert self.timeline.current is not None
+        return self.timeline.current
+
+    @property
+    def must_sign(self) -> bool:
+        return self.status != Status.SIGNED
+
+    @property
+    def last_signed(self) -> Acknowledgement | None:
+        return self.covering_acknowledgement
+
+
+def _published_revisions_by_policy() -> dict[int, list[PolicyRevision]]:
+    by_policy: dict[int, list[PolicyRevision]] = defaultdict(list)
+    revisions = (
+        PolicyRevision.objects.published().select_related("policy").prefetch_related("audiences")
+    )
+    for revision in revisions:
+        by_policy[revision.policy_id].append(revision)
+    return by_policy
+
+
+def standings_for(person: User, *, moment: dt.datetime | None = None) -> list[Standing]:
+    """Every policy in effect that applies to the person, with their status, in a few queries."""
+    moment = moment or timezone.now()
+    audience_ids = set(person.audiences.values_list("pk", flat=True))
+    acknowledgements = {
+        ack.revision_id: ack
+        for ack in Acknowledgement.objects.filter(person=person, signed_at__lte=moment)
+        .select_related("revision")
+        .order_by("signed_at")
+    }
+    declines = dict(
+        LedgerEntry.objects.filter(
+            person=person, kind=LedgerEntry.Kind.DECLINED, recorded_at__lte=moment
+        )
+        .order_by("recorded_at")
+        .values_list("revision_id", "recorded_at")
+    )
+    standings = []
+    for revisions in _published_revisions_by_policy().values():
+        timeline = Timeline.at(revisions, moment)
+        if not timeline.applies_to(audience_ids):
+            continue
+        assert timeline.baseline is not None
+        covering = [acknowledgements[r] for r in timeline.covering_ids if r in acknowledgements]
+        covering_ack = max(covering, key=lambda ack: ack.signed_at, default=None)
+        declined_at = max(
+            (declines[r] for r in timeline.covering_ids if r in declines), default=None
+        )
+        due = due_at(timeline.baseline, person)
+        if covering_ack:
+            status = Status.SIGNED
+        elif declined_at:
+            status = Status.DECLINED
+        elif moment > due:
+            status = Status.OVERDUE
+        else:
+            status = Status.PENDING
+        standings.append(
+            Standing(
+                policy=timeline.current.policy,
+                timeline=timeline,
+                status=status,
+                due_at=due,
+                covering_acknowledgement=covering_ack,
+                declined_at=declined_at,
+                overdue=covering_ack is None and moment > due,
+            )
+        )
+    return sorted(standings, key=lambda s: s.policy.name)
+
+
+def standing_for(person: User, policy: Policy) -> Standing | None:
+    return next((s for s in standings_for(person) if s.policy.pk == policy.pk), None)

@@ -1,0 +1,265 @@
+"""The portal's data: people and audiences, policies and their revisions, and the evidence ledger.
+
+Published revisions, ledger entries, acknowledgements and receipts are append-only: the
+application never updates or deletes them, and on PostgreSQL triggers refuse it (migration
+0003). "Who has signed what" is the Acknowledgement table, written in the same transaction as
+its ledger entry and unique per person and revision.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+
+class UserManager(BaseUserManager["User"]):
+    use_in_migrations = True
+
+    def create_user(self, email: str, password: str | None = None, **fields) -> User:
+        if not email:
+            raise ValueError("A person needs an email address.")
+        user = self.model(email=self.normalize_email(email).lower(), **fields)
+        user.set_password(password)
+        user.save(using=self._db)
+        return user
+
+    def create_superuser(self, email: str, password: str | None = None, **fields) -> User:
+        fields.setdefault("is_staff", True)
+        fields.setdefault("is_superuser", True)
+        return self.create_user(email, password, **fields)
+
+
+class Audience(models.Model):
+    """A group of people a policy applies to (the policy's section 2: employees, contractors...)."""
+
+    name = models.CharField(_("name"), max_length=100, unique=True)
+    slug = models.SlugField(_("slug"), max_length=100, unique=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("audience")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class User(AbstractBaseUser, PermissionsMixin):
+    """A person who signs in by email; their role comes from their groups."""
+
+    email = models.EmailField(_("email address"), unique=True)
+    full_name = models.CharField(_("full name"), max_length=200)
+    audiences = models.ManyToManyField(Audience, blank=True, related_name="members")
+    preferred_language = models.CharField(
+        _("preferred language"), max_length=10, choices=settings.LANGUAGES, default="en"
+    )
+    is_active = models.BooleanField(_("active"), default=True)
+    is_staff = models.BooleanField(_("staff status"), default=False)
+    date_joined = models.DateTimeField(_("date joined"), default=timezone.now)
+
+    objects = UserManager()
+
+    USERNAME_FIELD = "email"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS = ["full_name"]
+
+    class Meta:
+        ordering = ["full_name", "email"]
+        verbose_name = _("person")
+        verbose_name_plural = _("people")
+
+    def __str__(self) -> str:
+        return f"{self.full_name} <{self.email}>" if self.full_name else self.email
+
+    def get_full_name(self) -> str:
+        return self.full_name
+
+    def get_short_name(self) -> str:
+        return self.full_name.split(" ")[0] if self.full_name else self.email
+
+    @property
+    def is_policy_admin(self) -> bool:
+        return self.has_perm("acknowledgements.publish_policyrevision")
+
+    @property
+    def is_auditor(self) -> bool:
+        return self.has_perm("acknowledgements.view_reports")
+
+
+class Policy(models.Model):
+    name = models.CharField(_("name"), max_length=200)
+    slug = models.SlugField(_("slug"), max_length=100, unique=True)
+    owner = models.ForeignKey(
+        User, on_delete=models.PROTECT, null=True, blank=True, related_name="owned_policies"
+    )
+    audiences = models.ManyToManyField(Audience, related_name="policies")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("policy")
+        verbose_name_plural = _("policies")
+        permissions = [("view_reports", "Can view reports, exports and the audit log")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class PolicyRevisionQuerySet(models.QuerySet["PolicyRevision"]):
+    def published(self) -> PolicyRevisionQuerySet:
+        return self.filter(status=PolicyRevision.Status.PUBLISHED)
+
+    def in_effect(self, at=None) -> PolicyRevisionQuerySet:
+        """Published revisions whose effective date has passed at `at` (default: now)."""
+        return self.published().filter(effective_at__lte=at or timezone.now())
+
+    def newest_first(self) -> PolicyRevisionQuerySet:
+        return self.order_by("-effective_at", "-published_at", "-pk")
+
+
+class PolicyRevision(models.Model):
+    """One version of a policy's text. A draft until published; published text never changes.
+
+    `text_sha256` is the SHA-256 of `body` (the Markdown source) as UTF-8 with LF line endings:
+    the exact text every signer of this revision agreed to, printed on their receipt.
+    """
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", _("Draft")
+        PUBLISHED = "published", _("Published")
+
+    class Change(models.TextChoices):
+        MATERIAL = "material", _("Material: everyone must sign again")
+        MINOR = "minor", _("Minor: earlier signatures carry over")
+
+    policy = models.ForeignKey(Policy, on_delete=models.PROTECT, related_name="revisions")
+    version = models.CharField(_("version"), max_length=20)
+    body = models.TextField(_("text (Markdown)"))
+    body_html = models.TextField(editable=False, blank=True)
+    text_sha256 = models.CharField(max_length=64, editable=False, blank=True)
+    change_summary = models.TextField(_("change summary"), blank=True)
+    change = models.CharField(
+        _("kind of change"), max_length=10, choices=Change.choices, default=Change.MATERIAL
+    )
+    effective_at = models.DateTimeField(_("effective from"), default=timezone.now)
+    due_days = models.PositiveSmallIntegerField(_("acknowledge within (days)"), default=14)
+    audiences = models.ManyToManyField(Audience, related_name="revisions")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
+    created_by = models.ForeignKey(
+        User, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    published_at = models.DateTimeField(null=True, blank=True)
+    published_by = models.ForeignKey(
+        User, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+
+    objects = PolicyRevisionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["policy", "-effective_at"]
+        verbose_name = _("policy revision")
+        permissions = [("publish_policyrevision", "Can draft and publish policy revisions")]
+        constraints = [
+            models.UniqueConstraint(fields=["policy", "version"], name="revision_version_unique"),
+            models.CheckConstraint(
+                condition=Q(status="draft")
+                | (Q(published_at__isnull=False) & ~Q(text_sha256="") & ~Q(body_html="")),
+                name="published_revision_is_frozen",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.policy.name} {self.version}"
+
+    @property
+    def is_published(self) -> bool:
+        return self.status == self.Status.PUBLISHED
+
+    @property
+    def is_material(self) -> bool:
+        return self.change == self.Change.MATERIAL
+
+    @property
+    def due_at(self):
+        return self.effective_at + timezone.timedelta(days=self.due_days)
+
+
+class LedgerEntry(models.Model):
+    """One evidence event in the append-only, hash-chained ledger (see ledger.py)."""
+
+    class Kind(models.TextChoices):
+        VIEWED = "viewed", _("Viewed")
+        CONSENTED = "consented", _("Consented to sign electronically")
+        SIGNED = "signed", _("Signed")
+        DECLINED = "declined", _("Declined")
+        RECEIPT_ISSUED = "receipt_issued", _("Receipt issued")
+        SUPERSEDED = "superseded", _("Superseded")
+        ADMIN_ACTION = "admin_action", _("Administrative action")
+
+    sequence = models.PositiveBigIntegerField(unique=True)
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    person = models.ForeignKey(User, on_delete=models.PROTECT, null=True, related_name="evidence")
+    actor = models.ForeignKey(User, on_delete=models.PROTECT, null=True, related_name="+")
+    revision = models.ForeignKey(
+        PolicyRevision, on_delete=models.PROTECT, null=True, related_name="evidence"
+    )
+    recorded_at = models.DateTimeField()
+    payload = models.BinaryField()
+    payload_sha256 = models.CharField(max_length=64)
+    previous_hash = models.CharField(max_length=64)
+    row_hash = models.CharField(max_length=64, unique=True)
+
+    class Meta:
+        ordering = ["sequence"]
+        verbose_name = _("ledger entry")
+        verbose_name_plural = _("ledger entries")
+        indexes = [
+            models.Index(fields=["person", "kind", "revision"], name="ledger_person_kind"),
+            models.Index(fields=["kind", "recorded_at"], name="ledger_kind_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.sequence} {self.kind}"
+
+
+class Acknowledgement(models.Model):
+    """A person's signature of one revision; its evidence is the linked ledger entry."""
+
+    person = models.ForeignKey(User, on_delete=models.PROTECT, related_name="acknowledgements")
+    revision = models.ForeignKey(
+        PolicyRevision, on_delete=models.PROTECT, related_name="acknowledgements"
+    )
+    ledger_entry = models.OneToOneField(LedgerEntry, on_delete=models.PROTECT, related_name="+")
+    receipt_number = models.CharField(max_length=32, unique=True)
+    signed_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-signed_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["person", "revision"], name="one_signature_per_person_and_revision"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.receipt_number}: {self.person} signed {self.revision}"
+
+
+class Receipt(models.Model):
+    """The sealed PDF issued for an acknowledgement, stored once: the bytes are the evidence."""
+
+    acknowledgement = models.OneToOneField(
+        Acknowledgement, on_delete=models.PROTECT, related_name="receipt"
+    )
+    pdf = models.FileField(upload_to="receipts/%Y/%m/")
+    sha256 = models.CharField(max_length=64)
+    seal_fingerprint = models.CharField(max_length=64)
+    timestamped = models.BooleanField()
+    issued_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"Receipt {self.acknowledgement.receipt_number}"

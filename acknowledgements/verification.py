@@ -1,0 +1,120 @@
+"""Is this receipt genuine? Every check an auditor would make, each with its result in words."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from django.utils.translation import gettext as _
+
+from . import ledger, receipts
+from .models import Acknowledgement, Receipt
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    passed: bool
+    detail: str
+
+
+@dataclass
+class ReceiptVerdict:
+    checks: list[Check] = field(default_factory=list)
+    receipt_number: str | None = None
+    is_receipt: bool = True
+
+    @property
+    def genuine(self) -> bool:
+        return self.is_receipt and bool(self.checks) and all(c.passed for c in self.checks)
+
+    def add(self, name: str, passed: bool, detail: str) -> bool:
+        self.checks.append(Check(name, passed, detail))
+        return passed
+
+
+def _receipt_number(evidence: bytes | None) -> str | None:
+    if not evidence:
+        return None
+    try:
+        value = json.loads(evidence).get("receipt_number")
+    except (ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None
+
+
+def verify_receipt(data: bytes) -> ReceiptVerdict:
+    """Check an uploaded receipt against its seal, the stored receipt and the ledger."""
+    identity = receipts.load_sealing_identity()
+    report = receipts.inspect_receipt(data, trust_roots_pem=trusted_roots(identity))
+    verdict = ReceiptVerdict()
+    if not report.is_pdf or not report.sealed:
+        verdict.is_receipt = False
+        verdict.add(_("Portal seal present"), False, report.problem or _("No seal was found."))
+        return verdict
+    verdict.add(
+        _("Seal intact"),
+        report.intact,
+        _("The file has not changed since it was sealed.") if report.intact else report.problem,
+    )
+    verdict.add(
+        _("Sealed by this portal"),
+        report.trusted,
+        _("The seal chains to this portal's own root certificate.")
+        if report.trusted
+        else _("The seal was not made by a certificate this portal trusts."),
+    )
+    verdict.add(
+        _("Seal covers the whole file"),
+        report.covers_whole_file,
+        _("Nothing was added after sealing.")
+        if report.covers_whole_file
+        else _("Content was appended to the file after it was sealed."),
+    )
+    number = verdict.receipt_number = _receipt_number(report.evidence_json)
+    stored = (
+        Receipt.objects.select_related("acknowledgement__ledger_entry")
+        .filter(acknowledgement__receipt_number=number)
+        .first()
+        if number
+        else None
+    )
+    file_sha256 = ledger.sha256_hex(data)
+    if not verdict.add(
+        _("Matches the stored receipt"),
+        stored is not None and stored.sha256 == file_sha256,
+        _("The file's SHA-256 equals the one stored when the receipt was issued.")
+        if stored is not None and stored.sha256 == file_sha256
+        else _("No receipt with this content was issued by this portal."),
+    ):
+        return verdict
+    entry = stored.acknowledgement.ledger_entry
+    evidence_matches = ledger.sha256_hex(report.evidence_json or b"") == entry.payload_sha256
+    verdict.add(
+        _("Evidence matches the ledger"),
+        evidence_matches,
+        _("The attached evidence.json hashes to ledger entry %(sequence)s.")
+        % {"sequence": entry.sequence}
+        if evidence_matches
+        else _("The attached evidence differs from the ledger's record."),
+    )
+    chain = ledger.verify_chain(up_to=entry.sequence)
+    verdict.add(
+        _("Ledger chain intact up to this signature"),
+        chain.intact,
+        _("%(rows)s ledger entries recomputed, ending at hash %(hash)s.")
+        % {"rows": chain.rows_checked, "hash": chain.head_hash}
+        if chain.intact
+        else chain.summary(),
+    )
+    return verdict
+
+
+def trusted_roots(identity: receipts.SealingIdentity) -> list[bytes]:
+    return [identity.root_pem]
+
+
+def acknowledgement_for(verdict: ReceiptVerdict) -> Acknowledgement | None:
+    if not verdict.receipt_number:
+        return None
+    return Acknowledgement.objects.filter(receipt_number=verdict.receipt_number).first()

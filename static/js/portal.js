@@ -1,0 +1,39 @@
+// Progressive enhancements only: every page works without this file.
+(function () {
+  "use strict";
+
+  // Tell the server the viewer's time zone so times are shown in it (and recorded as evidence).
+  var zone = "";
+  try { zone = Intl.DateTimeFormat().resolvedOptions().timeZone || ""; } catch (e) { zone = ""; }
+  if (zone && document.cookie.indexOf("portal_tz=" + zone) === -1) {
+    document.cookie = "portal_tz=" + encodeURIComponent(zone) + "; path=/; SameSite=Lax; max-age=31536000";
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("input[name='browser_time_zone']").forEach(function (input) {
+      input.value = zone;
+    });
+
+    // Pages waiting for background work (a receipt being sealed) look again by themselves.
+    var waiting = document.querySelector("[data-refresh-seconds]");
+    if (waiting) {
+      var seconds = parseInt(waiting.getAttribute("data-refresh-seconds"), 10) || 5;
+      window.setTimeout(function () { window.location.reload(); }, seconds * 1000);
+    }
+
+    // Reading progress through a policy text.
+    var bar = document.querySelector(".reading-progress__bar");
+    var text = document.querySelector(".policy-text");
+    if (bar && text) {
+      var update = function () {
+        var rect = text.getBoundingClientRect();
+        var total = rect.height - window.innerHeight;
+        var done = total > 0 ? Math.min(1, Math.max(0, -rect.top / total)) : 1;
+        bar.style.transform = "scaleX(" + done + ")";
+      };
+      window.addEventListener("scroll", update, { passive: true });
+      window.addEventListener("resize", update);
+      update();
+    }
+  });
+})();

@@ -1,0 +1,246 @@
+"""Shared fixtures: small factories for people, policies and revisions, and the skip rules.
+
+Tests that need PostgreSQL (`@pytest.mark.postgres`) or Chromium (`@pytest.mark.browser`)
+skip with a reason on a laptop without them; REQUIRE_POSTGRES=1 / REQUIRE_BROWSER=1 (set by
+CI) turn those skips into failures.
+"""
+
+import datetime as dt
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.contrib.auth.models import Group
+from django.db import connection
+from django.utils import timezone
+
+from acknowledgements import services
+from acknowledgements.evidence import ClientEvidence
+from acknowledgements.models import Audience, PolicyRevision, User
+from acknowledgements.roles import AUDITORS, POLICY_ADMINISTRATORS
+
+PASSWORD = "correct-horse-battery-staple"
+APPEND_ONLY_TABLES = [
+    "acknowledgements_ledgerentry",
+    "acknowledgements_acknowledgement",
+    "acknowledgements_receipt",
+    "acknowledgements_policyrevision",
+    "acknowledgements_policyrevision_audiences",
+]
+
+
+def pytest_configure(config):
+    # Keep sealing keys and stored receipts of the test run out of the developer's home.
+    scratch = Path(tempfile.mkdtemp(prefix="aup-portal-tests-"))
+    settings.PORTAL_SEALING_DIR = scratch / "sealing"
+    settings.MEDIA_ROOT = scratch / "media"
+    settings.PORTAL_BASE_URL = "http://testserver"
+
+
+def _required(variable: str) -> bool:
+    return os.environ.get(variable, "") not in ("", "0")
+
+
+def skip_or_fail(reason: str, variable: str):
+    if _required(variable):
+        pytest.fail(f"{reason} ({variable}=1 makes this a failure)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(autouse=True)
+def _require_postgres(request):
+    if request.node.get_closest_marker("postgres") and connection.vendor != "postgresql":
+        skip_or_fail(
+            "needs PostgreSQL: set DATABASE_URL to a PostgreSQL database", "REQUIRE_POSTGRES"
+        )
+
+
+# --- Factories ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def audiences(db) -> dict[str, Audience]:
+    return {a.slug: a for a in Audience.objects.all()}
+
+
+@pytest.fixture
+def make_person(db, audiences):
+    counter = iter(range(1, 10_000))
+
+    def make(
+        name: str = "Ada Lovelace",
+        *,
+        email: str | None = None,
+        audience: str | None = "employees",
+        role: str | None = None,
+        joined: dt.datetime | None = None,
+    ) -> User:
+        user = User.objects.create_user(
+            email=email or f"person{next(counter)}@example.com",
+            password=PASSWORD,
+            full_name=name,
+            date_joined=joined or timezone.now() - dt.timedelta(days=365),
+        )
+        if audience:
+            user.audiences.add(audiences[audience])
+        if role:
+            user.groups.add(Group.objects.get(name=role))
+        return user
+
+    return make
+
+
+@pytest.fixture
+def signer(make_person) -> User:
+    return make_person("Ada Lovelace", email="ada@example.com")
+
+
+@pytest.fixture
+def admin_user(make_person) -> User:
+    return make_person("Grace Hopper", email="grace@example.com", role=POLICY_ADMINISTRATORS)
+
+
+@pytest.fixture
+def auditor(make_person) -> User:
+    return make_person("Alan Turing", email="alan@example.com", audience=None, role=AUDITORS)
+
+
+POLICY_BODY = "# Test Policy\n\n## 1. Purpose\n\nBe excellent.\n\n## 2. Scope\n\nEveryone.\n"
+
+
+@pytest.fixture
+def make_policy(db, audiences):
+    def make(
+        slug: str = "test-policy",
+        *,
+        name: str = "Test Policy",
+        audience_slugs: tuple[str, ...] = ("employees",),
+    ):
+        return services.create_policy(
+            actor=None,
+            name=name,
+            slug=slug,
+            owner=None,
+            audiences=[audiences[s] for s in audience_slugs],
+        )
+
+    return make
+
+
+@pytest.fixture
+def publish(db):
+    """Publish a revision of a policy: `publish(policy, "1.0", effective_at=..., change=...)`."""
+
+    def make(
+        policy,
+        version: str,
+        *,
+        body: str = POLICY_BODY,
+        change: str = PolicyRevision.Change.MATERIAL,
+        effective_at: dt.datetime | None = None,
+        due_days: int = 14,
+    ) -> PolicyRevision:
+        draft = services.create_draft(
+            actor=None,
+            policy=policy,
+            version=version,
+            body=body + f"\nVersion {version}.\n",
+            change=change,
+            effective_at=effective_at or timezone.now() - dt.timedelta(seconds=1),
+            due_days=due_days,
+        )
+        return services.publish_revision(actor=None, revision=draft)
+
+    return make
+
+
+@pytest.fixture
+def policy(make_policy):
+    return make_policy()
+
+
+@pytest.fixture
+def revision(policy, publish) -> PolicyRevision:
+    return publish(policy, "1.0")
+
+
+def client_evidence(**overrides) -> ClientEvidence:
+    values = {
+        "ip": "192.0.2.10",
+        "user_agent": "Mozilla/5.0 (X11; Linux x86_64) TestBrowser/1.0",
+        "request_id": "test-request-0001",
+        "session_key_sha256": "a" * 64,
+        "auth_method": "password",
+        "authenticated_at": timezone.now(),
+        "mfa": False,
+        "browser_time_zone": "Europe/Paris",
+        "locale": "en",
+    }
+    return ClientEvidence(**(values | overrides))
+
+
+@pytest.fixture
+def sign(db):
+    """Sign a revision through the service, as the signing view does."""
+
+    def do(person: User, revision: PolicyRevision, **overrides):
+        arguments = {
+            "person": person,
+            "revision": revision,
+            "typed_name": person.full_name,
+            "checkbox_ticked": True,
+            "consent_accepted": True,
+            "client": client_evidence(),
+        } | overrides
+        return services.record_acknowledgement(**arguments)
+
+    return do
+
+
+@pytest.fixture
+def logged_in(client):
+    def login(user: User):
+        client.force_login(user)
+        return client
+
+    return login
+
+
+# --- Databases with the append-only triggers ------------------------------------------------------
+
+
+def set_evidence_triggers(enabled: bool) -> None:
+    """Switch the append-only triggers (PostgreSQL); only tests that tamper or flush need this."""
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        # Deferred foreign-key checks count as pending trigger events, which block ALTER TABLE.
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        for table in APPEND_ONLY_TABLES:
+            cursor.execute(
+                "SELECT tgname FROM pg_trigger WHERE tgrelid = %s::regclass AND NOT tgisinternal",
+                [table],
+            )
+            for (trigger,) in cursor.fetchall():
+                switch = "ENABLE ALWAYS" if enabled else "DISABLE"
+                cursor.execute(f"ALTER TABLE {table} {switch} TRIGGER {trigger}")
+
+
+@pytest.fixture
+def _reenable_triggers_after_flush(django_db_blocker):
+    yield
+    with django_db_blocker.unblock():
+        set_evidence_triggers(True)
+
+
+@pytest.fixture
+def evidence_db(_reenable_triggers_after_flush, transactional_db):
+    """A transactional database whose append-only tables can be emptied after the test.
+
+    Django empties the tables of a transactional test with TRUNCATE, which the triggers
+    refuse; they are switched off for that flush only and on again right after it.
+    """
+    yield
+    set_evidence_triggers(False)

@@ -1,0 +1,134 @@
+import hashlib
+import json
+
+import pytest
+from django.core.management import call_command
+from django.db import connection, transaction
+
+from acknowledgements import ledger
+from acknowledgements.models import LedgerEntry
+from tests.conftest import set_evidence_triggers
+
+
+def append_events(count: int, **payload):
+    with transaction.atomic():
+        return [
+            ledger.append(kind=LedgerEntry.Kind.ADMIN_ACTION, payload={"n": n, **payload})
+            for n in range(count)
+        ]
+
+
+def test_canonical_bytes_are_sorted_compact_utf8():
+    assert ledger.canonical_bytes({"b": 1, "a": "é"}) == '{"a":"é","b":1}'.encode()
+
+
+def test_entries_form_a_chain(db):
+    first, second = append_events(2)
+    assert (first.sequence, second.sequence) == (1, 2)
+    assert first.previous_hash == ledger.GENESIS_HASH
+    assert second.previous_hash == first.row_hash
+    assert first.payload_sha256 == hashlib.sha256(bytes(first.payload)).hexdigest()
+    expected = hashlib.sha256(f"2\n{first.row_hash}\n{second.payload_sha256}".encode()).hexdigest()
+    assert second.row_hash == expected
+
+
+def test_payload_covers_the_columns(db):
+    (entry,) = append_events(1)
+    payload = json.loads(bytes(entry.payload))
+    assert payload["event"] == "admin_action"
+    assert payload["recorded_at"] == ledger.utc_iso(entry.recorded_at)
+    assert payload["recorded_at"].endswith("Z")
+
+
+def test_append_outside_a_transaction_is_refused(evidence_db):
+    with pytest.raises(RuntimeError):
+        ledger.append(kind=LedgerEntry.Kind.ADMIN_ACTION, payload={})
+
+
+def test_intact_chain_verifies(db, capsys):
+    entries = append_events(5)
+    result = ledger.verify_chain()
+    assert result.intact and result.rows_checked == 5 and result.head_hash == entries[-1].row_hash
+    call_command("verify_ledger")
+    assert capsys.readouterr().out.strip() == (
+        f"Ledger intact: 5 rows checked, head hash {entries[-1].row_hash}."
+    )
+
+
+def tamper(sql: str, params=()):
+    """Change the ledger behind the application's back, as an attacker with SQL access could."""
+    set_evidence_triggers(False)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+    set_evidence_triggers(True)
+
+
+def verify_ledger_exit() -> tuple[int, str]:
+    from io import StringIO
+
+    out = StringIO()
+    with pytest.raises(SystemExit) as exited:
+        call_command("verify_ledger", stdout=out, stderr=out)
+    return exited.value.code, out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("sql", "failed_at", "reason"),
+    [
+        (
+            "UPDATE acknowledgements_ledgerentry SET payload = %s WHERE sequence = 3",
+            3,
+            "payload changed",
+        ),
+        ("DELETE FROM acknowledgements_ledgerentry WHERE sequence = 2", 2, "row missing"),
+        (
+            "UPDATE acknowledgements_ledgerentry SET previous_hash = %s WHERE sequence = 4",
+            4,
+            "broken link",
+        ),
+        (
+            "UPDATE acknowledgements_ledgerentry SET row_hash = %s WHERE sequence = 5",
+            5,
+            "row hash changed",
+        ),
+        (
+            "UPDATE acknowledgements_ledgerentry SET kind = 'signed' WHERE sequence = 1",
+            1,
+            "column 'event' disagrees",
+        ),
+    ],
+)
+def test_every_kind_of_tampering_is_reported(db, sql, failed_at, reason):
+    append_events(6)
+    params = []
+    if "payload" in sql:
+        params = [ledger.canonical_bytes({"forged": True})]
+    elif "%s" in sql:
+        params = ["f" * 64]
+    tamper(sql, params)
+    result = ledger.verify_chain()
+    assert not result.intact
+    assert result.failed_sequence == failed_at
+    assert reason in result.problem
+    code, output = verify_ledger_exit()
+    assert code == 1
+    assert f"sequence {failed_at} fails" in output and reason in output
+
+
+def test_payload_rewritten_with_matching_hash_breaks_the_next_link(db):
+    append_events(3)
+    forged = ledger.canonical_bytes({"forged": True})
+    tamper(
+        "UPDATE acknowledgements_ledgerentry SET payload = %s, payload_sha256 = %s WHERE sequence = 2",
+        [forged, hashlib.sha256(forged).hexdigest()],
+    )
+    result = ledger.verify_chain()
+    assert result.failed_sequence == 2
+    assert "row hash changed" in result.problem
+
+
+def test_verification_can_stop_at_a_row(db):
+    append_events(4)
+    tamper("DELETE FROM acknowledgements_ledgerentry WHERE sequence = 4")
+    assert ledger.verify_chain(up_to=3).intact
+    assert not ledger.verify_chain(up_to=4).intact
