@@ -53,7 +53,7 @@ class Timeline:
             return cls(None, None, frozenset(), later[0] if later else None)
         baseline = next((r for r in reversed(in_effect) if r.is_material), in_effect[0])
         covering = frozenset(r.pk for r in in_effect if _order(r) >= _order(baseline))
-        return cls(in_effect[-1], baseline, covering, later[-1] if later else None)
+        return cls(in_effect[-1], baseline, covering, later[0] if later else None)
 
     def applies_to(self, audience_ids: set[int]) -> bool:
         if self.current is None:

@@ -20,6 +20,7 @@ from django.utils import translation
 
 from .ledger import utc_iso
 from .middleware import current_request_id
+from .proxies import is_trusted_proxy
 
 MAX_USER_AGENT = 1000
 
@@ -54,20 +55,6 @@ class ClientEvidence:
         }
 
 
-def _is_trusted_proxy(address: str) -> bool:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    for entry in settings.PORTAL_TRUSTED_PROXIES:
-        try:
-            if ip in ipaddress.ip_network(entry, strict=False):
-                return True
-        except ValueError:
-            continue
-    return False
-
-
 def client_ip(request) -> str | None:
     """The client's address: X-Forwarded-For is believed only when sent by a trusted proxy.
 
@@ -75,11 +62,11 @@ def client_ip(request) -> str | None:
     trusted proxy is the client.
     """
     remote = request.META.get("REMOTE_ADDR") or None
-    if remote is None or not _is_trusted_proxy(remote):
+    if remote is None or not is_trusted_proxy(remote):
         return remote
     forwarded = [a.strip() for a in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
     for address in reversed([a for a in forwarded if a]):
-        if not _is_trusted_proxy(address):
+        if not is_trusted_proxy(address):
             try:
                 return str(ipaddress.ip_address(address))
             except ValueError:
@@ -99,7 +86,7 @@ def browser_zone(name: str) -> str | None:
 
 
 def _authentication(request) -> tuple[str | None, dt.datetime | None, bool]:
-    records = get_authentication_records(request)
+    records = get_authentication_records(request, request.user)
     if not records:
         return None, None, False
     methods = []

@@ -70,14 +70,18 @@ def append(
     person: User | None = None,
     actor: User | None = None,
     revision: PolicyRevision | None = None,
+    recorded_at: dt.datetime | None = None,
 ) -> LedgerEntry:
-    """Append one evidence event to the chain; call inside the transaction that needs it."""
+    """Append one evidence event to the chain; call inside the transaction that needs it.
+
+    `recorded_at` (default: now) lets a caller put the same server time in its own rows.
+    """
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("Ledger appends must run inside a transaction.")
     lock_chain()
     head = LedgerEntry.objects.order_by("-sequence").values_list("sequence", "row_hash").first()
     sequence, previous_hash = (head[0] + 1, head[1]) if head else (1, GENESIS_HASH)
-    recorded_at = timezone.now()
+    recorded_at = recorded_at or timezone.now()
     body = canonical_bytes(
         {
             **payload,

@@ -8,9 +8,11 @@ from contextvars import ContextVar
 
 from django.utils import timezone
 
+from .proxies import is_trusted_proxy
+
 _request_id: ContextVar[str] = ContextVar("request_id", default="-")
-# A request id from the load balancer is kept only when it looks like one; anything else
-# would let a client write arbitrary text into the evidence.
+# A request id from the load balancer is kept only when a trusted proxy sent it and it looks
+# like one; otherwise a client could choose the id written into its own evidence.
 _INCOMING_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 TIMEZONE_COOKIE = "portal_tz"
 
@@ -25,7 +27,8 @@ class RequestIdMiddleware:
 
     def __call__(self, request):
         incoming = request.headers.get("X-Request-Id", "")
-        request.id = incoming if _INCOMING_ID.match(incoming) else uuid.uuid4().hex
+        trusted = is_trusted_proxy(request.META.get("REMOTE_ADDR", ""))
+        request.id = incoming if trusted and _INCOMING_ID.match(incoming) else uuid.uuid4().hex
         token = _request_id.set(request.id)
         try:
             response = self.get_response(request)

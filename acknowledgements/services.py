@@ -50,7 +50,7 @@ def signable_revision(*, person: User, policy: Policy, version: str) -> PolicyRe
     if revision is None:
         raise ActionRefused(_("This version of the policy is not published."))
     if revision != timeline.current:
-        if timeline.current and revision.effective_at > timezone.now():
+        if revision.effective_at > timezone.now():
             raise ActionRefused(_("This version is not in effect yet."))
         raise ActionRefused(
             _("This version has been replaced; please read and sign the current version.")
@@ -167,6 +167,7 @@ def record_acknowledgement(
     receipt_number = _new_receipt_number()
     signed_at = timezone.now()
     entry = ledger.append(
+        recorded_at=signed_at,
         kind=LedgerEntry.Kind.SIGNED,
         person=person,
         revision=revision,
@@ -194,7 +195,7 @@ def record_acknowledgement(
         revision=revision,
         ledger_entry=entry,
         receipt_number=receipt_number,
-        signed_at=entry.recorded_at,
+        signed_at=signed_at,
     )
     transaction.on_commit(partial(tasks.issue_receipt.enqueue, acknowledgement.pk))
     return acknowledgement

@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from django.apps import apps as django_apps
 from django.conf import settings
 from django.contrib.auth.models import Group
 from django.db import connection
@@ -19,7 +20,7 @@ from django.utils import timezone
 from acknowledgements import services
 from acknowledgements.evidence import ClientEvidence
 from acknowledgements.models import Audience, PolicyRevision, User
-from acknowledgements.roles import AUDITORS, POLICY_ADMINISTRATORS
+from acknowledgements.roles import AUDITORS, POLICY_ADMINISTRATORS, install_roles_and_audiences
 
 PASSWORD = "correct-horse-battery-staple"
 APPEND_ONLY_TABLES = [
@@ -37,6 +38,13 @@ def pytest_configure(config):
     settings.PORTAL_SEALING_DIR = scratch / "sealing"
     settings.MEDIA_ROOT = scratch / "media"
     settings.PORTAL_BASE_URL = "http://testserver"
+    # Tests serve static files from the source folders; production serves a collected,
+    # hashed copy (collectstatic) that a test run has no reason to build.
+    settings.STORAGES = settings.STORAGES | {
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}
+    }
+    settings.WHITENOISE_AUTOREFRESH = True
+    settings.WHITENOISE_USE_FINDERS = True
 
 
 def _required(variable: str) -> bool:
@@ -229,18 +237,21 @@ def set_evidence_triggers(enabled: bool) -> None:
 
 
 @pytest.fixture
-def _reenable_triggers_after_flush(django_db_blocker):
+def evidence_db(transactional_db):
+    """A transactional database whose append-only tables can be emptied after the test.
+
+    A transactional test starts from empty tables, so the rows that migrations create (roles,
+    audiences) are created again first. Django empties the tables afterwards with TRUNCATE,
+    which the triggers refuse: they are switched off at the end of the test (fixture order
+    does not let them be switched on again right after the flush, so every test that relies
+    on them asks for `enforced_triggers`).
+    """
+    set_evidence_triggers(True)
+    install_roles_and_audiences(django_apps)
     yield
-    with django_db_blocker.unblock():
-        set_evidence_triggers(True)
+    set_evidence_triggers(False)
 
 
 @pytest.fixture
-def evidence_db(_reenable_triggers_after_flush, transactional_db):
-    """A transactional database whose append-only tables can be emptied after the test.
-
-    Django empties the tables of a transactional test with TRUNCATE, which the triggers
-    refuse; they are switched off for that flush only and on again right after it.
-    """
-    yield
-    set_evidence_triggers(False)
+def enforced_triggers(db):
+    set_evidence_triggers(True)

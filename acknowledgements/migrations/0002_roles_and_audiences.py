@@ -1,27 +1,13 @@
-from django.contrib.auth.management import create_permissions
 from django.db import migrations
 
-from acknowledgements.roles import AUDIENCES, ROLE_PERMISSIONS
+from acknowledgements.roles import AUDIENCES, ROLE_PERMISSIONS, install_roles_and_audiences
 
 
 def create_roles_and_audiences(apps, schema_editor):
-    # Permissions are normally created after all migrations; the groups need them now.
     for app_config in apps.get_app_configs():
+        # Historical app configs have no models module, which create_permissions requires.
         app_config.models_module = True
-        create_permissions(app_config, verbosity=0, apps=apps)
-        app_config.models_module = None
-    Group = apps.get_model("auth", "Group")
-    Permission = apps.get_model("auth", "Permission")
-    Audience = apps.get_model("acknowledgements", "Audience")
-    for slug, name in AUDIENCES.items():
-        Audience.objects.get_or_create(slug=slug, defaults={"name": name})
-    for group_name, permissions in ROLE_PERMISSIONS.items():
-        group, _ = Group.objects.get_or_create(name=group_name)
-        for dotted in permissions:
-            app_label, codename = dotted.split(".")
-            group.permissions.add(
-                Permission.objects.get(content_type__app_label=app_label, codename=codename)
-            )
+    install_roles_and_audiences(apps)
 
 
 def remove_roles_and_audiences(apps, schema_editor):
