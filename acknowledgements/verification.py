@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from django.utils.translation import gettext as _
 
 from . import ledger, receipts
-from .models import Acknowledgement, Receipt
+from .models import Receipt
 
 
 @dataclass(frozen=True)
@@ -112,9 +112,3 @@ def verify_receipt(data: bytes) -> ReceiptVerdict:
 
 def trusted_roots(identity: receipts.SealingIdentity) -> list[bytes]:
     return [identity.root_pem]
-
-
-def acknowledgement_for(verdict: ReceiptVerdict) -> Acknowledgement | None:
-    if not verdict.receipt_number:
-        return None
-    return Acknowledgement.objects.filter(receipt_number=verdict.receipt_number).first()

@@ -286,11 +286,9 @@ LOGGING = {
 PORTAL_COMPANY_NAME = env_str("PORTAL_COMPANY_NAME", "Voipkonnec")
 PORTAL_BASE_URL = env_str("PORTAL_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
 PORTAL_OPEN_SIGNUP = env_bool("PORTAL_OPEN_SIGNUP")
-PORTAL_COMPLIANCE_EMAIL = env_str("PORTAL_COMPLIANCE_EMAIL", "compliance@voipkonnec.com")
 # Addresses of reverse proxies whose X-Forwarded-For is believed; every other client's
 # forwarded header is ignored and the socket address is recorded.
 PORTAL_TRUSTED_PROXIES = env_list("PORTAL_TRUSTED_PROXIES")
-PORTAL_SIGNING_REAUTH_MINUTES = env_int("PORTAL_SIGNING_REAUTH_MINUTES", 60)
 
 # Receipt sealing: PEM paths of the sealing key, its certificate and the root to trust. When
 # unset, a local CA is created on first use in PORTAL_SEALING_DIR (outside the repository).

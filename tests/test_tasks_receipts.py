@@ -1,0 +1,247 @@
+"""From a signature to its sealed receipt: the tasks, the stored file, the email, the download."""
+
+import hashlib
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from acknowledgements import ledger, services
+from acknowledgements.models import Acknowledgement, LedgerEntry, Receipt
+from acknowledgements.receipts import NOT_RECORDED, inspect_receipt, load_sealing_identity
+from tests.conftest import client_evidence
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    # Every factory person gets a password; the production hasher takes most of a second.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def issued(signer, revision, sign, mailoutbox, django_capture_on_commit_callbacks):
+    """One signature whose on-commit chain ran: receipt issued, stored and emailed."""
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        acknowledgement = sign(signer, revision)
+    receipt = Receipt.objects.get()
+    with receipt.pdf.open("rb") as stored:
+        pdf = stored.read()
+    return SimpleNamespace(
+        acknowledgement=acknowledgement,
+        receipt=receipt,
+        pdf=pdf,
+        callbacks=callbacks,
+        outbox=mailoutbox,
+    )
+
+
+def receipt_issued_entries():
+    return LedgerEntry.objects.filter(kind=LedgerEntry.Kind.RECEIPT_ISSUED)
+
+
+def pdf_text(pdf: bytes, tmp_path: Path) -> str:
+    """The PDF's text as pdftotext extracts it, whitespace collapsed."""
+    if shutil.which("pdftotext") is None:
+        pytest.skip("pdftotext (poppler-utils) is not installed: cannot read the receipt's text")
+    path = tmp_path / "receipt.pdf"
+    path.write_bytes(pdf)
+    result = subprocess.run(
+        ["pdftotext", "-enc", "UTF-8", str(path), "-"], capture_output=True, check=True
+    )
+    return " ".join(result.stdout.decode().split())
+
+
+# --- Issuing ---------------------------------------------------------------------------------
+
+
+def test_signing_issues_one_sealed_receipt_recorded_in_the_ledger(issued, signer):
+    acknowledgement, receipt = issued.acknowledgement, issued.receipt
+
+    # Both on-commit steps ran: the receipt task, then (nested) the email task.
+    assert len(issued.callbacks) == 2
+    assert Receipt.objects.count() == 1
+    assert receipt.acknowledgement_id == acknowledgement.pk
+    assert receipt.sha256 == hashlib.sha256(issued.pdf).hexdigest()
+    assert receipt.seal_fingerprint == load_sealing_identity().fingerprint
+    assert receipt.timestamped is False  # no timestamp authority is configured in tests
+
+    entry = receipt_issued_entries().get()
+    payload = ledger.decode(entry)
+    assert entry.person_id == signer.pk
+    assert entry.revision_id == acknowledgement.revision_id
+    assert entry.sequence > acknowledgement.ledger_entry.sequence
+    assert payload["receipt_number"] == acknowledgement.receipt_number
+    assert payload["pdf_sha256"] == receipt.sha256
+    assert payload["signed_sequence"] == acknowledgement.ledger_entry.sequence
+    assert payload["seal_fingerprint"] == receipt.seal_fingerprint
+    assert payload["timestamped"] is False
+    assert receipt.issued_at == entry.recorded_at
+    assert ledger.verify_chain().intact
+
+    report = inspect_receipt(issued.pdf, trust_roots_pem=[load_sealing_identity().root_pem])
+    assert report.problem == ""
+    assert report.signer_fingerprint == receipt.seal_fingerprint
+
+
+def test_the_receipt_is_emailed_to_the_signer(issued, signer, revision):
+    number = issued.acknowledgement.receipt_number
+
+    assert len(issued.outbox) == 1
+    message = issued.outbox[0]
+    assert message.to == [signer.email]
+    assert number in message.subject
+    assert revision.policy.name in message.subject
+
+    attachments = [(name, content, mime) for name, content, mime in message.attachments]
+    assert len(attachments) == 1
+    name, content, mime = attachments[0]
+    assert name == f"receipt-{number}.pdf"
+    assert mime == "application/pdf"
+    assert content == issued.pdf
+
+    text_body = message.body
+    ((html_body, html_type),) = message.alternatives
+    assert html_type == "text/html"
+    for body in (text_body, html_body):
+        assert revision.policy.name in body
+        assert f"version {revision.version}" in body
+        assert number in body
+        assert revision.text_sha256 in body
+        assert signer.full_name in body
+
+
+def test_issuing_again_returns_the_same_receipt_and_records_nothing(
+    issued, django_capture_on_commit_callbacks
+):
+    entries = LedgerEntry.objects.count()
+
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        again = services.issue_receipt(acknowledgement_id=issued.acknowledgement.pk)
+
+    assert again.pk == issued.receipt.pk
+    assert again.sha256 == issued.receipt.sha256
+    assert Receipt.objects.count() == 1
+    assert LedgerEntry.objects.count() == entries
+    assert receipt_issued_entries().count() == 1
+    assert callbacks == []  # no second email queued
+    assert len(issued.outbox) == 1
+
+
+def test_receipt_prints_the_recorded_evidence(issued, signer, revision, tmp_path):
+    text = pdf_text(issued.pdf, tmp_path)
+    compact = re.sub(r"\s+", "", text)
+    evidence = client_evidence()
+
+    assert issued.acknowledgement.receipt_number in text
+    assert signer.full_name in text
+    assert signer.email in text
+    assert revision.text_sha256 in compact
+    assert issued.acknowledgement.ledger_entry.payload_sha256 in compact
+    assert issued.acknowledgement.ledger_entry.row_hash in compact
+    assert issued.receipt.seal_fingerprint in compact
+    # Recorded facts are printed as recorded, never as "not recorded".
+    assert f"IP address {evidence.ip}" in text
+    assert "IP address not recorded" not in text
+    assert "User agent not recorded" not in text
+    assert re.sub(r"\s+", "", evidence.user_agent) in compact
+    assert f"Request id {evidence.request_id}" in text
+    assert "Browser time zone Europe/Paris" in text
+    assert "Typed name Ada Lovelace" in text
+    for label in ("Name", "Email", "Signed at", "Typed name", "Company", "Text SHA-256"):
+        assert f"{label} {NOT_RECORDED}" not in text
+
+
+def test_attached_evidence_is_the_ledger_payload_byte_for_byte(issued):
+    entry = issued.acknowledgement.ledger_entry
+    report = inspect_receipt(issued.pdf, trust_roots_pem=[load_sealing_identity().root_pem])
+
+    assert report.evidence_json == bytes(entry.payload)
+    assert hashlib.sha256(report.evidence_json).hexdigest() == entry.payload_sha256
+    assert json.loads(report.evidence_json)["receipt_number"] == (
+        issued.acknowledgement.receipt_number
+    )
+    assert report.policy_source == issued.acknowledgement.revision.body
+
+
+# --- Download and confirmation pages ---------------------------------------------------------
+
+
+def download(client, number: str):
+    response = client.get(f"/acknowledgements/{number}/receipt.pdf")
+    # Exhausting the stream makes the test client close the response and its file, as a WSGI
+    # server would. Closing it again would fire request_finished and close the connection.
+    body = b"".join(response.streaming_content) if response.streaming else b""
+    return response, body
+
+
+def test_the_signer_downloads_their_receipt(issued, signer, logged_in):
+    number = issued.acknowledgement.receipt_number
+
+    response, body = download(logged_in(signer), number)
+
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/pdf"
+    assert response["Content-Disposition"].startswith("attachment")
+    assert f'filename="receipt-{number}.pdf"' in response["Content-Disposition"]
+    assert body == issued.pdf
+
+
+@pytest.mark.parametrize("who", ["auditor", "admin_user"])
+def test_auditors_and_administrators_download_any_receipt(issued, logged_in, request, who):
+    response, body = download(
+        logged_in(request.getfixturevalue(who)), issued.acknowledgement.receipt_number
+    )
+
+    assert response.status_code == 200
+    assert body == issued.pdf
+
+
+def test_another_person_cannot_download_a_receipt(issued, make_person, revision, logged_in):
+    other = make_person("Grace Brewster", email="other@example.com")
+
+    response, body = download(logged_in(other), issued.acknowledgement.receipt_number)
+
+    assert response.status_code == 404
+    assert body == b""
+
+
+def test_an_anonymous_visitor_is_sent_to_log_in(issued, client):
+    number = issued.acknowledgement.receipt_number
+
+    response, _ = download(client, number)
+
+    assert response.status_code == 302
+    assert response["Location"].startswith("/accounts/login/")
+    assert f"/acknowledgements/{number}/receipt.pdf" in response["Location"]
+
+
+def test_confirmation_page_offers_the_receipt_once_it_exists(
+    signer, revision, sign, logged_in, django_capture_on_commit_callbacks
+):
+    client = logged_in(signer)
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        acknowledgement = sign(signer, revision)
+    page = f"/acknowledgements/{acknowledgement.receipt_number}/"
+
+    before = client.get(page)
+    assert before.status_code == 200
+    assert "being prepared" in before.content.decode()
+    assert "Download receipt (PDF)" not in before.content.decode()
+    response, _ = download(client, acknowledgement.receipt_number)
+    assert response.status_code == 404  # no receipt yet
+
+    with django_capture_on_commit_callbacks(execute=True):
+        for callback in callbacks:
+            callback()
+
+    after = client.get(page).content.decode()
+    receipt = Receipt.objects.get(acknowledgement=acknowledgement)
+    assert "Download receipt (PDF)" in after
+    assert f"/acknowledgements/{acknowledgement.receipt_number}/receipt.pdf" in after
+    assert receipt.sha256 in after
+    assert "being prepared" not in after
+    assert Acknowledgement.objects.count() == 1
