@@ -21,6 +21,13 @@
       window.setTimeout(function () { window.location.reload(); }, seconds * 1000);
     }
 
+    // The table of contents starts open where there is room beside the text.
+    if (window.matchMedia("(min-width: 60rem)").matches) {
+      document.querySelectorAll("details[data-open-on-wide]").forEach(function (details) {
+        details.open = true;
+      });
+    }
+
     // Reading progress through a policy text.
     var bar = document.querySelector(".reading-progress__bar");
     var text = document.querySelector(".policy-text");
