@@ -16,6 +16,20 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from django.db.models import (
+    Case,
+    CharField,
+    DateTimeField,
+    Exists,
+    ExpressionWrapper,
+    F,
+    OuterRef,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
+from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from .models import Acknowledgement, LedgerEntry, Policy, PolicyRevision, User
@@ -155,3 +169,65 @@ def standings_for(person: User, *, moment: dt.datetime | None = None) -> list[St
 
 def standing_for(person: User, policy: Policy) -> Standing | None:
     return next((s for s in standings_for(person) if s.policy.pk == policy.pk), None)
+
+
+# --- The same rules as queries over everyone (reports, reminders, fan-out) -----------------------
+
+
+def timeline_for(policy: Policy, moment: dt.datetime | None = None) -> Timeline:
+    revisions = policy.revisions.published().prefetch_related("audiences")
+    return Timeline.at(list(revisions), moment or timezone.now())
+
+
+def people_in_scope(timeline: Timeline, moment: dt.datetime | None = None) -> QuerySet[User]:
+    """Active people in the current revision's audiences who had joined by `moment`."""
+    if timeline.current is None:
+        return User.objects.none()
+    moment = moment or timezone.now()
+    audience_ids = [a.pk for a in timeline.current.audiences.all()]
+    members = User.objects.filter(audiences__in=audience_ids).values("pk")
+    return User.objects.filter(is_active=True, date_joined__lte=moment, pk__in=members)
+
+
+def with_status(people: QuerySet[User], timeline: Timeline, moment: dt.datetime) -> QuerySet[User]:
+    """Annotate each person with `covered_at`, `covering_version`, `declined`, `due_at`, `status`.
+
+    The same rule as `standings_for`, as one query: signed beats declined beats overdue.
+    """
+    assert timeline.baseline is not None
+    covering = Acknowledgement.objects.filter(
+        person=OuterRef("pk"), revision_id__in=timeline.covering_ids, signed_at__lte=moment
+    ).order_by("-signed_at")
+    declined = LedgerEntry.objects.filter(
+        person=OuterRef("pk"),
+        kind=LedgerEntry.Kind.DECLINED,
+        revision_id__in=timeline.covering_ids,
+        recorded_at__lte=moment,
+    )
+    due = ExpressionWrapper(
+        Greatest(Value(timeline.baseline.effective_at), F("date_joined"))
+        + Value(dt.timedelta(days=timeline.baseline.due_days)),
+        output_field=DateTimeField(),
+    )
+    return people.annotate(
+        covered_at=Subquery(covering.values("signed_at")[:1]),
+        covering_version=Subquery(covering.values("revision__version")[:1]),
+        declined=Exists(declined),
+        due_at=due,
+    ).annotate(
+        status=Case(
+            When(covered_at__isnull=False, then=Value(Status.SIGNED)),
+            When(declined=True, then=Value(Status.DECLINED)),
+            When(due_at__lt=moment, then=Value(Status.OVERDUE)),
+            default=Value(Status.PENDING),
+            output_field=CharField(),
+        )
+    )
+
+
+def uncovered_people(timeline: Timeline, moment: dt.datetime | None = None) -> QuerySet[User]:
+    """People in scope without a signature that covers them at `moment` (annotated as above)."""
+    moment = moment or timezone.now()
+    return with_status(people_in_scope(timeline, moment), timeline, moment).filter(
+        covered_at__isnull=True
+    )

@@ -19,8 +19,8 @@ from django.conf import settings
 from django.utils import translation
 
 from .ledger import utc_iso
-from .middleware import current_request_id
 from .proxies import is_trusted_proxy
+from .request_log import current_request_id
 
 MAX_USER_AGENT = 1000
 
@@ -101,6 +101,15 @@ def _authentication(request) -> tuple[str | None, dt.datetime | None, bool]:
     latest = max(float(record.get("at", 0)) for record in records)
     mfa = any(record.get("method") == "mfa" for record in records)
     return " + ".join(dict.fromkeys(methods)), dt.datetime.fromtimestamp(latest, dt.UTC), mfa
+
+
+def needs_fresh_sign_in(request) -> bool:
+    """Whether the last sign-in (or re-authentication) is older than signing allows."""
+    _, authenticated_at, _ = _authentication(request)
+    if authenticated_at is None:
+        return True
+    age = dt.datetime.now(dt.UTC) - authenticated_at
+    return age > dt.timedelta(minutes=settings.PORTAL_SIGNING_REAUTH_MINUTES)
 
 
 def from_request(request, *, browser_time_zone: str = "") -> ClientEvidence:

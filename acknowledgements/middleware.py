@@ -1,24 +1,26 @@
-"""Request ids for logs and evidence, and showing times in the viewer's own time zone."""
+"""Request ids for logs and evidence, times in the viewer's zone, and the signing gate."""
 
-import logging
 import re
 import uuid
 import zoneinfo
-from contextvars import ContextVar
 
-from django.utils import timezone
+from allauth.mfa.models import Authenticator
+from django.conf import settings
+from django.contrib import messages
+from django.shortcuts import redirect
+from django.urls import Resolver404, resolve
+from django.utils import timezone, translation
+from django.utils.functional import SimpleLazyObject
+from django.utils.translation import gettext as _
 
+from .coverage import standings_for
 from .proxies import is_trusted_proxy
+from .request_log import request_id_context
 
-_request_id: ContextVar[str] = ContextVar("request_id", default="-")
 # A request id from the load balancer is kept only when a trusted proxy sent it and it looks
 # like one; otherwise a client could choose the id written into its own evidence.
 _INCOMING_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 TIMEZONE_COOKIE = "portal_tz"
-
-
-def current_request_id() -> str:
-    return _request_id.get()
 
 
 class RequestIdMiddleware:
@@ -29,19 +31,13 @@ class RequestIdMiddleware:
         incoming = request.headers.get("X-Request-Id", "")
         trusted = is_trusted_proxy(request.META.get("REMOTE_ADDR", ""))
         request.id = incoming if trusted and _INCOMING_ID.match(incoming) else uuid.uuid4().hex
-        token = _request_id.set(request.id)
+        token = request_id_context.set(request.id)
         try:
             response = self.get_response(request)
         finally:
-            _request_id.reset(token)
+            request_id_context.reset(token)
         response["X-Request-Id"] = request.id
         return response
-
-
-class RequestIdLogFilter(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = current_request_id()
-        return True
 
 
 def viewer_zone(request) -> zoneinfo.ZoneInfo | None:
@@ -71,3 +67,101 @@ class ViewerTimezoneMiddleware:
             return self.get_response(request)
         finally:
             timezone.deactivate()
+
+
+# Pages a person whose signature is overdue may still open: what they must sign, their own
+# records, verification, and their account (sign-out, password, MFA).
+GATE_OPEN_URL_NAMES = {
+    "policy_detail",
+    "revision_detail",
+    "sign",
+    "decline",
+    "acknowledgement_detail",
+    "receipt_download",
+    "my_acknowledgements",
+    "my_data",
+    "preferences",
+    "verify",
+    # A security incident must be reportable by anyone, overdue or not (the policy's section 8).
+    "concern_new",
+    "concern_thanks",
+}
+GATE_OPEN_PREFIXES = ("/accounts/", "/static/", "/healthz", "/readyz")
+
+
+class SigningGateMiddleware:
+    """Once a signature is overdue, other pages send the person to what they must sign.
+
+    The policy's section 7: access depends on compliance. Exempt accounts (service,
+    break-glass) pass; the exemption is granted through an audited service.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        user = request.user
+        if user.is_authenticated:
+            request.standings = SimpleLazyObject(lambda: standings_for(user))
+            if not user.is_gate_exempt and not self._is_open(request):
+                overdue = [standing for standing in request.standings if standing.overdue]
+                if overdue:
+                    messages.warning(
+                        request,
+                        _("Your signature of %(policy)s is overdue. Please sign it to continue.")
+                        % {"policy": overdue[0].policy.name},
+                    )
+                    return redirect("acknowledgements:policy_detail", slug=overdue[0].policy.slug)
+        return self.get_response(request)
+
+    @staticmethod
+    def _is_open(request) -> bool:
+        if request.path.startswith(GATE_OPEN_PREFIXES):
+            return True
+        try:
+            match = resolve(request.path_info)
+        except Resolver404:
+            return True  # a 404 reveals nothing and blocks nothing
+        return match.url_name in GATE_OPEN_URL_NAMES
+
+
+class StaffMfaMiddleware:
+    """With PORTAL_REQUIRE_MFA_FOR_STAFF, administrators and auditors set up MFA first."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        user = request.user
+        if (
+            settings.PORTAL_REQUIRE_MFA_FOR_STAFF
+            and user.is_authenticated
+            and (user.is_policy_admin or user.is_auditor or user.is_superuser)
+            and not request.path.startswith(GATE_OPEN_PREFIXES)
+            and not Authenticator.objects.filter(
+                user=user, type__in=[Authenticator.Type.TOTP, Authenticator.Type.WEBAUTHN]
+            ).exists()
+        ):
+            messages.warning(
+                request,
+                _("Your role requires two-factor authentication. Please set it up to continue."),
+            )
+            return redirect("mfa_index")
+        return self.get_response(request)
+
+
+class PreferredLanguageMiddleware:
+    """A signed-in person sees the portal in the language saved in their account."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        user = request.user
+        if user.is_authenticated and user.preferred_language:
+            translation.activate(user.preferred_language)
+            request.LANGUAGE_CODE = user.preferred_language
+        response = self.get_response(request)
+        if user.is_authenticated:
+            response.headers.setdefault("Content-Language", translation.get_language())
+        return response

@@ -56,6 +56,12 @@ class User(AbstractBaseUser, PermissionsMixin):
     preferred_language = models.CharField(
         _("preferred language"), max_length=10, choices=settings.LANGUAGES, default="en"
     )
+    gate_exemption = models.CharField(
+        _("exempt from the signing gate because"),
+        max_length=200,
+        blank=True,
+        help_text=_("Service and break-glass accounts only; set through the audited service."),
+    )
     is_active = models.BooleanField(_("active"), default=True)
     is_staff = models.BooleanField(_("staff status"), default=False)
     date_joined = models.DateTimeField(_("date joined"), default=timezone.now)
@@ -79,6 +85,10 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     def get_short_name(self) -> str:
         return self.full_name.split(" ")[0] if self.full_name else self.email
+
+    @property
+    def is_gate_exempt(self) -> bool:
+        return bool(self.gate_exemption)
 
     @property
     def is_policy_admin(self) -> bool:
@@ -146,6 +156,11 @@ class PolicyRevision(models.Model):
     )
     effective_at = models.DateTimeField(_("effective from"), default=timezone.now)
     due_days = models.PositiveSmallIntegerField(_("acknowledge within (days)"), default=14)
+    announce = models.BooleanField(
+        _("email everyone in scope"),
+        default=True,
+        help_text=_("Material revisions are always announced; for a minor one this is optional."),
+    )
     audiences = models.ManyToManyField(Audience, related_name="revisions")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
     created_by = models.ForeignKey(
@@ -244,6 +259,10 @@ class Acknowledgement(models.Model):
                 fields=["person", "revision"], name="one_signature_per_person_and_revision"
             )
         ]
+        indexes = [
+            # Reports: signatures of a revision over time, and "as of" cut-offs.
+            models.Index(fields=["revision", "signed_at"], name="acknowledgement_revision_time")
+        ]
 
     def __str__(self) -> str:
         return f"{self.receipt_number}: {self.person} signed {self.revision}"
@@ -263,3 +282,81 @@ class Receipt(models.Model):
 
     def __str__(self) -> str:
         return f"Receipt {self.acknowledgement.receipt_number}"
+
+
+class Notification(models.Model):
+    """One email to one person about one revision; unique, so a retried task never sends twice."""
+
+    class Kind(models.TextChoices):
+        ANNOUNCEMENT = "announcement", _("New revision to sign")
+        MINOR_NOTICE = "minor_notice", _("Minor revision notice")
+        REMINDER = "reminder", _("Reminder before the due date")
+        OVERDUE = "overdue", _("Overdue notice")
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", _("Queued")
+        SENDING = "sending", _("Being sent")
+        SENT = "sent", _("Sent")
+        FAILED = "failed", _("Failed")
+
+    person = models.ForeignKey(User, on_delete=models.PROTECT, related_name="notifications")
+    revision = models.ForeignKey(
+        PolicyRevision, on_delete=models.PROTECT, related_name="notifications"
+    )
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    # Reminders are told apart by how many days before the due date they went out.
+    days_before_due = models.SmallIntegerField(default=0)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["person", "revision", "kind", "days_before_due"],
+                name="one_notification_per_person_revision_kind",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["status", "next_attempt_at"], name="notification_due"),
+            models.Index(fields=["revision", "status"], name="notification_progress"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} to {self.person.email} ({self.status})"
+
+
+class ConcernReport(models.Model):
+    """A policy violation or security incident reported by a person (the policy's section 8)."""
+
+    class Category(models.TextChoices):
+        VIOLATION = "violation", _("Policy violation")
+        SECURITY = "security", _("Security incident or breach")
+        SUSPICIOUS = "suspicious", _("Suspicious activity")
+        OTHER = "other", _("Something else")
+
+    class Status(models.TextChoices):
+        NEW = "new", _("New")
+        IN_REVIEW = "in_review", _("In review")
+        CLOSED = "closed", _("Closed")
+
+    # Kept even for anonymous reports so abuse can be investigated by the compliance officer
+    # with a legal basis; never shown to administrators when `anonymous` is set.
+    reporter = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
+    anonymous = models.BooleanField(_("hide my name from the policy administrators"))
+    category = models.CharField(_("category"), max_length=20, choices=Category.choices)
+    description = models.TextField(_("what happened"))
+    attachment = models.FileField(_("attachment"), upload_to="concerns/%Y/%m/", blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.NEW)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.get_category_display()} ({self.get_status_display()})"

@@ -1,11 +1,189 @@
-"""Building and sending the portal's emails."""
+"""Building and sending the portal's emails.
+
+Policy notifications are rows (models.Notification) sent in batches with a constant number of
+queries per batch. A batch is claimed (status "sending") before its messages go out and marked
+sent or failed right after, so a restarted worker never sends a row twice. Failures are
+retried with backoff up to PORTAL_EMAIL_MAX_ATTEMPTS, then stay visible as failed. A batch
+cut off mid-send (the worker died) is marked failed, not resent: only an administrator's
+retry sends it again, because the portal cannot know which of its messages left.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
 
 from django.conf import settings
-from django.core.mail import EmailMultiAlternatives
+from django.core.mail import EmailMultiAlternatives, mailers
+from django.db import connection, transaction
+from django.db.models import Count, F, Q
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils import timezone, translation
 
-from .models import Receipt
+from . import coverage
+from .models import ConcernReport, Notification, PolicyRevision, Receipt
+
+logger = logging.getLogger(__name__)
+
+TEMPLATES = {
+    Notification.Kind.ANNOUNCEMENT: "email/announcement",
+    Notification.Kind.MINOR_NOTICE: "email/minor_notice",
+    Notification.Kind.REMINDER: "email/reminder",
+    Notification.Kind.OVERDUE: "email/overdue",
+}
+INTERRUPTED_AFTER = dt.timedelta(minutes=15)
+
+
+def _absolute(path: str) -> str:
+    return f"{settings.PORTAL_BASE_URL}{path}"
+
+
+def _message(template: str, context: dict, to: str, language: str) -> EmailMultiAlternatives:
+    """A plain-text and HTML email from `<template>_subject.txt`, `.txt` and `.html`."""
+    with translation.override(language):
+        context = {"company": settings.PORTAL_COMPANY_NAME, **context}
+        message = EmailMultiAlternatives(
+            subject=" ".join(render_to_string(f"{template}_subject.txt", context).split()),
+            body=render_to_string(f"{template}.txt", context),
+            to=[to],
+        )
+        message.attach_alternative(render_to_string(f"{template}.html", context), "text/html")
+    return message
+
+
+def _baseline(notification: Notification, baselines: dict[int, PolicyRevision]) -> PolicyRevision:
+    """The material revision whose due date applies (looked up once per revision in a batch).
+
+    An announcement is about the material revision itself, even before it takes effect;
+    reminders and overdue notices follow the coverage rules at the time of sending.
+    """
+    revision = notification.revision
+    if notification.kind == Notification.Kind.ANNOUNCEMENT:
+        return revision
+    if revision.pk not in baselines:
+        baselines[revision.pk] = coverage.timeline_for(revision.policy).baseline or revision
+    return baselines[revision.pk]
+
+
+def _notification_message(
+    notification: Notification, baselines: dict[int, PolicyRevision]
+) -> EmailMultiAlternatives:
+    revision = notification.revision
+    person = notification.person
+    due_at = coverage.due_at(_baseline(notification, baselines), person)
+    return _message(
+        TEMPLATES[notification.kind],
+        {
+            "person": person,
+            "revision": revision,
+            "policy": revision.policy,
+            "due_at": due_at,
+            "days_before_due": notification.days_before_due,
+            "sign_url": _absolute(
+                reverse("acknowledgements:policy_detail", args=[revision.policy.slug])
+            ),
+        },
+        to=person.email,
+        language=person.preferred_language,
+    )
+
+
+def _claim_batch(size: int) -> list[int]:
+    now = timezone.now()
+    with transaction.atomic():
+        due = Notification.objects.filter(
+            status=Notification.Status.QUEUED, next_attempt_at__lte=now
+        ).order_by("pk")
+        if connection.features.has_select_for_update_skip_locked:
+            # Several workers take different batches instead of waiting for each other.
+            due = due.select_for_update(skip_locked=True)
+        ids = list(due.values_list("pk", flat=True)[:size])
+        Notification.objects.filter(pk__in=ids).update(
+            status=Notification.Status.SENDING, attempts=F("attempts") + 1, next_attempt_at=now
+        )
+    return ids
+
+
+def backoff(attempts: int) -> dt.timedelta:
+    """Wait 1, 4, 16, 64... minutes between attempts."""
+    return dt.timedelta(minutes=4 ** (attempts - 1))
+
+
+def send_batch(*, size: int | None = None) -> int:
+    """Send one batch of due notifications; returns how many were taken (0: nothing to do)."""
+    ids = _claim_batch(size or settings.PORTAL_EMAIL_BATCH_SIZE)
+    if not ids:
+        return 0
+    rows = Notification.objects.filter(pk__in=ids).select_related("person", "revision__policy")
+    sent: list[int] = []
+    failed: dict[int, str] = {}
+    attempts: dict[int, int] = {}
+    baselines: dict[int, PolicyRevision] = {}
+    with mailers.default as mailer:
+        for notification in rows:
+            attempts[notification.pk] = notification.attempts
+            try:
+                mailer.send_messages([_notification_message(notification, baselines)])
+            except (OSError, ValueError) as error:  # smtplib errors are OSErrors
+                failed[notification.pk] = f"{type(error).__name__}: {error}"[:1000]
+            else:
+                sent.append(notification.pk)
+    now = timezone.now()
+    Notification.objects.filter(pk__in=sent).update(status=Notification.Status.SENT, sent_at=now)
+    _record_failures(failed, attempts, now)
+    return len(ids)
+
+
+def _record_failures(failed: dict[int, str], attempts: dict[int, int], now: dt.datetime) -> None:
+    if not failed:
+        return
+    logger.warning("%d notification(s) could not be sent; they will be retried", len(failed))
+    give_up = [pk for pk in failed if attempts[pk] >= settings.PORTAL_EMAIL_MAX_ATTEMPTS]
+    Notification.objects.filter(pk__in=give_up).update(status=Notification.Status.FAILED)
+    for attempt in {attempts[pk] for pk in failed if pk not in give_up}:
+        Notification.objects.filter(
+            pk__in=[pk for pk in failed if attempts[pk] == attempt and pk not in give_up]
+        ).update(status=Notification.Status.QUEUED, next_attempt_at=now + backoff(attempt))
+    # The error text differs per row; failures are rare, so one update each is acceptable.
+    for pk, error in failed.items():
+        Notification.objects.filter(pk=pk).update(last_error=error)
+
+
+def mark_interrupted(*, older_than: dt.timedelta = INTERRUPTED_AFTER) -> int:
+    """Rows left "sending" by a worker that died are failed (maybe sent): never resent blindly."""
+    return Notification.objects.filter(
+        status=Notification.Status.SENDING, next_attempt_at__lt=timezone.now() - older_than
+    ).update(
+        status=Notification.Status.FAILED,
+        last_error="Interrupted while sending; it may or may not have been delivered. "
+        "Retry to send it again.",
+    )
+
+
+@dataclass(frozen=True)
+class Progress:
+    queued: int
+    sending: int
+    sent: int
+    failed: int
+
+    @property
+    def total(self) -> int:
+        return self.queued + self.sending + self.sent + self.failed
+
+    @property
+    def done(self) -> bool:
+        return self.queued == 0 and self.sending == 0
+
+
+def progress(revision: PolicyRevision) -> Progress:
+    """How far a revision's emails have gone, in one query."""
+    counts = Notification.objects.filter(revision=revision).aggregate(
+        **{status: Count("pk", filter=Q(status=status)) for status in Notification.Status.values}
+    )
+    return Progress(**counts)
 
 
 def send_receipt(*, receipt_id: int) -> None:
@@ -14,22 +192,37 @@ def send_receipt(*, receipt_id: int) -> None:
         "acknowledgement__person", "acknowledgement__revision__policy"
     ).get(pk=receipt_id)
     acknowledgement = receipt.acknowledgement
-    context = {
-        "acknowledgement": acknowledgement,
-        "revision": acknowledgement.revision,
-        "person": acknowledgement.person,
-        "my_acknowledgements_url": settings.PORTAL_BASE_URL
-        + reverse("acknowledgements:my_acknowledgements"),
-        "company": settings.PORTAL_COMPANY_NAME,
-    }
-    message = EmailMultiAlternatives(
-        subject=render_to_string("email/receipt_subject.txt", context).strip(),
-        body=render_to_string("email/receipt.txt", context),
-        to=[acknowledgement.person.email],
+    message = _message(
+        "email/receipt",
+        {
+            "acknowledgement": acknowledgement,
+            "revision": acknowledgement.revision,
+            "person": acknowledgement.person,
+            "my_acknowledgements_url": _absolute(reverse("acknowledgements:my_acknowledgements")),
+        },
+        to=acknowledgement.person.email,
+        language=acknowledgement.person.preferred_language,
     )
-    message.attach_alternative(render_to_string("email/receipt.html", context), "text/html")
     with receipt.pdf.open("rb") as pdf:
         message.attach(
             f"receipt-{acknowledgement.receipt_number}.pdf", pdf.read(), "application/pdf"
         )
+    message.send()
+
+
+def send_concern(*, report_id: int) -> None:
+    """Email a concern report to the compliance address (the reporter hidden if they asked)."""
+    report = ConcernReport.objects.select_related("reporter").get(pk=report_id)
+    message = _message(
+        "email/concern",
+        {
+            "report": report,
+            "manage_url": _absolute(reverse("acknowledgements:manage_concerns")),
+        },
+        to=settings.PORTAL_COMPLIANCE_EMAIL,
+        language=settings.LANGUAGE_CODE,
+    )
+    if report.attachment:
+        with report.attachment.open("rb") as attachment:
+            message.attach(report.attachment.name.rsplit("/", 1)[-1], attachment.read())
     message.send()

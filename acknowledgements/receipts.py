@@ -396,7 +396,7 @@ def render_receipt(document: ReceiptDocument) -> bytes:
         warnings.filterwarnings(
             "ignore", message=r"unclosed file .*sRGB2014\.icc", category=ResourceWarning
         )
-        return weasyprint.HTML(string=html, base_url=None, url_fetcher=_font_fetcher()).write_pdf(
+        return weasyprint.HTML(string=html, base_url=None, url_fetcher=font_fetcher()).write_pdf(
             pdf_variant="pdf/a-3b",
             # Tagged structure (headings, tables, reading order): allowed by PDF/A-3b, which
             # does not require it, and kept intact by the seal. Not a PDF/UA claim.
@@ -424,7 +424,7 @@ def _tidy_pdf(_document: Any, pdf: Any) -> None:
 
 
 @functools.cache
-def _font_fetcher() -> Any:
+def font_fetcher() -> Any:
     """A WeasyPrint URL fetcher that serves the bundled fonts and refuses everything else."""
     from weasyprint.urls import URLFetcher, URLFetcherResponse
 
@@ -439,7 +439,7 @@ def _font_fetcher() -> Any:
                     return URLFetcherResponse(
                         url, body=path.read_bytes(), headers={"Content-Type": "font/ttf"}
                     )
-            raise ValueError(f"A receipt may not fetch {url[:200]!r}")
+            raise ValueError(f"A PDF may not fetch {url[:200]!r}")
 
     return BundledFontsOnly(allowed_protocols=["file"])
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 import secrets
 import unicodedata
+from dataclasses import dataclass
 from functools import partial
 
 from django.conf import settings
@@ -13,17 +16,40 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from . import ledger, policy_text, receipts, tasks
+from . import coverage, ledger, policy_text, receipts, tasks
 from .coverage import Timeline
 from .evidence import ClientEvidence
-from .models import Acknowledgement, Audience, LedgerEntry, Policy, PolicyRevision, Receipt, User
+from .models import (
+    Acknowledgement,
+    Audience,
+    ConcernReport,
+    LedgerEntry,
+    Notification,
+    Policy,
+    PolicyRevision,
+    Receipt,
+    User,
+)
 from .statements import CURRENT_ATTESTATION, CURRENT_ESIGN_CONSENT
 
+QUEUE_BLOCK = 5_000
 RECEIPT_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
 
 
 class ActionRefused(Exception):
     """A request the rules do not allow; the message is shown to the person as it is."""
+
+
+# --- People --------------------------------------------------------------------------------------
+
+
+def set_preferred_language(*, person: User, language: str) -> None:
+    """Save the language a person reads the portal and its emails in."""
+    if language not in dict(settings.LANGUAGES):
+        raise ActionRefused(_("This language is not available."))
+    if person.preferred_language != language:
+        person.preferred_language = language
+        person.save(update_fields=["preferred_language"])
 
 
 # --- Reading and signing -----------------------------------------------------------------------
@@ -259,6 +285,38 @@ def create_policy(
     return policy
 
 
+VERSION_LABEL = re.compile(r"^\d{1,4}(\.\d{1,4}){0,3}$")
+
+
+def version_key(label: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in label.split("."))
+
+
+def check_version_label(
+    *, policy: Policy, version: str, draft: PolicyRevision | None = None
+) -> None:
+    """A version label is numbers separated by dots, new for its policy and above every published one."""
+    if not VERSION_LABEL.match(version):
+        raise ActionRefused(
+            _("Write the version as numbers separated by dots, such as 2.0 or 2.1.1.")
+        )
+    others = policy.revisions.exclude(pk=draft.pk) if draft else policy.revisions.all()
+    if others.filter(version=version).exists():
+        raise ActionRefused(
+            _("Version %(version)s of this policy already exists; choose another label.")
+            % {"version": version}
+        )
+    published = [version_key(v) for v in others.published().values_list("version", flat=True)]
+    if published and version_key(version) <= max(published):
+        latest = ".".join(str(part) for part in max(published))
+        raise ActionRefused(
+            _(
+                "Versions increase: this one must come after the latest published version, %(latest)s."
+            )
+            % {"latest": latest}
+        )
+
+
 @transaction.atomic
 def create_draft(
     *,
@@ -271,8 +329,10 @@ def create_draft(
     effective_at=None,
     due_days: int = 14,
     audiences: list[Audience] | None = None,
+    announce: bool = True,
 ) -> PolicyRevision:
     """Draft a new revision of a policy; drafts change freely until published."""
+    check_version_label(policy=policy, version=version)
     revision = PolicyRevision.objects.create(
         policy=policy,
         version=version,
@@ -281,29 +341,173 @@ def create_draft(
         change_summary=change_summary,
         effective_at=effective_at or timezone.now(),
         due_days=due_days,
+        announce=announce,
         created_by=actor,
     )
     revision.audiences.set(audiences if audiences is not None else policy.audiences.all())
+    # Drafts can be deleted, so audit rows name them in the payload rather than by reference.
     _audit(
         actor=actor,
         action="draft_created",
-        revision=revision,
-        details={"policy": policy.slug, "version": version, "change": change},
+        details={
+            "policy": policy.slug,
+            "version": version,
+            "change": change,
+            "draft_id": revision.pk,
+        },
     )
     return revision
 
 
+DRAFT_FIELDS = (
+    "version",
+    "body",
+    "change",
+    "change_summary",
+    "effective_at",
+    "due_days",
+    "announce",
+)
+
+
+@transaction.atomic
+def update_draft(
+    *, actor: User | None, revision: PolicyRevision, audiences: list[Audience], **changes
+) -> PolicyRevision:
+    """Change a draft; a published revision never changes (the database refuses it too)."""
+    revision = PolicyRevision.objects.select_for_update().get(pk=revision.pk)
+    if revision.is_published:
+        raise ActionRefused(_("A published revision cannot be edited; draft a new one instead."))
+    unknown = set(changes) - set(DRAFT_FIELDS)
+    if unknown:
+        raise ValueError(f"Not draft fields: {sorted(unknown)}")
+    if "version" in changes:
+        check_version_label(policy=revision.policy, version=changes["version"], draft=revision)
+    if "body" in changes:
+        changes["body"] = policy_text.normalise(changes["body"])
+    changed = sorted(name for name, value in changes.items() if getattr(revision, name) != value)
+    for name, value in changes.items():
+        setattr(revision, name, value)
+    revision.save()
+    before = {a.slug for a in revision.audiences.all()}
+    revision.audiences.set(audiences)
+    if before != {a.slug for a in audiences}:
+        changed.append("audiences")
+    if changed:
+        _audit(
+            actor=actor,
+            action="draft_edited",
+            details={
+                "policy": revision.policy.slug,
+                "version": revision.version,
+                "draft_id": revision.pk,
+                "changed": changed,
+            },
+        )
+    return revision
+
+
+@transaction.atomic
+def delete_draft(*, actor: User | None, revision: PolicyRevision) -> None:
+    """Delete a draft; published revisions are kept forever."""
+    revision = PolicyRevision.objects.select_for_update().get(pk=revision.pk)
+    if revision.is_published:
+        raise ActionRefused(_("A published revision cannot be deleted."))
+    _audit(
+        actor=actor,
+        action="draft_deleted",
+        details={
+            "policy": revision.policy.slug,
+            "version": revision.version,
+            "draft_id": revision.pk,
+        },
+    )
+    revision.delete()
+
+
+@transaction.atomic
+def set_policy_audiences(*, actor: User | None, policy: Policy, audiences: list[Audience]) -> None:
+    """Change which audiences a policy applies to (its future drafts start from these)."""
+    before = sorted(a.slug for a in policy.audiences.all())
+    after = sorted(a.slug for a in audiences)
+    if before == after:
+        return
+    policy.audiences.set(audiences)
+    _audit(
+        actor=actor,
+        action="policy_audiences_changed",
+        details={"policy": policy.slug, "before": before, "after": after},
+    )
+
+
+@transaction.atomic
+def set_person_audiences(*, actor: User | None, person: User, audiences: list[Audience]) -> None:
+    """Change which audiences a person belongs to (and so which policies apply); audited."""
+    before = sorted(a.slug for a in person.audiences.all())
+    after = sorted(a.slug for a in audiences)
+    if before == after:
+        return
+    person.audiences.set(audiences)
+    _audit(
+        actor=actor,
+        action="person_audiences_changed",
+        details={"person": _person_snapshot(person), "before": before, "after": after},
+    )
+
+
+@dataclass(frozen=True)
+class PublicationImpact:
+    """What publishing a draft will do, stated on the confirmation page."""
+
+    people_in_scope: int
+    must_sign_again: bool
+    will_email: bool
+    previous: PolicyRevision | None
+    effective_at: dt.datetime
+    due_at: dt.datetime
+
+
+def publication_impact(revision: PolicyRevision) -> PublicationImpact:
+    now = timezone.now()
+    effective_at = max(revision.effective_at, now)
+    people = (
+        User.objects.filter(is_active=True, audiences__in=revision.audiences.all())
+        .distinct()
+        .count()
+    )
+    previous = coverage.timeline_for(revision.policy, now).current
+    return PublicationImpact(
+        people_in_scope=people,
+        must_sign_again=revision.is_material,
+        will_email=revision.is_material or revision.announce,
+        previous=previous,
+        effective_at=effective_at,
+        due_at=effective_at + dt.timedelta(days=revision.due_days),
+    )
+
+
 @transaction.atomic
 def publish_revision(*, actor: User | None, revision: PolicyRevision) -> PolicyRevision:
-    """Freeze a draft's text, HTML and hash and publish it; publishing twice is refused."""
+    """Freeze a draft's text, HTML and hash and publish it; publishing twice is refused.
+
+    A revision cannot take effect before it is published: an effective date in the past
+    becomes now. A material revision (and a minor one marked `announce`) is emailed to
+    everyone in its audiences by a background task once the transaction commits.
+    """
     revision = PolicyRevision.objects.select_for_update().get(pk=revision.pk)
     if revision.is_published:
         raise ActionRefused(_("This revision is already published."))
+    check_version_label(policy=revision.policy, version=revision.version, draft=revision)
+    if not revision.audiences.exists():
+        raise ActionRefused(_("Choose at least one audience before publishing."))
+    now = timezone.now()
+    previous = coverage.timeline_for(revision.policy, now).current
     revision.body = policy_text.normalise(revision.body)
     revision.body_html = policy_text.render_html(revision.body)
     revision.text_sha256 = policy_text.text_sha256(revision.body)
+    revision.effective_at = max(revision.effective_at, now)
     revision.status = PolicyRevision.Status.PUBLISHED
-    revision.published_at = timezone.now()
+    revision.published_at = now
     revision.published_by = actor
     revision.save()
     _audit(
@@ -314,13 +518,196 @@ def publish_revision(*, actor: User | None, revision: PolicyRevision) -> PolicyR
             "policy": revision.policy.slug,
             "version": revision.version,
             "change": revision.change,
+            "change_summary": revision.change_summary,
             "text_sha256": revision.text_sha256,
             "effective_at": ledger.utc_iso(revision.effective_at),
             "due_days": revision.due_days,
             "audiences": sorted(a.slug for a in revision.audiences.all()),
         },
     )
+    if previous is not None and revision.is_material:
+        ledger.append(
+            kind=LedgerEntry.Kind.SUPERSEDED,
+            actor=actor,
+            revision=previous,
+            payload={
+                "policy": revision.policy.slug,
+                "superseded_version": previous.version,
+                "by_version": revision.version,
+                "by_revision_id": revision.pk,
+                "from": ledger.utc_iso(revision.effective_at),
+                "rule": "signatures of earlier revisions no longer count from this time",
+            },
+        )
+    if revision.is_material or revision.announce:
+        transaction.on_commit(partial(tasks.announce_revision.enqueue, revision.pk))
     return revision
+
+
+# --- Notifications -----------------------------------------------------------------------------
+
+
+def queue_announcements(*, revision: PolicyRevision) -> int:
+    """One announcement row per person in the revision's audiences; queuing again adds none."""
+    kind = (
+        Notification.Kind.ANNOUNCEMENT if revision.is_material else Notification.Kind.MINOR_NOTICE
+    )
+    people = (
+        User.objects.filter(is_active=True, audiences__in=revision.audiences.all())
+        .distinct()
+        .values_list("pk", flat=True)
+    )
+    return _queue(revision=revision, kind=kind, person_ids=people)
+
+
+def _queue(*, revision: PolicyRevision, kind: str, person_ids, days_before_due: int = 0) -> int:
+    """Insert notification rows in blocks; existing ones (unique) are left as they are.
+
+    Returns how many rows are new (bulk_create with ignore_conflicts cannot tell).
+    """
+    existing = Notification.objects.filter(
+        revision=revision, kind=kind, days_before_due=days_before_due
+    )
+    before = existing.count()
+    block: list[Notification] = []
+    for person_id in person_ids.iterator(chunk_size=QUEUE_BLOCK):
+        block.append(
+            Notification(
+                person_id=person_id,
+                revision=revision,
+                kind=kind,
+                days_before_due=days_before_due,
+            )
+        )
+        if len(block) == QUEUE_BLOCK:
+            Notification.objects.bulk_create(block, ignore_conflicts=True)
+            block = []
+    if block:
+        Notification.objects.bulk_create(block, ignore_conflicts=True)
+    return existing.count() - before
+
+
+def queue_reminders(*, moment: dt.datetime | None = None) -> int:
+    """Queue reminders at the configured days before each due date, and overdue notices.
+
+    Each goes to a person at most once per revision and offset (the table's unique key).
+    """
+    moment = moment or timezone.now()
+    queued = 0
+    for policy in Policy.objects.all():
+        timeline = coverage.timeline_for(policy, moment)
+        if timeline.current is None:
+            continue
+        uncovered = coverage.uncovered_people(timeline, moment)
+        for days in settings.PORTAL_REMINDER_DAYS:
+            window = uncovered.filter(
+                due_at__gt=moment, due_at__lte=moment + dt.timedelta(days=days)
+            )
+            queued += _queue(
+                revision=timeline.current,
+                kind=Notification.Kind.REMINDER,
+                person_ids=window.values_list("pk", flat=True),
+                days_before_due=days,
+            )
+        queued += _queue(
+            revision=timeline.current,
+            kind=Notification.Kind.OVERDUE,
+            person_ids=uncovered.filter(due_at__lte=moment).values_list("pk", flat=True),
+        )
+    return queued
+
+
+def retry_failed_notifications(*, actor: User | None, revision: PolicyRevision) -> int:
+    """Queue a revision's failed emails again (an administrator's decision, audited)."""
+    with transaction.atomic():
+        count = Notification.objects.filter(
+            revision=revision, status=Notification.Status.FAILED
+        ).update(status=Notification.Status.QUEUED, next_attempt_at=timezone.now())
+        if count:
+            _audit(
+                actor=actor,
+                action="notifications_retried",
+                revision=revision,
+                details={
+                    "policy": revision.policy.slug,
+                    "version": revision.version,
+                    "count": count,
+                },
+            )
+            transaction.on_commit(tasks.send_notifications.enqueue)
+    return count
+
+
+# --- The signing gate --------------------------------------------------------------------------
+
+
+@transaction.atomic
+def set_gate_exemption(*, actor: User | None, person: User, reason: str) -> None:
+    """Exempt a service or break-glass account from the gate (empty reason lifts it); audited."""
+    reason = reason.strip()
+    person = User.objects.select_for_update().get(pk=person.pk)
+    if person.gate_exemption == reason:
+        return
+    before = person.gate_exemption
+    person.gate_exemption = reason
+    person.save(update_fields=["gate_exemption"])
+    _audit(
+        actor=actor,
+        action="gate_exemption_granted" if reason else "gate_exemption_lifted",
+        details={"person": _person_snapshot(person), "reason": reason, "previous_reason": before},
+    )
+
+
+# --- Concerns ------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def report_concern(
+    *, reporter: User, category: str, description: str, anonymous: bool, attachment=None
+) -> ConcernReport:
+    """Store a concern and email it to the compliance address after commit."""
+    report = ConcernReport.objects.create(
+        reporter=reporter,
+        anonymous=anonymous,
+        category=category,
+        description=description.strip(),
+        attachment=attachment or "",
+    )
+    transaction.on_commit(partial(tasks.email_concern.enqueue, report.pk))
+    return report
+
+
+@transaction.atomic
+def set_concern_status(*, actor: User | None, report: ConcernReport, status: str) -> None:
+    """Move a concern between new, in review and closed; audited."""
+    report = ConcernReport.objects.select_for_update().get(pk=report.pk)
+    if report.status == status:
+        return
+    before, report.status, report.updated_at = report.status, status, timezone.now()
+    report.save(update_fields=["status", "updated_at"])
+    _audit(
+        actor=actor,
+        action="concern_status_changed",
+        details={"concern_id": report.pk, "from": before, "to": status},
+    )
+
+
+@transaction.atomic
+def record_receipt_access(*, actor: User, acknowledgement: Acknowledgement) -> LedgerEntry | None:
+    """Record a receipt downloaded by someone other than its signer; the signer's own are not."""
+    if actor.pk == acknowledgement.person_id:
+        return None
+    return _audit(
+        actor=actor,
+        action="receipt_downloaded",
+        revision=acknowledgement.revision,
+        details={
+            "receipt_number": acknowledgement.receipt_number,
+            "person": _person_snapshot(acknowledgement.person),
+            "policy": acknowledgement.revision.policy.slug,
+            "version": acknowledgement.revision.version,
+        },
+    )
 
 
 # --- Receipts ----------------------------------------------------------------------------------
@@ -389,3 +776,17 @@ def _store_receipt(
     receipt.save()
     transaction.on_commit(partial(tasks.email_receipt.enqueue, receipt.pk))
     return receipt
+
+
+# --- Reports -----------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def record_export(*, actor: User | None, what: str, filters: dict, rows: int) -> LedgerEntry:
+    """Record that evidence left the portal: who exported what, with which filters, how many rows.
+
+    Reports never change anything else; this audit row is written before the file is served.
+    """
+    return _audit(
+        actor=actor, action="export", details={"what": what, "filters": filters, "rows": rows}
+    )

@@ -1,11 +1,19 @@
-"""Background work. Tasks take ids, look the rows up again, and call services or modules."""
+"""Background work. Tasks take ids, look the rows up again, and call services or modules.
+
+Services import this module to enqueue tasks after commit, so the functions here import the
+services they call when they run.
+"""
 
 from django.tasks import task
+
+# A task sends at most this many batches, then enqueues a successor for the rest: each run
+# stays short, and several workers share a large fan-out.
+BATCHES_PER_RUN = 20
 
 
 @task()
 def issue_receipt(acknowledgement_id: int) -> None:
-    from .services import issue_receipt as issue  # services enqueue these tasks: import late
+    from .services import issue_receipt as issue
 
     issue(acknowledgement_id=acknowledgement_id)
 
@@ -15,3 +23,29 @@ def email_receipt(receipt_id: int) -> None:
     from .notifications import send_receipt
 
     send_receipt(receipt_id=receipt_id)
+
+
+@task()
+def announce_revision(revision_id: int) -> None:
+    from .models import PolicyRevision
+    from .services import queue_announcements
+
+    queue_announcements(revision=PolicyRevision.objects.get(pk=revision_id))
+    send_notifications.enqueue()
+
+
+@task()
+def send_notifications() -> None:
+    from .notifications import send_batch
+
+    for _ in range(BATCHES_PER_RUN):
+        if not send_batch():
+            return
+    send_notifications.enqueue()
+
+
+@task()
+def email_concern(report_id: int) -> None:
+    from .notifications import send_concern
+
+    send_concern(report_id=report_id)

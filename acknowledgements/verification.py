@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from django.utils.translation import gettext as _
 
 from . import ledger, receipts
-from .models import Receipt
+from .models import LedgerEntry, Receipt
 
 
 @dataclass(frozen=True)
@@ -34,13 +34,27 @@ class ReceiptVerdict:
 
 
 def _receipt_number(evidence: bytes | None) -> str | None:
+    """The receipt number claimed by an attached evidence.json (untrusted input)."""
     if not evidence:
         return None
     try:
-        value = json.loads(evidence).get("receipt_number")
-    except (ValueError, AttributeError):
+        payload = json.loads(evidence)
+    except (ValueError, RecursionError):
         return None
+    value = payload.get("receipt_number") if isinstance(payload, dict) else None
     return value if isinstance(value, str) else None
+
+
+def _issued_entry(acknowledgement) -> LedgerEntry | None:
+    """The hash-chained record of the receipt issued for an acknowledgement."""
+    for entry in LedgerEntry.objects.filter(
+        person_id=acknowledgement.person_id,
+        revision_id=acknowledgement.revision_id,
+        kind=LedgerEntry.Kind.RECEIPT_ISSUED,
+    ):
+        if ledger.decode(entry).get("receipt_number") == acknowledgement.receipt_number:
+            return entry
+    return None
 
 
 def verify_receipt(data: bytes) -> ReceiptVerdict:
@@ -57,13 +71,14 @@ def verify_receipt(data: bytes) -> ReceiptVerdict:
         report.intact,
         _("The file has not changed since it was sealed.") if report.intact else report.problem,
     )
-    verdict.add(
-        _("Sealed by this portal"),
-        report.trusted,
-        _("The seal chains to this portal's own root certificate.")
-        if report.trusted
-        else _("The seal was not made by a certificate this portal trusts."),
-    )
+    if report.trusted:
+        trust_detail = _("The seal chains to this portal's own root certificate.")
+    elif not report.intact:
+        # A broken seal cannot vouch for anything, whoever made it.
+        trust_detail = _("Cannot be confirmed: the seal no longer matches the file.")
+    else:
+        trust_detail = _("The seal was not made by a certificate this portal trusts.")
+    verdict.add(_("Sealed by this portal"), report.trusted, trust_detail)
     verdict.add(
         _("Seal covers the whole file"),
         report.covers_whole_file,
@@ -80,11 +95,17 @@ def verify_receipt(data: bytes) -> ReceiptVerdict:
         else None
     )
     file_sha256 = ledger.sha256_hex(data)
+    issued = _issued_entry(stored.acknowledgement) if stored else None
+    # The ledger's record of the issued file is what counts: it is hash-chained.
+    matches = (
+        issued is not None
+        and ledger.decode(issued).get("pdf_sha256") == file_sha256 == stored.sha256
+    )
     if not verdict.add(
         _("Matches the stored receipt"),
-        stored is not None and stored.sha256 == file_sha256,
-        _("The file's SHA-256 equals the one stored when the receipt was issued.")
-        if stored is not None and stored.sha256 == file_sha256
+        matches,
+        _("The file's SHA-256 equals the one the ledger recorded when the receipt was issued.")
+        if matches
         else _("No receipt with this content was issued by this portal."),
     ):
         return verdict
@@ -98,9 +119,9 @@ def verify_receipt(data: bytes) -> ReceiptVerdict:
         if evidence_matches
         else _("The attached evidence differs from the ledger's record."),
     )
-    chain = ledger.verify_chain(up_to=entry.sequence)
+    chain = ledger.verify_chain(up_to=issued.sequence)
     verdict.add(
-        _("Ledger chain intact up to this signature"),
+        _("Ledger chain intact up to this receipt"),
         chain.intact,
         _("%(rows)s ledger entries recomputed, ending at hash %(hash)s.")
         % {"rows": chain.rows_checked, "hash": chain.head_hash}

@@ -11,9 +11,11 @@ import tempfile
 from pathlib import Path
 
 import pytest
+import time_machine
 from django.apps import apps as django_apps
 from django.conf import settings
 from django.contrib.auth.models import Group
+from django.core.cache import cache
 from django.db import connection
 from django.utils import timezone
 
@@ -45,6 +47,8 @@ def pytest_configure(config):
     }
     settings.WHITENOISE_AUTOREFRESH = True
     settings.WHITENOISE_USE_FINDERS = True
+    # Password hashing is slow by design; tests create hundreds of people.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 def _required(variable: str) -> bool:
@@ -63,6 +67,12 @@ def _require_postgres(request):
         skip_or_fail(
             "needs PostgreSQL: set DATABASE_URL to a PostgreSQL database", "REQUIRE_POSTGRES"
         )
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Rate limits live in the cache: each test starts with none used."""
+    cache.clear()
 
 
 # --- Factories ---------------------------------------------------------------------------------
@@ -159,7 +169,11 @@ def publish(db):
             effective_at=effective_at or timezone.now() - dt.timedelta(seconds=1),
             due_days=due_days,
         )
-        return services.publish_revision(actor=None, revision=draft)
+        if effective_at is None or effective_at >= timezone.now():
+            return services.publish_revision(actor=None, revision=draft)
+        # A revision cannot take effect before it is published: publish it back then.
+        with time_machine.travel(effective_at, tick=True):
+            return services.publish_revision(actor=None, revision=draft)
 
     return make
 
@@ -209,8 +223,11 @@ def sign(db):
 
 @pytest.fixture
 def logged_in(client):
+    """Sign a person in through the real sign-in form (so the session records how)."""
+
     def login(user: User):
-        client.force_login(user)
+        response = client.post("/accounts/login/", {"login": user.email, "password": PASSWORD})
+        assert response.status_code == 302, "sign-in failed"
         return client
 
     return login

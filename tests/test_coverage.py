@@ -203,7 +203,7 @@ def test_standing_as_of_a_past_moment(signer, policy, publish, sign):
     before_signing = timezone.now()
     acknowledgement = sign(signer, v1)
     after_signing = timezone.now()
-    publish(policy, "2.0", change=MATERIAL, effective_at=days_ago(20), due_days=14)
+    publish(policy, "2.0", change=MATERIAL, due_days=0)
 
     then_unsigned = next(iter(standings_for(signer, moment=before_signing)))
     then_signed = next(iter(standings_for(signer, moment=after_signing)))
@@ -221,7 +221,7 @@ def test_standing_as_of_a_past_moment(signer, policy, publish, sign):
 
 def test_nothing_is_listed_before_the_first_revision_was_published(signer, policy, publish):
     before_publishing = timezone.now()
-    publish(policy, "1.0", effective_at=days_ago(60))
+    publish(policy, "1.0")
 
     assert standings_for(signer, moment=before_publishing) == []
     assert len(standings_for(signer)) == 1

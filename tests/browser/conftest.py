@@ -110,6 +110,33 @@ def screenshot(page, request):
     return take
 
 
+AXE_SOURCE = Path(__file__).with_name("vendor") / "axe-4.14.1.min.js"
+WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22a", "wcag22aa"]
+
+
+@pytest.fixture
+def axe_violations(page):
+    """axe-core's WCAG 2.0/2.1/2.2 A and AA violations on the current page, as readable lines.
+
+    The script is evaluated through the DevTools protocol, which the page's CSP does not
+    govern, so the page is checked exactly as it is served.
+    """
+    source = AXE_SOURCE.read_text("utf-8")
+
+    def check() -> list[str]:
+        page.evaluate(source)
+        result = page.evaluate(
+            "tags => axe.run(document, {runOnly: {type: 'tag', values: tags}})", WCAG_TAGS
+        )
+        return [
+            f"{v['id']} ({v['impact']}): {v['help']} at "
+            + ", ".join(str(node["target"]) for node in v["nodes"][:3])
+            for v in result["violations"]
+        ]
+
+    return check
+
+
 def sign_in(page, base_url: str, email: str, password: str = "portal-demo-2026") -> None:
     page.goto(f"{base_url}/accounts/login/")
     page.get_by_label("Email").fill(email)

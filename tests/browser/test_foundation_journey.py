@@ -13,7 +13,7 @@ def test_employee_signs_in_and_reads_the_policy(portal, page, screenshot, csp_vi
 
     sign_in(page, portal, "employee@example.com")
     expect(page.get_by_role("heading", level=1, name="My policies")).to_be_visible()
-    policy_link = page.get_by_role("link", name="Acceptable Use Policy")
+    policy_link = page.get_by_role("link", name="Acceptable Use Policy", exact=True)
     expect(policy_link).to_be_visible()
     expect(page.get_by_text("Version 1.1")).to_be_visible()
     expect(page.get_by_text("Not signed yet")).to_be_visible()

@@ -11,7 +11,7 @@ def test_employee_signs_downloads_and_verifies_the_receipt(
     portal, page, screenshot, csp_violations, tmp_path
 ):
     sign_in(page, portal, "employee@example.com")
-    page.get_by_role("link", name="Read and sign").click()
+    page.get_by_role("link", name="Read and sign", exact=True).click()
     expect(page.get_by_role("heading", name="Sign version 1.1")).to_be_visible()
 
     # A wrong name is refused next to the field and records nothing.

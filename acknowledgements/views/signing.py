@@ -1,22 +1,28 @@
+"""What signers do: read policies, sign or decline them, keep and verify their receipts."""
+
+from urllib.parse import urlencode
+
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import Q
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import evidence, services, verification
-from .coverage import standing_for, standings_for
-from .forms import DeclineForm, SignForm, VerifyReceiptForm
-from .models import Acknowledgement, LedgerEntry, Policy, PolicyRevision
-from .policy_text import headings
+from .. import diffs, evidence, personal_data, services, verification
+from ..forms import DeclineForm, SignForm, VerifyReceiptForm
+from ..models import Acknowledgement, LedgerEntry, Policy, PolicyRevision
+from ..policy_text import headings
 
 
 @require_GET
 @login_required
 def home(request):
-    return render(request, "acknowledgements/home.html", {"standings": standings_for(request.user)})
+    return render(request, "acknowledgements/home.html", {"standings": request.standings})
 
 
 def _reading_context(request, policy: Policy, revision: PolicyRevision, **extra) -> dict:
@@ -33,15 +39,18 @@ def _reading_context(request, policy: Policy, revision: PolicyRevision, **extra)
 def policy_detail(request, slug: str):
     """The current revision of a policy, with the signing form when the person must sign it."""
     policy = get_object_or_404(Policy, slug=slug)
-    standing = standing_for(request.user, policy)
+    standing = next((s for s in request.standings if s.policy.pk == policy.pk), None)
     if standing is None:
         raise Http404(_("No policy in effect applies to you under this address."))
     revision = standing.current
-    sign_form = decline_form = None
+    sign_form = decline_form = changes = None
     if standing.must_sign:
+        if evidence.needs_fresh_sign_in(request):
+            return _reauthenticate(request, policy)
         services.record_view(
             person=request.user, revision=revision, client=evidence.from_request(request)
         )
+        changes = changes_since_signed(request.user, revision)
         sign_form = SignForm(
             person=request.user, needs_consent=not services.has_consented(request.user)
         )
@@ -56,8 +65,35 @@ def policy_detail(request, slug: str):
             standing=standing,
             sign_form=sign_form,
             decline_form=decline_form,
+            changes_since_signed=changes,
         ),
     )
+
+
+def changes_since_signed(person, revision: PolicyRevision) -> dict | None:
+    """What changed between the last revision a person signed and the one they must sign now."""
+    last = (
+        Acknowledgement.objects.filter(person=person, revision__policy_id=revision.policy_id)
+        .select_related("revision")
+        .order_by("-signed_at")
+        .first()
+    )
+    if last is None or last.revision_id == revision.pk:
+        return None
+    since = sorted(
+        (
+            r
+            for r in revision.policy.revisions.published()
+            if (r.effective_at, r.pk) > (last.revision.effective_at, last.revision_id)
+            and (r.effective_at, r.pk) <= (revision.effective_at, revision.pk)
+        ),
+        key=lambda r: (r.effective_at, r.pk),
+    )
+    return {
+        "signed": last,
+        "revisions": since,
+        "rows": diffs.side_by_side(last.revision.body, revision.body),
+    }
 
 
 @require_GET
@@ -85,19 +121,28 @@ def _signable_or_message(request, slug: str, version: str) -> PolicyRevision | N
         return None
 
 
+def _reauthenticate(request, policy: Policy):
+    """Send the person to confirm their password (or MFA), then back to the policy."""
+    back = reverse("acknowledgements:policy_detail", args=[policy.slug])
+    return redirect(f"{reverse('account_reauthenticate')}?{urlencode({'next': back})}")
+
+
 @require_POST
 @login_required
 def sign(request, slug: str, version: str):
     revision = _signable_or_message(request, slug, version)
     if revision is None:
         return redirect("acknowledgements:home")
+    if evidence.needs_fresh_sign_in(request):
+        messages.warning(request, _("Please confirm it is you before signing."))
+        return _reauthenticate(request, revision.policy)
     form = SignForm(
         request.POST,
         person=request.user,
         needs_consent=not services.has_consented(request.user),
     )
     if not form.is_valid():
-        standing = standing_for(request.user, revision.policy)
+        standing = next((s for s in request.standings if s.policy.pk == revision.policy_id), None)
         return render(
             request,
             "acknowledgements/policy_detail.html",
@@ -190,6 +235,7 @@ def receipt_download(request, receipt_number: str):
     receipt = getattr(acknowledgement, "receipt", None)
     if receipt is None:
         raise Http404(_("The receipt is still being prepared."))
+    services.record_receipt_access(actor=request.user, acknowledgement=acknowledgement)
     return FileResponse(
         receipt.pdf.open("rb"),
         as_attachment=True,
@@ -215,6 +261,19 @@ def my_acknowledgements(request):
     return render(request, "acknowledgements/my_acknowledgements.html", {"rows": rows})
 
 
+@require_GET
+@login_required
+def my_data(request):
+    """Everything the portal holds about the signed-in person (JSON and their receipts)."""
+    archive = personal_data.build_archive(request.user, settings.PORTAL_COMPANY_NAME)
+    return FileResponse(
+        archive,
+        as_attachment=True,
+        filename=f"my-policy-portal-data-{timezone.now():%Y%m%d}.zip",
+        content_type="application/zip",
+    )
+
+
 @require_http_methods(["GET", "POST"])
 def verify(request):
     """Anyone, signed in or not, can check whether a receipt is genuine."""
@@ -231,3 +290,25 @@ def verify(request):
         {"form": form, "verdict": verdict},
         status=400 if request.method == "POST" and not form.is_valid() else 200,
     )
+
+
+urlpatterns = [
+    path("", home, name="home"),
+    path("policies/<slug:slug>/", policy_detail, name="policy_detail"),
+    path("policies/<slug:slug>/v/<str:version>/", revision_detail, name="revision_detail"),
+    path("policies/<slug:slug>/v/<str:version>/sign/", sign, name="sign"),
+    path("policies/<slug:slug>/v/<str:version>/decline/", decline, name="decline"),
+    path("acknowledgements/", my_acknowledgements, name="my_acknowledgements"),
+    path("acknowledgements/my-data.zip", my_data, name="my_data"),
+    path(
+        "acknowledgements/<str:receipt_number>/",
+        acknowledgement_detail,
+        name="acknowledgement_detail",
+    ),
+    path(
+        "acknowledgements/<str:receipt_number>/receipt.pdf",
+        receipt_download,
+        name="receipt_download",
+    ),
+    path("verify/", verify, name="verify"),
+]

@@ -1,0 +1,474 @@
+"""Exports read back as an auditor would: the CSV with csv, the XLSX with openpyxl, the ZIP with
+zipfile and the standard tools its README names, each compared with the database."""
+
+import contextlib
+import csv
+import datetime as dt
+import hashlib
+import io
+import json
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+
+import pytest
+import time_machine
+from django.core.management import CommandError, call_command
+from django.utils import timezone
+from openpyxl import load_workbook
+
+from acknowledgements import ledger, receipts
+from acknowledgements.models import Acknowledgement, LedgerEntry, Receipt
+from acknowledgements.reports import exports
+
+DAY = dt.timedelta(days=1)
+ATTACKER = "=cmd|' /C calc'!A0"
+ACKS = "/reports/policies/test-policy/export/acknowledgements.csv"
+PEOPLE = "/reports/policies/test-policy/export/people.csv"
+XLSX = "/reports/policies/test-policy/export/acknowledgements.xlsx"
+PDF = "/reports/policies/test-policy/export/summary.pdf"
+ZIP = "/reports/policies/test-policy/export/audit-package.zip"
+
+
+def _sign_two(policy, publish, make_person, sign, audiences, capture=None):
+    start = timezone.now() - 20 * DAY
+    revision = publish(policy, "1.0", effective_at=start, due_days=30)
+    ada = make_person("Ada Lovelace", email="ada@example.com")
+    mallory = make_person(ATTACKER, email="mallory@example.com")
+    make_person("Nobody Yet", email="nobody@example.com")
+    with capture(execute=True) if capture else contextlib.nullcontext():
+        with time_machine.travel(start + 10 * DAY, tick=False):
+            first = sign(ada, revision)
+        second = sign(mallory, revision)
+    # After signing: a new name and another audience. The CSV keeps the name at signing.
+    ada.full_name = "Ada King"
+    ada.save()
+    ada.audiences.add(audiences["contractors"])
+    return {"revision": revision, "first": first, "second": second, "start": start}
+
+
+@pytest.fixture
+def signed(policy, publish, make_person, sign, audiences):
+    """Two signatures (one ten days ago), then the people change; no receipts (no commit)."""
+    return _sign_two(policy, publish, make_person, sign, audiences)
+
+
+@pytest.fixture
+def sealed(policy, publish, make_person, sign, audiences, django_capture_on_commit_callbacks):
+    """The same, with their receipts sealed and stored (about half a second each)."""
+    return _sign_two(
+        policy, publish, make_person, sign, audiences, django_capture_on_commit_callbacks
+    )
+
+
+def download(response) -> bytes:
+    # Consuming the stream closes the response (and its file) the way the test client expects;
+    # closing it again would also close the database connection.
+    return b"".join(response.streaming_content)
+
+
+def read_csv(data: bytes) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(data.decode("utf-8"))))
+
+
+def last_export() -> dict:
+    entry = LedgerEntry.objects.filter(kind=LedgerEntry.Kind.ADMIN_ACTION).latest("sequence")
+    payload = ledger.decode(entry)
+    assert payload["action"] == "export"
+    return payload
+
+
+# --- CSV -----------------------------------------------------------------------------------------
+
+
+def test_csv_has_one_row_per_signature_as_recorded_at_signing(logged_in, auditor, signed):
+    response = logged_in(auditor).get(ACKS)
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
+    assert response["Content-Disposition"].startswith('attachment; filename="test-policy-')
+    rows = read_csv(download(response))
+    assert list(rows[0]) == [header for header, _width in exports.ACKNOWLEDGEMENT_COLUMNS]
+    acknowledgements = Acknowledgement.objects.select_related("ledger_entry", "revision")
+    expected = acknowledgements.order_by("ledger_entry__sequence")
+    assert [row["Receipt number"] for row in rows] == [a.receipt_number for a in expected]
+    for row, acknowledgement in zip(rows, expected, strict=True):
+        entry = acknowledgement.ledger_entry
+        payload = ledger.decode(entry)
+        assert row["Email at signing"] == payload["person"]["email"]
+        assert row["Signed at (UTC)"] == ledger.utc_iso(acknowledgement.signed_at)
+        assert row["Signed at (UTC)"].endswith("Z")
+        assert row["Policy"] == "Test Policy"
+        assert row["Version"] == "1.0"
+        assert row["Text SHA-256"] == acknowledgement.revision.text_sha256
+        assert row["IP address"] == "192.0.2.10"
+        assert row["User agent"] == payload["client"]["user_agent"]
+        assert row["Authentication method"] == "password"
+        assert row["Ledger sequence"] == str(entry.sequence)
+        assert row["Row hash"] == entry.row_hash
+    ada, mallory = rows
+    assert ada["Name at signing"] == "Ada Lovelace"  # renamed "Ada King" since
+    assert ada["Audiences (current)"] == "Contractors; Employees"
+    assert mallory["Name at signing"] == "'" + ATTACKER  # neutralised for spreadsheets
+    payload = last_export()
+    assert payload["actor"]["email"] == "alan@example.com"
+    assert payload["details"]["what"] == "acknowledgements.csv"
+    assert payload["details"]["rows"] == 2
+    assert payload["details"]["filters"]["policy"] == "test-policy"
+
+
+def test_csv_as_of_keeps_the_signatures_recorded_by_then(logged_in, auditor, signed):
+    moment = timezone.localtime(signed["start"] + 15 * DAY)
+    response = logged_in(auditor).get(ACKS, {"as_of": moment.isoformat()})
+    rows = read_csv(download(response))
+    assert [row["Receipt number"] for row in rows] == [signed["first"].receipt_number]
+    details = last_export()["details"]
+    assert details["rows"] == 1
+    assert details["filters"]["as_of"] == ledger.utc_iso(moment)
+
+
+def test_csv_honours_the_list_filters(logged_in, auditor, signed):
+    response = logged_in(auditor).get(ACKS, {"q": "mallory", "status": "signed"})
+    rows = read_csv(download(response))
+    assert [row["Email at signing"] for row in rows] == ["mallory@example.com"]
+    assert last_export()["details"]["filters"] == {
+        "policy": "test-policy",
+        "as_of": last_export()["details"]["filters"]["as_of"],
+        "status": "signed",
+        "search": "mallory",
+    }
+
+
+def test_formula_injection_is_neutralised_in_every_dangerous_prefix():
+    for dangerous in ("=1+1", "+1", "-1", "@SUM(A1)", "\tx", "\rx"):
+        assert exports.neutralise(dangerous) == "'" + dangerous
+    assert exports.neutralise("Ada") == "Ada"
+    assert exports.neutralise("2026-01-01T00:00:00Z") == "2026-01-01T00:00:00Z"
+
+
+def test_csv_is_streamed_in_blocks_of_rows(signed):
+    many = [("x",)] * (exports.BLOCK_ROWS * 2 + 5)
+    blocks = list(exports.csv_blocks(["h"], many))
+    assert len(blocks) == 3
+    assert sum(block.count("\r\n") for block in blocks) == len(many) + 1
+
+
+def test_people_csv_lists_everyone_in_scope_with_their_status(logged_in, auditor, signed):
+    rows = read_csv(download(logged_in(auditor).get(PEOPLE)))
+    by_email = {row["Email"]: row for row in rows}
+    assert set(by_email) == {"ada@example.com", "mallory@example.com", "nobody@example.com"}
+    assert by_email["ada@example.com"]["Name"] == "Ada King"  # today's name
+    assert by_email["ada@example.com"]["Status"] == "signed"
+    assert by_email["ada@example.com"]["Version signed"] == "1.0"
+    assert by_email["nobody@example.com"]["Status"] == "pending"
+    assert by_email["mallory@example.com"]["Name"] == "'" + ATTACKER
+    assert last_export()["details"]["what"] == "people.csv"
+    assert last_export()["details"]["rows"] == 3
+
+
+# --- XLSX ----------------------------------------------------------------------------------------
+
+
+def test_xlsx_holds_the_same_rows_with_real_utc_dates(logged_in, auditor, signed, tmp_path):
+    client = logged_in(auditor)
+    csv_rows = read_csv(download(client.get(ACKS)))
+    response = client.get(XLSX)
+    assert response.status_code == 200
+    assert response["Content-Type"] == exports_xlsx_type()
+    path = tmp_path / "export.xlsx"
+    path.write_bytes(download(response))
+
+    workbook = load_workbook(path)
+    sheet = workbook["Acknowledgements"]
+    assert sheet.freeze_panes == "A2"
+    assert sheet.column_dimensions["G"].width == 66
+    header, *rows = list(sheet.iter_rows(values_only=True))
+    assert list(header) == [h for h, _w in exports.ACKNOWLEDGEMENT_COLUMNS]
+    assert "Signed at (UTC)" in header
+    assert len(rows) == len(csv_rows) == 2
+    for row, expected in zip(rows, csv_rows, strict=True):
+        values = dict(zip(header, row, strict=True))
+        signed_at = values.pop("Signed at (UTC)")
+        assert isinstance(signed_at, dt.datetime) and signed_at.tzinfo is None
+        recorded = dt.datetime.fromisoformat(expected.pop("Signed at (UTC)")).replace(tzinfo=None)
+        assert abs(signed_at - recorded) < dt.timedelta(milliseconds=1)
+        assert {key: str(value) for key, value in values.items()} == expected
+    assert rows[1][2] == "'" + ATTACKER  # text, never a formula
+    about = dict(workbook["About this export"].iter_rows(min_row=2, values_only=True))
+    assert about["Policy"] == "Test Policy"
+    assert about["Rows"] == "2"
+    workbook.close()
+    assert last_export()["details"]["what"] == "acknowledgements.xlsx"
+    assert last_export()["details"]["rows"] == 2
+
+
+def exports_xlsx_type() -> str:
+    return "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+# --- PDF summary ---------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not shutil.which("pdftotext"), reason="needs pdftotext (poppler-utils)")
+def test_pdf_summary_shows_the_figures(logged_in, auditor, signed, tmp_path):
+    response = logged_in(auditor).get(PDF)
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/pdf"
+    path = tmp_path / "summary.pdf"
+    path.write_bytes(download(response))
+    text = subprocess.run(
+        ["pdftotext", "-layout", str(path), "-"], capture_output=True, text=True, check=True
+    ).stdout
+    assert "Test Policy" in text
+    assert "Acknowledgement summary as of" in text
+    assert "People in scope" in text and "3" in text
+    assert "66.7 %" in text  # two of three signed
+    assert "Signatures since version 1.0 took effect" in text
+    details = last_export()["details"]
+    assert details["what"] == "summary.pdf"
+    assert details["rows"] == 3
+
+
+# --- The audit package ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def package(logged_in, auditor, sealed, tmp_path):
+    response = logged_in(auditor).get(ZIP)
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/zip"
+    path = tmp_path / "package.zip"
+    path.write_bytes(download(response))
+    folder = tmp_path / "package"
+    with zipfile.ZipFile(path) as archive:
+        archive.extractall(folder)
+        infos = {info.filename: info for info in archive.infolist()}
+    return {"folder": folder, "infos": infos}
+
+
+def test_package_contains_everything_an_auditor_needs(package, sealed):
+    signed = sealed
+    numbers = [signed["first"].receipt_number, signed["second"].receipt_number]
+    assert set(package["infos"]) == {
+        "acknowledgements.csv",
+        "people.csv",
+        "ledger.jsonl",
+        "ledger-payloads.txt",
+        "verification.txt",
+        "chain-head.txt",
+        "sealing-root.pem",
+        "sealing-certificate.pem",
+        "verify_ledger.py",
+        "README.txt",
+        "receipts/SHA256SUMS",
+        *(f"receipts/{number}.pdf" for number in numbers),
+    }
+    assert package["infos"][f"receipts/{numbers[0]}.pdf"].compress_type == zipfile.ZIP_STORED
+    assert package["infos"]["ledger.jsonl"].compress_type == zipfile.ZIP_DEFLATED
+    folder = package["folder"]
+    for receipt in Receipt.objects.select_related("acknowledgement"):
+        with receipt.pdf.open("rb") as stored:
+            original = stored.read()
+        copied = (
+            folder / "receipts" / f"{receipt.acknowledgement.receipt_number}.pdf"
+        ).read_bytes()
+        assert copied == original  # the stored bytes, never re-rendered
+        assert hashlib.sha256(copied).hexdigest() == receipt.sha256
+    rows = read_csv((folder / "acknowledgements.csv").read_bytes())
+    assert [row["Receipt number"] for row in rows] == numbers
+
+    lines = (folder / "ledger.jsonl").read_text("utf-8").splitlines()
+    last = json.loads(lines[-1])
+    assert f"sequence: {last['sequence']}" in (folder / "chain-head.txt").read_text()
+    assert f"row_hash: {last['row_hash']}" in (folder / "chain-head.txt").read_text()
+    verification = (folder / "verification.txt").read_text()
+    assert verification.startswith(f"Ledger intact: {len(lines)} rows checked")
+    identity = receipts.load_sealing_identity()
+    assert (folder / "sealing-root.pem").read_bytes() == identity.root_pem
+    assert (folder / "sealing-certificate.pem").read_bytes() == identity.certificate_pem
+    readme = (folder / "README.txt").read_text()
+    for command in ("sha256sum", "verify_ledger.py", "pdfsig", "pdfdetach -saveall", "openssl"):
+        assert command in readme
+    assert exports.VERIFY_SCRIPT in readme
+    assert len(exports.VERIFY_SCRIPT.splitlines()) == 10
+    details = last_export()["details"]
+    assert details["what"] == "audit-package.zip"
+    assert details["rows"] == 2
+
+
+def test_package_ledger_has_every_row_up_to_the_moment_byte_for_byte(package):
+    folder = package["folder"]
+    lines = (folder / "ledger.jsonl").read_text("utf-8").splitlines()
+    payloads = (folder / "ledger-payloads.txt").read_bytes().split(b"\n")[:-1]
+    entries = list(LedgerEntry.objects.order_by("sequence")[: len(lines)])
+    assert len(lines) == len(payloads) == LedgerEntry.objects.count() - 1  # all but the export
+    for line, payload, entry in zip(lines, payloads, entries, strict=True):
+        row = json.loads(line)
+        assert row["payload"].encode("utf-8") == bytes(entry.payload) == payload
+        assert (row["sequence"], row["kind"], row["row_hash"]) == (
+            entry.sequence,
+            entry.kind,
+            entry.row_hash,
+        )
+        assert hashlib.sha256(payload).hexdigest() == row["payload_sha256"]
+
+
+def test_bundled_script_verifies_the_ledger_and_catches_one_altered_line(package):
+    folder = package["folder"]
+
+    def verify():
+        return subprocess.run(
+            [sys.executable, "verify_ledger.py", "ledger.jsonl"],
+            cwd=folder,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+    result = verify()
+    assert result.returncode == 0, result.stderr
+    head = (folder / "chain-head.txt").read_text().split("row_hash: ")[1].split()[0]
+    assert result.stdout.strip().endswith(head)
+
+    ledger_file = folder / "ledger.jsonl"
+    lines = ledger_file.read_text("utf-8").splitlines(keepends=True)
+    lines[2] = lines[2].replace('\\"schema\\":1', '\\"schema\\":2', 1)
+    assert '\\"schema\\":2' in lines[2]
+    ledger_file.write_text("".join(lines), "utf-8")
+    result = verify()
+    assert result.returncode != 0
+    assert "FAILED at line 3" in result.stderr
+
+
+@pytest.mark.skipif(not shutil.which("bash"), reason="needs bash and coreutils")
+def test_readme_sha256sum_recipe_matches_every_payload(package):
+    readme = (package["folder"] / "README.txt").read_text()
+    recipe = readme.split("1. EVERY PAYLOAD MATCHES ITS HASH (sha256sum)")[1].split("This starts")[
+        0
+    ]
+    result = subprocess.run(
+        ["bash", "-c", recipe.replace("\\\n", " ")],
+        cwd=package["folder"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "every payload matches its payload_sha256" in result.stdout
+
+
+@pytest.mark.skipif(not shutil.which("openssl"), reason="needs openssl")
+def test_readme_openssl_check_passes(package):
+    result = subprocess.run(
+        ["openssl", "verify", "-CAfile", "sealing-root.pem", "sealing-certificate.pem"],
+        cwd=package["folder"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "sealing-certificate.pem: OK" in result.stdout
+
+
+@pytest.mark.skipif(
+    not (shutil.which("pdfsig") and shutil.which("pdfdetach")), reason="needs poppler-utils"
+)
+def test_readme_receipt_checks_pass(package, sealed):
+    signed = sealed
+    folder = package["folder"]
+    number = signed["second"].receipt_number
+    sums = subprocess.run(
+        ["sha256sum", "-c", "SHA256SUMS"], cwd=folder / "receipts", capture_output=True, text=True
+    )
+    assert sums.returncode == 0, sums.stdout
+    seal = subprocess.run(
+        ["pdfsig", f"receipts/{number}.pdf"], cwd=folder, capture_output=True, text=True
+    )
+    assert "Signature is Valid" in seal.stdout
+    assert "Total document signed" in seal.stdout
+    (folder / "evidence").mkdir()
+    subprocess.run(
+        ["pdfdetach", "-saveall", "-o", "evidence", f"receipts/{number}.pdf"],
+        cwd=folder,
+        check=True,
+    )
+    evidence = (folder / "evidence" / "evidence.json").read_bytes()
+    rows = read_csv((folder / "acknowledgements.csv").read_bytes())
+    row = next(r for r in rows if r["Receipt number"] == number)
+    line = (
+        (folder / "ledger-payloads.txt").read_bytes().split(b"\n")[int(row["Ledger sequence"]) - 1]
+    )
+    assert evidence == line
+    policy_text = (folder / "evidence" / "policy-1.0.md").read_bytes()
+    assert hashlib.sha256(policy_text).hexdigest() == row["Text SHA-256"]
+
+
+# --- The management command ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["csv", "xlsx", "zip"])
+def test_command_writes_the_export_and_records_it(sealed, tmp_path, kind):
+    signed = sealed
+    output = tmp_path / f"export.{kind}"
+    call_command("export_acknowledgements", policy="test-policy", format=kind, output=str(output))
+    data = output.read_bytes()
+    if kind == "csv":
+        assert len(read_csv(data)) == 2
+    elif kind == "xlsx":
+        workbook = load_workbook(output)
+        assert len(list(workbook["Acknowledgements"].iter_rows())) == 3
+        workbook.close()
+    else:
+        with zipfile.ZipFile(output) as archive:
+            assert f"receipts/{signed['first'].receipt_number}.pdf" in archive.namelist()
+    payload = last_export()
+    assert payload["actor"] is None
+    assert payload["details"]["rows"] == 2
+    assert payload["details"]["filters"]["command"] == "export_acknowledgements"
+    assert payload["details"]["filters"]["output"] == str(output)
+
+
+def test_command_as_of_limits_the_rows(signed, tmp_path):
+    output = tmp_path / "then.csv"
+    moment = ledger.utc_iso(signed["start"] + 15 * DAY)
+    call_command(
+        "export_acknowledgements",
+        policy="test-policy",
+        format="csv",
+        output=str(output),
+        as_of=moment,
+    )
+    rows = read_csv(output.read_bytes())
+    assert [row["Receipt number"] for row in rows] == [signed["first"].receipt_number]
+    assert last_export()["details"]["filters"]["as_of"] == moment
+
+
+@pytest.mark.parametrize(
+    "arguments,message",
+    [
+        ({"policy": "no-such-policy"}, "No policy 'no-such-policy'. Known policies: test-policy."),
+        ({"as_of": "last tuesday"}, "is not an ISO 8601 date or time"),
+        ({"as_of": "2999-01-01T00:00:00Z"}, "is in the future"),
+        (
+            {"output": "/nonexistent-folder/export.csv"},
+            "Cannot write /nonexistent-folder/export.csv",
+        ),
+    ],
+)
+def test_command_refuses_bad_arguments(signed, tmp_path, arguments, message):
+    options = {"policy": "test-policy", "format": "csv", "output": str(tmp_path / "x.csv")}
+    exports_before = LedgerEntry.objects.count()
+    with pytest.raises(CommandError, match=re.escape(message)):
+        call_command("export_acknowledgements", **(options | arguments))
+    assert LedgerEntry.objects.count() == exports_before
+
+
+def test_command_refuses_an_unknown_format(signed, tmp_path):
+    with pytest.raises(CommandError, match="invalid choice: 'pdf'"):
+        call_command(
+            "export_acknowledgements",
+            "--policy=test-policy",
+            "--format=pdf",
+            f"--output={tmp_path / 'x.pdf'}",
+        )
