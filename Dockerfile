@@ -4,7 +4,7 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY aup_portal aup_portal
 COPY acknowledgements acknowledgements
-RUN python -m venv /venv && /venv/bin/pip install --no-cache-dir .
+RUN python -m venv /venv && /venv/bin/pip install --no-cache-dir ".[s3]"
 
 FROM python:3.12-slim-bookworm
 # WeasyPrint's libraries; libharfbuzz-subset0 makes receipt rendering several times faster.

@@ -42,6 +42,14 @@ def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
+def env_days(name: str, default: str) -> list[int]:
+    """A comma-separated list of whole numbers of days, largest first."""
+    items = env_list(name, default)
+    if not all(item.isdigit() and int(item) > 0 for item in items):
+        raise ImproperlyConfigured(f"{name} must list whole numbers of days, such as 7,1.")
+    return sorted({int(item) for item in items}, reverse=True)
+
+
 # --- Core --------------------------------------------------------------------------------------
 
 DEBUG = env_bool("DJANGO_DEBUG")
@@ -60,6 +68,7 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "allauth",
     "allauth.account",
+    "allauth.mfa",
     "django_tasks_db",
     "acknowledgements",
 ]
@@ -77,7 +86,10 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    "acknowledgements.middleware.PreferredLanguageMiddleware",
     "acknowledgements.middleware.ViewerTimezoneMiddleware",
+    "acknowledgements.middleware.StaffMfaMiddleware",
+    "acknowledgements.middleware.SigningGateMiddleware",
 ]
 
 ROOT_URLCONF = "aup_portal.urls"
@@ -147,6 +159,11 @@ ACCOUNT_RATE_LIMITS = {
     "reset_password_from_key": "20/m/ip",
     "signup": "20/m/ip",
 }
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes", "webauthn"]
+MFA_TOTP_ISSUER = env_str("PORTAL_COMPANY_NAME", "Voipkonnec") + " Policy Portal"
+MFA_PASSKEY_LOGIN_ENABLED = True
+# Browsers allow WebAuthn on http://localhost only; a laptop's `make run` is served that way.
+MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = DEBUG
 AUTH_USER_MODEL = "acknowledgements.User"
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -173,8 +190,25 @@ STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_ROOT = Path(env_str("PORTAL_MEDIA_ROOT") or BASE_DIR / "var" / "media")
+# Receipts and uploads go through Django's storage API: local files by default, any
+# S3-compatible object store when PORTAL_STORAGE_BUCKET is set (install the `s3` extra), so
+# web and worker machines need no shared disk.
+if env_str("PORTAL_STORAGE_BUCKET"):
+    DEFAULT_STORAGE = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": env_str("PORTAL_STORAGE_BUCKET"),
+            "endpoint_url": env_str("PORTAL_STORAGE_ENDPOINT_URL") or None,
+            "region_name": env_str("PORTAL_STORAGE_REGION") or None,
+            "default_acl": "private",
+            "querystring_auth": True,
+            "file_overwrite": False,
+        },
+    }
+else:
+    DEFAULT_STORAGE = {"BACKEND": "django.core.files.storage.FileSystemStorage"}
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": DEFAULT_STORAGE,
     "staticfiles": {
         "BACKEND": (
             "django.contrib.staticfiles.storage.StaticFilesStorage"
@@ -261,10 +295,10 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = DATA_UPLOAD_MAX_MEMORY_SIZE
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "acknowledgements.middleware.RequestIdLogFilter"}},
+    "filters": {"request_id": {"()": "acknowledgements.request_log.RequestIdLogFilter"}},
     "formatters": {
         "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
-        "json": {"()": "acknowledgements.logging.JsonLineFormatter"},
+        "json": {"()": "acknowledgements.request_log.JsonLineFormatter"},
     },
     "handlers": {
         "console": {
@@ -286,9 +320,15 @@ LOGGING = {
 PORTAL_COMPANY_NAME = env_str("PORTAL_COMPANY_NAME", "Voipkonnec")
 PORTAL_BASE_URL = env_str("PORTAL_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
 PORTAL_OPEN_SIGNUP = env_bool("PORTAL_OPEN_SIGNUP")
+PORTAL_COMPLIANCE_EMAIL = env_str("PORTAL_COMPLIANCE_EMAIL", "compliance@voipkonnec.com")
 # Addresses of reverse proxies whose X-Forwarded-For is believed; every other client's
 # forwarded header is ignored and the socket address is recorded.
 PORTAL_TRUSTED_PROXIES = env_list("PORTAL_TRUSTED_PROXIES")
+# Signing needs a sign-in (or re-authentication) at most this many minutes old: a stronger
+# link between the signature and the person.
+PORTAL_SIGNING_REAUTH_MINUTES = env_int("PORTAL_SIGNING_REAUTH_MINUTES", 30)
+# Policy administrators and auditors must set up a second factor before anything else.
+PORTAL_REQUIRE_MFA_FOR_STAFF = env_bool("PORTAL_REQUIRE_MFA_FOR_STAFF")
 
 # Receipt sealing: PEM paths of the sealing key, its certificate and the root to trust. When
 # unset, a local CA is created on first use in PORTAL_SEALING_DIR (outside the repository).
@@ -300,4 +340,9 @@ PORTAL_SEALING_DIR = Path(
     env_str("PORTAL_SEALING_DIR") or Path.home() / ".local" / "share" / "aup-portal" / "sealing"
 )
 PORTAL_TSA_URL = env_str("PORTAL_TSA_URL")
+
+# Notifications: reminders go out this many days before a due date (each once per person).
+PORTAL_REMINDER_DAYS = env_days("PORTAL_REMINDER_DAYS", "7,1")
+PORTAL_EMAIL_BATCH_SIZE = env_int("PORTAL_EMAIL_BATCH_SIZE", 500)
+PORTAL_EMAIL_MAX_ATTEMPTS = env_int("PORTAL_EMAIL_MAX_ATTEMPTS", 5)
 PORTAL_MAX_RECEIPT_UPLOAD_BYTES = env_int("PORTAL_MAX_RECEIPT_UPLOAD_BYTES", 5 * 1024 * 1024)

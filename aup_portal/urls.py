@@ -6,3 +6,5 @@ urlpatterns = [
     path("django-admin/", admin.site.urls),
     path("", include("acknowledgements.urls")),
 ]
+
+handler500 = "acknowledgements.errors.handler500"

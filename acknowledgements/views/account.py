@@ -1,0 +1,34 @@
+"""A person's own preferences."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.shortcuts import redirect, render
+from django.urls import path
+from django.utils import translation
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_http_methods
+
+from .. import services
+from ..forms import PreferencesForm
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def preferences(request):
+    form = PreferencesForm(
+        request.POST or None, initial={"language": request.user.preferred_language}
+    )
+    if request.method == "POST" and form.is_valid():
+        services.set_preferred_language(person=request.user, language=form.cleaned_data["language"])
+        translation.activate(form.cleaned_data["language"])
+        messages.success(request, _("Your preferences are saved."))
+        return redirect("acknowledgements:preferences")
+    return render(
+        request,
+        "acknowledgements/preferences.html",
+        {"form": form},
+        status=400 if form.errors else 200,
+    )
+
+
+urlpatterns = [path("preferences/", preferences, name="preferences")]
