@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.conf import settings
 
 from django.utils.translation import gettext as _
 
@@ -132,4 +135,7 @@ def verify_receipt(data: bytes) -> ReceiptVerdict:
 
 
 def trusted_roots(identity: receipts.SealingIdentity) -> list[bytes]:
-    return [identity.root_pem]
+    """The current sealing root, plus former roots kept trusted after a rotation."""
+    return [identity.root_pem] + [
+        Path(path).read_bytes() for path in settings.PORTAL_SEALING_FORMER_ROOTS
+    ]
