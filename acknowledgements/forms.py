@@ -33,6 +33,8 @@ class SignForm(forms.Form):
         error_messages={"required": _("Accept electronic signing to sign.")},
     )
     browser_time_zone = forms.CharField(required=False, max_length=64, widget=forms.HiddenInput)
+    # The language of the text the person read: recorded with the signature.
+    language = forms.ChoiceField(choices=settings.LANGUAGES, initial="en", widget=forms.HiddenInput)
 
     def __init__(self, *args, person, needs_consent: bool, **kwargs):
         super().__init__(*args, **kwargs)
@@ -63,7 +65,20 @@ class PreferencesForm(forms.Form):
     )
 
 
+class TranslationForm(forms.Form):
+    body = forms.CharField(
+        label=_("Translated text (Markdown)"),
+        max_length=200_000,
+        widget=forms.Textarea(attrs={"rows": 24, "spellcheck": "true"}),
+        help_text=_(
+            "Translate the whole text, keeping its headings and lists. The English text stays "
+            "authoritative; readers can switch to it at any time."
+        ),
+    )
+
+
 class DeclineForm(forms.Form):
+    language = forms.ChoiceField(choices=settings.LANGUAGES, initial="en", widget=forms.HiddenInput)
     reason = forms.CharField(
         label=_("Reason (optional)"),
         required=False,

@@ -8,12 +8,17 @@ its ledger entry and unique per person and revision.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+
+# The language whose text is binding; translations help people read it.
+AUTHORITATIVE_LANGUAGE = "en"
 
 
 class UserManager(BaseUserManager["User"]):
@@ -201,6 +206,72 @@ class PolicyRevision(models.Model):
     @property
     def due_at(self):
         return self.effective_at + timezone.timedelta(days=self.due_days)
+
+    def text_in(self, language: str) -> ShownText:
+        """The text to show a reader of `language`: its frozen translation, else the English."""
+        translation = (
+            next((t for t in self.translations.all() if t.language == language), None)
+            if language != AUTHORITATIVE_LANGUAGE and self.is_published
+            else None
+        )
+        if translation is not None and translation.text_sha256:
+            return ShownText(
+                translation.language,
+                translation.body,
+                translation.body_html,
+                translation.text_sha256,
+            )
+        return ShownText(AUTHORITATIVE_LANGUAGE, self.body, self.body_html, self.text_sha256)
+
+
+@dataclass(frozen=True)
+class ShownText:
+    """The text a person reads (and signs): its language, source, HTML and SHA-256."""
+
+    language: str
+    body: str
+    body_html: str
+    text_sha256: str
+
+    @property
+    def is_authoritative(self) -> bool:
+        return self.language == AUTHORITATIVE_LANGUAGE
+
+
+class RevisionTranslation(models.Model):
+    """A revision's text in another language, for people who read it better than English.
+
+    The English text stays authoritative; a person may sign the translation they read, and the
+    ledger records which language and the SHA-256 of that text. Frozen like its revision once
+    published (the database refuses changes on PostgreSQL); a translation may still be added
+    to a published revision.
+    """
+
+    revision = models.ForeignKey(
+        PolicyRevision, on_delete=models.PROTECT, related_name="translations"
+    )
+    language = models.CharField(_("language"), max_length=10, choices=settings.LANGUAGES)
+    body = models.TextField(_("text (Markdown)"))
+    body_html = models.TextField(editable=False, blank=True)
+    text_sha256 = models.CharField(max_length=64, editable=False, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey(
+        User, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["language"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["revision", "language"], name="one_translation_per_language"
+            ),
+            models.CheckConstraint(
+                condition=~Q(language="en"), name="translation_is_not_the_authoritative_text"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.revision} ({self.language})"
 
 
 class LedgerEntry(models.Model):

@@ -462,6 +462,18 @@ def _template_context(document: ReceiptDocument, payload: dict[str, Any]) -> dic
             return yes if value else no
         return _display(value)
 
+    def binding_text() -> str:
+        shown = _lookup(payload, "text", "language")
+        binding = _lookup(payload, "text", "authoritative_language")
+        if shown is None or binding is None:
+            return NOT_RECORDED
+        if shown == binding:
+            return f"The person read and signed the authoritative text ({binding})."
+        return (
+            f"The person read and signed the {shown} translation; the {binding} text, "
+            "whose SHA-256 is printed below it, is the authoritative one."
+        )
+
     sections = [
         {
             "title": "Who signed",
@@ -485,9 +497,15 @@ def _template_context(document: ReceiptDocument, payload: dict[str, Any]) -> dic
                 row("Revision id", text("policy", "revision_id")),
                 row("Effective from", utc("policy", "effective_at")),
                 row("Material revision", flag("policy", "material")),
+                row("Binding text", binding_text()),
                 row("Language shown", text("text", "language")),
                 row("Authoritative language", text("text", "authoritative_language")),
                 row("Text SHA-256", text("text", "sha256"), "mono"),
+                row(
+                    "Authoritative text SHA-256",
+                    text("text", "authoritative_sha256"),
+                    "mono",
+                ),
                 row("What was hashed", text("text", "hashed")),
             ],
         },

@@ -20,6 +20,7 @@ from . import coverage, ledger, policy_text, receipts, tasks
 from .coverage import Timeline
 from .evidence import ClientEvidence
 from .models import (
+    AUTHORITATIVE_LANGUAGE,
     Acknowledgement,
     Audience,
     ConcernReport,
@@ -28,6 +29,7 @@ from .models import (
     Policy,
     PolicyRevision,
     Receipt,
+    RevisionTranslation,
     User,
 )
 from .statements import CURRENT_ATTESTATION, CURRENT_ESIGN_CONSENT
@@ -115,17 +117,21 @@ def _revision_snapshot(revision: PolicyRevision) -> dict:
     }
 
 
-def _text_snapshot(revision: PolicyRevision) -> dict:
+def _text_snapshot(revision: PolicyRevision, language: str) -> dict:
+    shown = revision.text_in(language)
     return {
-        "sha256": revision.text_sha256,
-        "language": "en",
-        "authoritative_language": "en",
+        "sha256": shown.text_sha256,
+        "language": shown.language,
+        "authoritative_language": AUTHORITATIVE_LANGUAGE,
+        "authoritative_sha256": revision.text_sha256,
         "hashed": "Markdown source, UTF-8, LF line endings",
     }
 
 
 @transaction.atomic
-def record_view(*, person: User, revision: PolicyRevision, client: ClientEvidence) -> None:
+def record_view(
+    *, person: User, revision: PolicyRevision, client: ClientEvidence, language: str = "en"
+) -> None:
     """Record the first time a person opens a revision they must sign; later views add nothing."""
     if first_viewed_at(person, revision) is not None:
         return
@@ -139,7 +145,7 @@ def record_view(*, person: User, revision: PolicyRevision, client: ClientEvidenc
         payload={
             "person": _person_snapshot(person),
             "policy": _revision_snapshot(revision),
-            "text": _text_snapshot(revision),
+            "text": _text_snapshot(revision, language),
             **client.as_payload(),
         },
     )
@@ -159,8 +165,13 @@ def record_acknowledgement(
     checkbox_ticked: bool,
     consent_accepted: bool,
     client: ClientEvidence,
+    language: str = AUTHORITATIVE_LANGUAGE,
 ) -> Acknowledgement:
-    """Sign a revision for a person; signing it again returns the first record unchanged."""
+    """Sign a revision for a person; signing it again returns the first record unchanged.
+
+    `language` is that of the text the person read; the ledger records it and that text's
+    SHA-256 next to the authoritative English text's.
+    """
     signable_revision(person=person, policy=revision.policy, version=revision.version)
     # Taking the chain lock first serialises concurrent submissions for the same person, so the
     # existence check below sees a signature committed a moment ago (double click, two tabs).
@@ -202,7 +213,7 @@ def record_acknowledgement(
             "company": _company(),
             "person": _person_snapshot(person),
             "policy": _revision_snapshot(revision),
-            "text": _text_snapshot(revision),
+            "text": _text_snapshot(revision, language),
             "attestation": CURRENT_ATTESTATION.as_evidence(),
             "consent": {
                 "version": CURRENT_ESIGN_CONSENT.version,
@@ -229,7 +240,12 @@ def record_acknowledgement(
 
 @transaction.atomic
 def record_decline(
-    *, person: User, revision: PolicyRevision, reason: str, client: ClientEvidence
+    *,
+    person: User,
+    revision: PolicyRevision,
+    reason: str,
+    client: ClientEvidence,
+    language: str = AUTHORITATIVE_LANGUAGE,
 ) -> LedgerEntry:
     """Record that a person declined a revision; it does not sign it and leaves them pending."""
     signable_revision(person=person, policy=revision.policy, version=revision.version)
@@ -243,7 +259,7 @@ def record_decline(
         payload={
             "person": _person_snapshot(person),
             "policy": _revision_snapshot(revision),
-            "text": _text_snapshot(revision),
+            "text": _text_snapshot(revision, language),
             "reason": reason.strip() or None,
             **client.as_payload(),
         },
@@ -509,6 +525,11 @@ def publish_revision(*, actor: User | None, revision: PolicyRevision) -> PolicyR
     revision.status = PolicyRevision.Status.PUBLISHED
     revision.published_at = now
     revision.published_by = actor
+    # Translations are frozen while the stored revision is still a draft: once it is
+    # published, PostgreSQL refuses to change them.
+    for translation in revision.translations.all():
+        _freeze(translation)
+        translation.save()
     revision.save()
     _audit(
         actor=actor,
@@ -542,6 +563,51 @@ def publish_revision(*, actor: User | None, revision: PolicyRevision) -> PolicyR
     if revision.is_material or revision.announce:
         transaction.on_commit(partial(tasks.announce_revision.enqueue, revision.pk))
     return revision
+
+
+def _freeze(translation: RevisionTranslation) -> None:
+    translation.body = policy_text.normalise(translation.body)
+    translation.body_html = policy_text.render_html(translation.body)
+    translation.text_sha256 = policy_text.text_sha256(translation.body)
+
+
+@transaction.atomic
+def save_translation(
+    *, actor: User | None, revision: PolicyRevision, language: str, body: str
+) -> RevisionTranslation:
+    """Add (or, while the revision is a draft, change) a translation of its text; audited.
+
+    A published revision's translation is frozen at once; one that exists is never replaced.
+    """
+    if language == AUTHORITATIVE_LANGUAGE or language not in dict(settings.LANGUAGES):
+        raise ActionRefused(_("Choose a language other than the authoritative English."))
+    if not body.strip():
+        raise ActionRefused(_("The translation is empty."))
+    revision = PolicyRevision.objects.select_for_update().get(pk=revision.pk)
+    existing = revision.translations.filter(language=language).first()
+    if revision.is_published and existing is not None:
+        raise ActionRefused(
+            _("This published revision already has a %(language)s translation; it cannot change.")
+            % {"language": language}
+        )
+    translation = existing or RevisionTranslation(revision=revision, language=language)
+    translation.body = policy_text.normalise(body)
+    translation.created_by = translation.created_by or actor
+    if revision.is_published:
+        _freeze(translation)  # a translation of a published revision is final when written
+    translation.save()
+    _audit(
+        actor=actor,
+        action="translation_saved",
+        revision=revision if revision.is_published else None,
+        details={
+            "policy": revision.policy.slug,
+            "version": revision.version,
+            "language": language,
+            "text_sha256": translation.text_sha256 or None,
+        },
+    )
+    return translation
 
 
 # --- Notifications -----------------------------------------------------------------------------
@@ -724,6 +790,7 @@ def issue_receipt(*, acknowledgement_id: int) -> Receipt:
     identity = receipts.load_sealing_identity()
     entry = acknowledgement.ledger_entry
     revision = acknowledgement.revision
+    signed_text = revision.text_in(ledger.decode(entry)["text"]["language"])
     # Rendering takes a while and needs no lock: it happens before the transaction.
     pdf = receipts.issue_receipt(
         receipts.ReceiptDocument(
@@ -733,8 +800,8 @@ def issue_receipt(*, acknowledgement_id: int) -> Receipt:
             sequence=entry.sequence,
             previous_hash=entry.previous_hash,
             row_hash=entry.row_hash,
-            policy_source=revision.body,
-            policy_html=revision.body_html,
+            policy_source=signed_text.body,
+            policy_html=signed_text.body_html,
             verify_url=f"{settings.PORTAL_BASE_URL}{reverse('acknowledgements:verify')}",
             seal_fingerprint=identity.fingerprint,
         ),

@@ -31,6 +31,7 @@ APPEND_ONLY_TABLES = [
     "acknowledgements_receipt",
     "acknowledgements_policyrevision",
     "acknowledgements_policyrevision_audiences",
+    "acknowledgements_revisiontranslation",
 ]
 
 

@@ -6,6 +6,7 @@ import datetime as dt
 from functools import wraps
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.paginator import Paginator
@@ -27,8 +28,16 @@ from ..forms import (
     PersonAudiencesForm,
     PolicyAudiencesForm,
     PolicyForm,
+    TranslationForm,
 )
-from ..models import ConcernReport, Notification, Policy, PolicyRevision, User
+from ..models import (
+    AUTHORITATIVE_LANGUAGE,
+    ConcernReport,
+    Notification,
+    Policy,
+    PolicyRevision,
+    User,
+)
 from ..policy_text import render_html
 
 # The live preview posts the whole text on each pause in typing; no policy comes near this.
@@ -363,10 +372,56 @@ def manage_revision(request, pk: int):
         "previous": previous,
         "rows": diffs.side_by_side(previous.body, revision.body) if previous else [],
         "draft_html": "" if revision.is_published else render_html(revision.body),
+        "translations": revision.translations.all(),
+        "translatable": [
+            (code, name)
+            for code, name in settings.LANGUAGES
+            if code != AUTHORITATIVE_LANGUAGE
+            and not (revision.is_published and revision.translations.filter(language=code).exists())
+        ],
     }
     if revision.is_published:
         context |= _fanout_context(revision)
     return render(request, "acknowledgements/manage/revision.html", context)
+
+
+@require_http_methods(["GET", "POST"])
+@administrators_only
+def manage_translation(request, pk: int, language: str):
+    """Add a translation (or change a draft's); a published revision's is final once saved."""
+    revision = get_object_or_404(PolicyRevision.objects.select_related("policy"), pk=pk)
+    if language == AUTHORITATIVE_LANGUAGE or language not in dict(settings.LANGUAGES):
+        raise Http404(_("No such language."))
+    existing = revision.translations.filter(language=language).first()
+    form = TranslationForm(
+        request.POST or None, initial={"body": existing.body if existing else revision.body}
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.save_translation(
+                actor=request.user,
+                revision=revision,
+                language=language,
+                body=form.cleaned_data["body"],
+            )
+        except services.ActionRefused as refused:
+            form.add_error("body", str(refused))
+        else:
+            messages.success(request, _("The translation is saved."))
+            return redirect("acknowledgements:manage_revision", pk=revision.pk)
+    return render(
+        request,
+        "acknowledgements/manage/translation.html",
+        {
+            "revision": revision,
+            "policy": revision.policy,
+            "language_name": dict(settings.LANGUAGES)[language],
+            "language": language,
+            "existing": existing,
+            "form": form,
+        },
+        status=400 if form.errors else 200,
+    )
 
 
 @require_http_methods(["GET", "POST"])
@@ -600,6 +655,11 @@ urlpatterns = [
     path("manage/revisions/<int:pk>/edit/", manage_draft_edit, name="manage_draft_edit"),
     path("manage/revisions/<int:pk>/delete/", manage_draft_delete, name="manage_draft_delete"),
     path("manage/revisions/<int:pk>/publish/", manage_publish, name="manage_publish"),
+    path(
+        "manage/revisions/<int:pk>/translations/<str:language>/",
+        manage_translation,
+        name="manage_translation",
+    ),
     path("manage/revisions/<int:pk>/retry/", manage_retry_failed, name="manage_retry_failed"),
     path("manage/people/", manage_people, name="manage_people"),
     path("manage/people/<int:pk>/", manage_person, name="manage_person"),

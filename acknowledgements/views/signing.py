@@ -9,13 +9,13 @@ from django.db.models import Q
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from .. import diffs, evidence, personal_data, services, verification
 from ..forms import DeclineForm, SignForm, VerifyReceiptForm
-from ..models import Acknowledgement, LedgerEntry, Policy, PolicyRevision
+from ..models import AUTHORITATIVE_LANGUAGE, Acknowledgement, LedgerEntry, Policy, PolicyRevision
 from ..policy_text import headings
 
 
@@ -25,11 +25,28 @@ def home(request):
     return render(request, "acknowledgements/home.html", {"standings": request.standings})
 
 
-def _reading_context(request, policy: Policy, revision: PolicyRevision, **extra) -> dict:
+def _reading_language(request) -> str:
+    """The language asked for (?lang=), else the person's own: a translation is shown if any."""
+    asked = request.GET.get("lang", "")
+    if asked in dict(settings.LANGUAGES):
+        return asked
+    return (translation.get_language() or AUTHORITATIVE_LANGUAGE).split("-")[0]
+
+
+def _reading_context(
+    request, policy: Policy, revision: PolicyRevision, language: str, **extra
+) -> dict:
+    shown = revision.text_in(language)
     return {
         "policy": policy,
         "revision": revision,
-        "toc": headings(revision.body),
+        "shown": shown,
+        "other_languages": [
+            code
+            for code in [AUTHORITATIVE_LANGUAGE, *(t.language for t in revision.translations.all())]
+            if code != shown.language
+        ],
+        "toc": headings(shown.body),
         **extra,
     }
 
@@ -43,18 +60,24 @@ def policy_detail(request, slug: str):
     if standing is None:
         raise Http404(_("No policy in effect applies to you under this address."))
     revision = standing.current
+    language = revision.text_in(_reading_language(request)).language
     sign_form = decline_form = changes = None
     if standing.must_sign:
         if evidence.needs_fresh_sign_in(request):
             return _reauthenticate(request, policy)
         services.record_view(
-            person=request.user, revision=revision, client=evidence.from_request(request)
+            person=request.user,
+            revision=revision,
+            client=evidence.from_request(request),
+            language=language,
         )
         changes = changes_since_signed(request.user, revision)
         sign_form = SignForm(
-            person=request.user, needs_consent=not services.has_consented(request.user)
+            person=request.user,
+            needs_consent=not services.has_consented(request.user),
+            initial={"language": language},
         )
-        decline_form = DeclineForm()
+        decline_form = DeclineForm(initial={"language": language})
     return render(
         request,
         "acknowledgements/policy_detail.html",
@@ -62,6 +85,7 @@ def policy_detail(request, slug: str):
             request,
             policy,
             revision,
+            language,
             standing=standing,
             sign_form=sign_form,
             decline_form=decline_form,
@@ -108,7 +132,7 @@ def revision_detail(request, slug: str, version: str):
     return render(
         request,
         "acknowledgements/revision_detail.html",
-        _reading_context(request, revision.policy, revision),
+        _reading_context(request, revision.policy, revision, _reading_language(request)),
     )
 
 
@@ -150,9 +174,10 @@ def sign(request, slug: str, version: str):
                 request,
                 revision.policy,
                 revision,
+                form.cleaned_data.get("language") or AUTHORITATIVE_LANGUAGE,
                 standing=standing,
                 sign_form=form,
-                decline_form=DeclineForm(),
+                decline_form=DeclineForm(initial={"language": form.cleaned_data.get("language")}),
             ),
             status=400,
         )
@@ -166,6 +191,7 @@ def sign(request, slug: str, version: str):
             client=evidence.from_request(
                 request, browser_time_zone=form.cleaned_data["browser_time_zone"]
             ),
+            language=form.cleaned_data["language"],
         )
     except services.ActionRefused as refused:
         messages.error(request, str(refused))
@@ -191,6 +217,7 @@ def decline(request, slug: str, version: str):
             revision=revision,
             reason=form.cleaned_data["reason"],
             client=evidence.from_request(request),
+            language=form.cleaned_data["language"],
         )
     except services.ActionRefused as refused:
         messages.error(request, str(refused))

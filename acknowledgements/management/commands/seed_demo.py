@@ -148,7 +148,13 @@ class Command(BaseCommand):
             effective_at=timezone.now(),
         )
         services.publish_revision(actor=owner, revision=minor)
-        services.create_draft(
+        services.save_translation(
+            actor=owner,
+            revision=minor,
+            language="fr",
+            body=(DEMO_DIR / "acceptable-use-policy-1.1.fr.md").read_text("utf-8"),
+        )
+        material = services.create_draft(
             actor=owner,
             policy=policy,
             version="2.0",
@@ -159,5 +165,11 @@ class Command(BaseCommand):
                 "section 5: only approved tools, and users stay responsible for the output."
             ),
             due_days=14,
+        )
+        services.save_translation(
+            actor=owner,
+            revision=material,
+            language="fr",
+            body=(DEMO_DIR / "acceptable-use-policy-2.0.fr.md").read_text("utf-8"),
         )
         return True
