@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.conf import settings
-
 from django.utils.translation import gettext as _
 
 from . import ledger, receipts
