@@ -101,3 +101,14 @@ def test_an_unreachable_database_is_a_friendly_503(signer, revision, logged_in):
     assert "briefly unavailable" in response.content.decode()
     # And it recovers by itself once the database answers again.
     assert client.get("/").status_code == 200
+
+
+def test_a_session_ends_after_the_configured_idle_time(settings, signer, revision, logged_in):
+    client = logged_in(signer)
+    idle = dt.timedelta(seconds=settings.SESSION_COOKIE_AGE)
+    with time_machine.travel(idle - dt.timedelta(minutes=1)):
+        assert client.get("/").status_code == 200  # activity keeps the session alive
+    with time_machine.travel(idle * 2 + dt.timedelta(minutes=1)):
+        response = client.get("/")
+    assert response.status_code == 302
+    assert response["Location"].startswith("/accounts/login/")
