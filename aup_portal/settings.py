@@ -5,6 +5,7 @@ console email, debug off). The README lists each variable.
 """
 
 import os
+import re
 from pathlib import Path
 
 import dj_database_url
@@ -69,6 +70,8 @@ INSTALLED_APPS = [
     "allauth",
     "allauth.account",
     "allauth.mfa",
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.openid_connect",
     "django_tasks_db",
     "acknowledgements",
 ]
@@ -77,6 +80,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "acknowledgements.middleware.RequestIdMiddleware",
+    "acknowledgements.db_router.ReportingReadsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -133,6 +137,13 @@ else:
             "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 20},
         }
     }
+if env_str("DATABASE_REPLICA_URL"):
+    DATABASES["replica"] = dj_database_url.parse(
+        env_str("DATABASE_REPLICA_URL"), conn_max_age=CONN_MAX_AGE, conn_health_checks=True
+    )
+    # Tests read the replica as the primary itself.
+    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
+DATABASE_ROUTERS = ["acknowledgements.db_router.ReportingReplicaRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Authentication (django-allauth) -----------------------------------------------------------
@@ -174,6 +185,71 @@ AUTH_PASSWORD_VALIDATORS = [
 # Sessions end after this many minutes without a request.
 SESSION_COOKIE_AGE = env_int("PORTAL_SESSION_IDLE_MINUTES", 30) * 60
 SESSION_SAVE_EVERY_REQUEST = True
+
+# --- Single sign-on (OpenID Connect, django-allauth's socialaccount) --------------------------
+
+# Sign-in through the company's identity provider. Configured here when PORTAL_OIDC_SERVER_URL
+# is set, or in the admin (Social applications, provider "OpenID Connect") when it is not; not
+# both for the same provider id. People signing in by SSO for the first time get an account
+# (even with PORTAL_OPEN_SIGNUP off), provided the identity provider says their email address
+# is verified; an existing person with that verified address is connected instead. Audiences
+# follow the PORTAL_OIDC_AUDIENCE_CLAIM claim at every SSO sign-in (acknowledgements/adapters.py).
+SOCIALACCOUNT_ADAPTER = "acknowledgements.adapters.PortalSocialAccountAdapter"
+SOCIALACCOUNT_AUTO_SIGNUP = True
+SOCIALACCOUNT_EMAIL_VERIFICATION = "none"  # the adapter requires the IdP's email_verified
+SOCIALACCOUNT_EMAIL_AUTHENTICATION = True
+SOCIALACCOUNT_EMAIL_AUTHENTICATION_AUTO_CONNECT = True
+SOCIALACCOUNT_LOGIN_ON_GET = False  # starting a sign-in is a POST (CSRF-protected)
+SOCIALACCOUNT_STORE_TOKENS = False
+
+PORTAL_OIDC_SERVER_URL = env_str("PORTAL_OIDC_SERVER_URL").rstrip("/")
+PORTAL_OIDC_PROVIDER_ID = env_str("PORTAL_OIDC_PROVIDER_ID") or "sso"
+PORTAL_OIDC_PROVIDER_NAME = env_str("PORTAL_OIDC_PROVIDER_NAME") or "Company SSO"
+PORTAL_OIDC_AUDIENCE_CLAIM = env_str("PORTAL_OIDC_AUDIENCE_CLAIM") or "groups"
+
+
+def env_mapping(name: str) -> dict[str, str]:
+    """Pairs "idp-group=slug,other=slug" (";" separates them when group names hold commas)."""
+    value = env_str(name).strip()
+    separator = ";" if ";" in value else ","
+    mapping = {}
+    for item in value.split(separator):
+        if not item.strip():
+            continue
+        key, equals, slug = item.rpartition("=")
+        if not equals or not key.strip() or not slug.strip():
+            raise ImproperlyConfigured(f"{name} must list group=audience-slug pairs, not {item!r}.")
+        mapping[key.strip().casefold()] = slug.strip().lower()
+    return mapping
+
+
+PORTAL_OIDC_AUDIENCE_MAP = env_mapping("PORTAL_OIDC_AUDIENCE_MAP")
+SOCIALACCOUNT_PROVIDERS = {}
+if PORTAL_OIDC_SERVER_URL:
+    if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", PORTAL_OIDC_PROVIDER_ID):
+        raise ImproperlyConfigured(
+            "PORTAL_OIDC_PROVIDER_ID must be lower-case letters, digits, - and _ (it is part of "
+            f"the callback URL and of the evidence), not {PORTAL_OIDC_PROVIDER_ID!r}."
+        )
+    if not env_str("PORTAL_OIDC_CLIENT_ID"):
+        raise ImproperlyConfigured("PORTAL_OIDC_SERVER_URL is set: set PORTAL_OIDC_CLIENT_ID too.")
+    SOCIALACCOUNT_PROVIDERS = {
+        "openid_connect": {
+            "APPS": [
+                {
+                    "provider_id": PORTAL_OIDC_PROVIDER_ID,
+                    "name": PORTAL_OIDC_PROVIDER_NAME,
+                    "client_id": env_str("PORTAL_OIDC_CLIENT_ID"),
+                    "secret": env_str("PORTAL_OIDC_CLIENT_SECRET"),
+                    "settings": {
+                        # allauth appends /.well-known/openid-configuration.
+                        "server_url": PORTAL_OIDC_SERVER_URL,
+                        "oauth_pkce_enabled": True,
+                    },
+                }
+            ]
+        }
+    }
 
 # --- Internationalisation ----------------------------------------------------------------------
 
@@ -336,6 +412,8 @@ PORTAL_SEALING_KEY = env_str("PORTAL_SEALING_KEY")
 PORTAL_SEALING_KEY_PASSWORD = env_str("PORTAL_SEALING_KEY_PASSWORD")
 PORTAL_SEALING_CERT = env_str("PORTAL_SEALING_CERT")
 PORTAL_SEALING_ROOT = env_str("PORTAL_SEALING_ROOT")
+# After rotating to a new root, receipts sealed under the old one must still verify.
+PORTAL_SEALING_FORMER_ROOTS = env_list("PORTAL_SEALING_FORMER_ROOTS")
 PORTAL_SEALING_DIR = Path(
     env_str("PORTAL_SEALING_DIR") or Path.home() / ".local" / "share" / "aup-portal" / "sealing"
 )

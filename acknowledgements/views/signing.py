@@ -129,11 +129,23 @@ def revision_detail(request, slug: str, version: str):
         policy__slug=slug,
         version=version,
     )
+    if not _may_read(request.user, revision):
+        raise Http404(_("No policy in effect applies to you under this address."))
     return render(
         request,
         "acknowledgements/revision_detail.html",
         _reading_context(request, revision.policy, revision, _reading_language(request)),
     )
+
+
+def _may_read(person, revision: PolicyRevision) -> bool:
+    """A revision is readable by its audiences, by anyone with a record about it (to reread
+    what they signed after changing audience), and by administrators and auditors."""
+    if person.has_perm("acknowledgements.view_policyrevision"):
+        return True
+    if revision.audiences.filter(pk__in=person.audiences.values("pk")).exists():
+        return True
+    return LedgerEntry.objects.filter(person=person, revision=revision).exists()
 
 
 def _signable_or_message(request, slug: str, version: str) -> PolicyRevision | None:
@@ -146,8 +158,18 @@ def _signable_or_message(request, slug: str, version: str) -> PolicyRevision | N
 
 
 def _reauthenticate(request, policy: Policy):
-    """Send the person to confirm their password (or MFA), then back to the policy."""
+    """Send the person to confirm it is them, then back to the policy.
+
+    With a password or a second factor, allauth asks for it; someone who only signs in through
+    SSO goes round their identity provider again, which is asked to prompt for a fresh login.
+    """
     back = reverse("acknowledgements:policy_detail", args=[policy.slug])
+    person = request.user
+    sso = person.socialaccount_set.first()
+    if sso and not person.has_usable_password() and not person.authenticator_set.exists():
+        login = reverse("openid_connect_login", kwargs={"provider_id": sso.provider})
+        query = {"process": "login", "next": back, "auth_params": "prompt=login"}
+        return redirect(f"{login}?{urlencode(query)}")
     return redirect(f"{reverse('account_reauthenticate')}?{urlencode({'next': back})}")
 
 
@@ -209,7 +231,8 @@ def decline(request, slug: str, version: str):
         return redirect("acknowledgements:home")
     form = DeclineForm(request.POST)
     if not form.is_valid():
-        messages.error(request, _("The reason is too long (2,000 characters at most)."))
+        for errors in form.errors.values():
+            messages.error(request, errors[0])
         return redirect("acknowledgements:policy_detail", slug=slug)
     try:
         services.record_decline(
