@@ -9,7 +9,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext_lazy as _
 
-from .models import Audience, ConcernReport, Policy, PolicyRevision, User
+from .models import AUTHORITATIVE_LANGUAGE, Audience, ConcernReport, Policy, PolicyRevision, User
 from .reports.figures import DEFAULT_SORT, SORTS, STATUS_LABELS
 from .services import ActionRefused, check_version_label, typed_name_matches
 from .statements import CURRENT_ATTESTATION, CURRENT_ESIGN_CONSENT
@@ -33,8 +33,11 @@ class SignForm(forms.Form):
         error_messages={"required": _("Accept electronic signing to sign.")},
     )
     browser_time_zone = forms.CharField(required=False, max_length=64, widget=forms.HiddenInput)
-    # The language of the text the person read: recorded with the signature.
-    language = forms.ChoiceField(choices=settings.LANGUAGES, initial="en", widget=forms.HiddenInput)
+    # The language of the text the person read, recorded with the signature. The page always
+    # sends it; a client that does not has read the authoritative English text.
+    language = forms.ChoiceField(
+        choices=settings.LANGUAGES, required=False, widget=forms.HiddenInput
+    )
 
     def __init__(self, *args, person, needs_consent: bool, **kwargs):
         super().__init__(*args, **kwargs)
@@ -46,6 +49,9 @@ class SignForm(forms.Form):
             self.fields["consent"].required = True
         else:
             del self.fields["consent"]
+
+    def clean_language(self) -> str:
+        return self.cleaned_data["language"] or AUTHORITATIVE_LANGUAGE
 
     def clean_typed_name(self) -> str:
         typed = self.cleaned_data["typed_name"]
@@ -78,12 +84,19 @@ class TranslationForm(forms.Form):
 
 
 class DeclineForm(forms.Form):
-    language = forms.ChoiceField(choices=settings.LANGUAGES, initial="en", widget=forms.HiddenInput)
+    language = forms.ChoiceField(
+        choices=settings.LANGUAGES, required=False, widget=forms.HiddenInput
+    )
+
+    def clean_language(self) -> str:
+        return self.cleaned_data["language"] or AUTHORITATIVE_LANGUAGE
+
     reason = forms.CharField(
         label=_("Reason (optional)"),
         required=False,
         max_length=2000,
         widget=forms.Textarea(attrs={"rows": 3}),
+        error_messages={"max_length": _("The reason is too long (2,000 characters at most).")},
     )
 
 
@@ -195,6 +208,7 @@ class DraftForm(forms.Form):
         label=_("What changed"),
         max_length=2000,
         widget=forms.Textarea(attrs={"rows": 3}),
+        error_messages={"max_length": _("The reason is too long (2,000 characters at most).")},
         help_text=_("One or two sentences; they go into the email and on the signing page."),
     )
     change = forms.ChoiceField(

@@ -59,9 +59,11 @@ def set_preferred_language(*, person: User, language: str) -> None:
 
 def comparable_name(name: str) -> str:
     """A name folded for comparison: case, accents and runs of spaces do not count."""
-    decomposed = unicodedata.normalize("NFKD", name)
+    # Upper-casing first folds letters that casefold() alone keeps apart (the Turkish dotless
+    # i and I).
+    decomposed = unicodedata.normalize("NFKD", name.upper().casefold())
     without_marks = "".join(c for c in decomposed if not unicodedata.combining(c))
-    return " ".join(without_marks.casefold().split())
+    return " ".join(without_marks.split())
 
 
 def typed_name_matches(typed: str, person: User) -> bool:

@@ -12,7 +12,7 @@ from tests.conftest import PASSWORD
 
 
 @pytest.mark.parametrize("path", ["/accounts/login/", "/verify/"])
-def test_security_headers_on_public_pages(client, path):
+def test_security_headers_on_public_pages(db, client, path):
     response = client.get(path)
     csp = response["Content-Security-Policy"]
     assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp

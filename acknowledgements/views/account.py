@@ -16,7 +16,8 @@ from ..forms import PreferencesForm
 @login_required
 def preferences(request):
     form = PreferencesForm(
-        request.POST or None, initial={"language": request.user.preferred_language}
+        request.POST if request.method == "POST" else None,
+        initial={"language": request.user.preferred_language},
     )
     if request.method == "POST" and form.is_valid():
         services.set_preferred_language(person=request.user, language=form.cleaned_data["language"])

@@ -394,7 +394,8 @@ def manage_translation(request, pk: int, language: str):
         raise Http404(_("No such language."))
     existing = revision.translations.filter(language=language).first()
     form = TranslationForm(
-        request.POST or None, initial={"body": existing.body if existing else revision.body}
+        request.POST if request.method == "POST" else None,
+        initial={"body": existing.body if existing else revision.body},
     )
     if request.method == "POST" and form.is_valid():
         try:

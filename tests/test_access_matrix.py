@@ -1,0 +1,601 @@
+"""Who may open what: every URL of the portal, for every role, with GET and POST.
+
+The table below has one row per URL name of the portal; the URL configuration is walked, so a
+new URL without a row fails `test_every_portal_url_has_a_row`. Each cell is what one role gets
+for GET and for POST (empty body): a status, a redirect (`LOGIN`: the sign-in page, `To(...)`:
+a known page after a POST), or a status the portal should answer but does not yet (`Bug`,
+a strict xfail). No request may change anything unless it is listed in `WRITES`.
+
+The scenario is built once for the module (a sealed receipt takes about half a second) inside
+a transaction that is rolled back at the end; every test runs in a savepoint inside it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import pytest
+from django.contrib.auth.models import Group
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import transaction
+from django.test import Client, TestCase
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.utils import timezone
+
+from acknowledgements import coverage, services
+from acknowledgements.models import (
+    Acknowledgement,
+    Audience,
+    ConcernReport,
+    LedgerEntry,
+    Notification,
+    Policy,
+    PolicyRevision,
+    Receipt,
+    User,
+)
+from acknowledgements.roles import AUDITORS, POLICY_ADMINISTRATORS
+from tests.conftest import PASSWORD, POLICY_BODY, client_evidence
+
+# --- Roles and cells ------------------------------------------------------------------------------
+
+ANON = "anonymous"
+SIGNER = "signer"  # Employees; signed 1.0 and holds the receipt; reported the concern
+OTHER = "other_audience_signer"  # Contractors: test-policy does not apply to them
+ADMIN = "policy_admin"  # also an Employee, who has not signed 1.0 yet
+AUDITOR = "auditor"  # no audience
+SUPER = "superuser"  # no audience, is_staff (create_superuser)
+ROLES = (ANON, SIGNER, OTHER, ADMIN, AUDITOR, SUPER)
+METHODS = ("GET", "POST")
+
+# The test policy's revisions are due in a year: nobody in the scenario is overdue, so the
+# signing gate never sends anyone to the policy page instead of the page asked for.
+DUE_DAYS = 365
+LOGIN_PREFIX = "/accounts/login/"
+
+
+@dataclass(frozen=True)
+class To:
+    """A 302 to this path; `{placeholders}` are the scenario's ids (see `Scenario.ids`)."""
+
+    location: str
+
+
+LOGIN = To(LOGIN_PREFIX)  # a 302 to the sign-in page (checked as a prefix: ?next= follows)
+HOME = To("/")
+POLICY_PAGE = To("/policies/test-policy/")
+
+
+@dataclass(frozen=True)
+class Bug:
+    """The outcome the portal should give but does not: the case is a strict xfail."""
+
+    expected: int | To
+    reason: str
+
+
+Cell = int | To | Bug
+
+# Most rows follow one of these patterns; a row overrides the cells that differ.
+PUBLIC_GET = dict.fromkeys(ROLES, (200, 405))
+SIGNED_IN_GET = {ANON: (LOGIN, 405)} | dict.fromkeys(ROLES[1:], (200, 405))
+SIGNED_IN_POST = {ANON: (405, LOGIN)}
+# administrators_only: sign-in for anonymous visitors, 403 for everyone else but administrators
+# (require_GET/require_POST come first, so the other method is a 405 even for anonymous ones).
+MANAGE_GET = {ANON: (LOGIN, 405), SIGNER: (403, 405), OTHER: (403, 405), AUDITOR: (403, 405)}
+MANAGE_GET |= {ADMIN: (200, 405), SUPER: (200, 405)}
+MANAGE_POST = {ANON: (405, LOGIN), SIGNER: (405, 403), OTHER: (405, 403), AUDITOR: (405, 403)}
+MANAGE_FORM = {ANON: (LOGIN, LOGIN), SIGNER: (403, 403), OTHER: (403, 403), AUDITOR: (403, 403)}
+# view_reports: auditors, administrators and superusers.
+REPORTS_GET = {ANON: (LOGIN, 405), SIGNER: (403, 405), OTHER: (403, 405)}
+REPORTS_GET |= {ADMIN: (200, 405), AUDITOR: (200, 405), SUPER: (200, 405)}
+# A receipt is its signer's, or anyone's for auditors and administrators; another person gets
+# the same 404 as for a receipt number that does not exist.
+RECEIPT_GET = SIGNED_IN_GET | {OTHER: (404, 405)}
+
+TABLE: dict[str, dict[str, tuple[Cell, Cell]]] = {
+    # --- health (views/health.py): open to all, GET only
+    "healthz": PUBLIC_GET,
+    "readyz": PUBLIC_GET,
+    # --- signing (views/signing.py)
+    "home": SIGNED_IN_GET,
+    "policy_detail": SIGNED_IN_GET | {OTHER: (404, 405), AUDITOR: (404, 405), SUPER: (404, 405)},
+    # Readable by its audiences, by people with a record about it, auditors and administrators.
+    "revision_detail": SIGNED_IN_GET | {OTHER: (404, 405)},
+    # An empty form is a 400 for those who may sign; the others are sent home with a message.
+    "sign": SIGNED_IN_POST
+    | {SIGNER: (405, 400), OTHER: (405, HOME), ADMIN: (405, 400)}
+    | {AUDITOR: (405, HOME), SUPER: (405, HOME)},
+    # The reason is optional, so an empty form declines for those who may; everyone is sent
+    # home with a message.
+    "decline": SIGNED_IN_POST | dict.fromkeys(ROLES[1:], (405, HOME)),
+    "my_acknowledgements": SIGNED_IN_GET,
+    "my_data": SIGNED_IN_GET,
+    "acknowledgement_detail": RECEIPT_GET,
+    "receipt_download": RECEIPT_GET,
+    "verify": dict.fromkeys(ROLES, (200, 400)),
+    # --- account (views/account.py): an empty POST leaves the form unbound, shown again (200)
+    "preferences": {ANON: (LOGIN, LOGIN)} | dict.fromkeys(ROLES[1:], (200, 400)),
+    # --- concerns (views/concerns.py)
+    "concern_new": {ANON: (LOGIN, LOGIN)} | dict.fromkeys(ROLES[1:], (200, 400)),
+    "concern_thanks": SIGNED_IN_GET,
+    # --- manage (views/manage.py)
+    "manage_home": MANAGE_GET,
+    "manage_policy_new": MANAGE_FORM | {ADMIN: (200, 400), SUPER: (200, 400)},
+    "manage_policy": MANAGE_GET,
+    "manage_policy_audiences": MANAGE_POST | {ADMIN: (405, 400), SUPER: (405, 400)},
+    "manage_draft_new": MANAGE_FORM | {ADMIN: (200, 400), SUPER: (200, 400)},
+    "manage_preview": MANAGE_POST | {ADMIN: (405, 200), SUPER: (405, 200)},
+    "manage_revision": MANAGE_GET,
+    "manage_draft_edit": MANAGE_FORM | {ADMIN: (200, 400), SUPER: (200, 400)},
+    # An empty POST leaves the form unbound: it is shown again (200).
+    "manage_translation": MANAGE_FORM | {ADMIN: (200, 400), SUPER: (200, 400)},
+    # Without `confirm=yes` the POST shows the confirmation page.
+    "manage_draft_delete": MANAGE_POST | {ADMIN: (405, 200), SUPER: (405, 200)},
+    "manage_publish": MANAGE_FORM
+    | {
+        ADMIN: (200, To("/manage/revisions/{draft}/")),
+        SUPER: (200, To("/manage/revisions/{draft}/")),
+    },
+    "manage_retry_failed": MANAGE_POST
+    | {
+        ADMIN: (405, To("/manage/revisions/{published}/")),
+        SUPER: (405, To("/manage/revisions/{published}/")),
+    },
+    "manage_people": MANAGE_GET,
+    "manage_person": MANAGE_GET,
+    # No audience ticked is allowed: the person then belongs to none.
+    "manage_person_audiences": MANAGE_POST
+    | {ADMIN: (405, To("/manage/people/{signer}/")), SUPER: (405, To("/manage/people/{signer}/"))},
+    "manage_person_exemption": MANAGE_POST | {ADMIN: (405, 400), SUPER: (405, 400)},
+    "manage_concerns": MANAGE_GET,
+    # An invalid status is reported as a message on the list it came from.
+    "manage_concern_status": MANAGE_POST
+    | {ADMIN: (405, To("/manage/concerns/")), SUPER: (405, To("/manage/concerns/"))},
+    "manage_concern_attachment": MANAGE_GET,
+    # --- reports (views/reports.py): GET only
+    "reports_dashboard": REPORTS_GET,
+    "reports_people": REPORTS_GET,
+    "reports_person": REPORTS_GET,
+    "reports_audit_log": REPORTS_GET,
+    "declines": REPORTS_GET,
+    "reports_export_csv": REPORTS_GET,
+    "reports_export_people_csv": REPORTS_GET,
+    "reports_export_xlsx": REPORTS_GET,
+    "reports_export_pdf": REPORTS_GET,
+    "reports_export_package": REPORTS_GET,
+}
+
+# Which object a route's `pk` names, per URL name.
+PK_OF = {
+    "manage_revision": "published",
+    "manage_retry_failed": "published",
+    "manage_draft_edit": "draft",
+    "manage_translation": "draft",
+    "manage_draft_delete": "draft",
+    "manage_publish": "draft",
+    "manage_person": "signer",
+    "manage_person_audiences": "signer",
+    "manage_person_exemption": "signer",
+    "reports_person": "signer",
+    "manage_concern_status": "concern",
+    "manage_concern_attachment": "concern",
+}
+
+_EXPORTS = [n for n in TABLE if n.startswith("reports_export_")]
+# The requests that may change something (every other one must leave the state as it was).
+WRITES = {
+    ("policy_detail", ADMIN, "GET"): "records that the administrator opened what they must sign",
+    ("decline", SIGNER, "POST"): "records a decline (its reason is optional)",
+    ("decline", ADMIN, "POST"): "records a decline (its reason is optional)",
+    ("receipt_download", ADMIN, "GET"): "a receipt read by someone else than its signer",
+    ("receipt_download", AUDITOR, "GET"): "a receipt read by someone else than its signer",
+    ("receipt_download", SUPER, "GET"): "a receipt read by someone else than its signer",
+    ("manage_publish", ADMIN, "POST"): "publishes draft 2.0",
+    ("manage_publish", SUPER, "POST"): "publishes draft 2.0",
+    ("manage_retry_failed", ADMIN, "POST"): "queues the failed email again",
+    ("manage_retry_failed", SUPER, "POST"): "queues the failed email again",
+    ("manage_person_audiences", ADMIN, "POST"): "removes the signer from every audience",
+    ("manage_person_audiences", SUPER, "POST"): "removes the signer from every audience",
+    **{(n, r, "GET"): "an export is audited" for n in _EXPORTS for r in (ADMIN, AUDITOR, SUPER)},
+}
+
+# allauth (/accounts/) and the Django admin (/django-admin/) bring dozens of URLs of their own,
+# protected by their own code: they are not enumerated here but checked by a representative
+# few in `test_third_party_urls`, so they are left out of the "every URL has a row" rule.
+THIRD_PARTY_PREFIXES = ("accounts/", "django-admin/")
+NAMESPACE = "acknowledgements"
+
+
+# --- Discovering the URLs -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Route:
+    route: str  # the full pattern, e.g. "manage/revisions/<int:pk>/"
+    name: str | None  # "namespace:name"
+    params: tuple[str, ...]
+
+
+def discover(resolver=None, prefix: str = "", namespace: str = "") -> list[Route]:
+    """Every URL pattern of the project, with its full route and namespaced name."""
+    found = []
+    for entry in (resolver or get_resolver()).url_patterns:
+        route = prefix + str(entry.pattern)
+        if isinstance(entry, URLResolver):
+            inner = f"{namespace}{entry.namespace}:" if entry.namespace else namespace
+            found += discover(entry, route, inner)
+        elif isinstance(entry, URLPattern):
+            pattern = entry.pattern
+            converters = getattr(pattern, "converters", None)
+            params = tuple(converters) if converters else tuple(pattern.regex.groupindex)
+            name = f"{namespace}{entry.name}" if entry.name else None
+            found.append(Route(route, name, params))
+    return found
+
+
+def portal_routes() -> dict[str, Route]:
+    """The portal's own URLs by name (without the namespace)."""
+    return {
+        route.name.removeprefix(f"{NAMESPACE}:"): route
+        for route in discover()
+        if route.name and route.name.startswith(f"{NAMESPACE}:")
+    }
+
+
+# --- The scenario ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Scenario:
+    people: dict[str, User]  # by role, and "decliner"
+    policy: Policy
+    published: PolicyRevision
+    draft: PolicyRevision
+    acknowledgement: Acknowledgement
+    concern: ConcernReport
+
+    @property
+    def ids(self) -> dict[str, int]:
+        return {
+            "published": self.published.pk,
+            "draft": self.draft.pk,
+            "signer": self.people[SIGNER].pk,
+            "concern": self.concern.pk,
+        }
+
+    def url(self, name: str, params: tuple[str, ...]) -> str:
+        values = {
+            "slug": self.policy.slug,
+            "version": self.published.version,
+            "receipt_number": self.acknowledgement.receipt_number,
+            "language": "fr",  # a translation's language (English is the authoritative text)
+        }
+        kwargs = {}
+        for param in params:
+            if param == "pk":
+                assert name in PK_OF, f"say in PK_OF which object the pk of {name!r} names"
+                kwargs[param] = self.ids[PK_OF[name]]
+            else:
+                assert param in values, f"no value for the route parameter {param!r} of {name!r}"
+                kwargs[param] = values[param]
+        return reverse(f"{NAMESPACE}:{name}", kwargs=kwargs)
+
+
+def _person(name: str, email: str, audience: str | None = None, role: str | None = None) -> User:
+    person = User.objects.create_user(
+        email=email,
+        password=PASSWORD,
+        full_name=name,
+        date_joined=timezone.now() - dt.timedelta(days=365),
+    )
+    if audience:
+        person.audiences.add(Audience.objects.get(slug=audience))
+    if role:
+        person.groups.add(Group.objects.get(name=role))
+    return person
+
+
+def _build() -> Scenario:
+    people = {
+        SIGNER: _person("Ada Lovelace", "ada@example.com", "employees"),
+        "decliner": _person("Blaise Pascal", "blaise@example.com", "employees"),
+        OTHER: _person("Charles Babbage", "charles@example.com", "contractors"),
+        ADMIN: _person("Grace Hopper", "grace@example.com", "employees", POLICY_ADMINISTRATORS),
+        AUDITOR: _person("Alan Turing", "alan@example.com", None, AUDITORS),
+        SUPER: User.objects.create_superuser(
+            email="root@example.com", password=PASSWORD, full_name="Root Superuser"
+        ),
+    }
+    policy = services.create_policy(
+        actor=None,
+        name="Test Policy",
+        slug="test-policy",
+        owner=None,
+        audiences=[Audience.objects.get(slug="employees")],
+    )
+
+    def draft(version: str) -> PolicyRevision:
+        return services.create_draft(
+            actor=None,
+            policy=policy,
+            version=version,
+            body=f"{POLICY_BODY}\nVersion {version}.\n",
+            change=PolicyRevision.Change.MATERIAL,
+            effective_at=timezone.now() - dt.timedelta(seconds=1),
+            due_days=DUE_DAYS,
+        )
+
+    published = services.publish_revision(actor=None, revision=draft("1.0"))
+    with TestCase.captureOnCommitCallbacks(execute=True):  # issues the sealed receipt
+        acknowledgement = services.record_acknowledgement(
+            person=people[SIGNER],
+            revision=published,
+            typed_name=people[SIGNER].full_name,
+            checkbox_ticked=True,
+            consent_accepted=True,
+            client=client_evidence(),
+        )
+    assert Receipt.objects.filter(acknowledgement=acknowledgement).exists()
+    services.record_decline(
+        person=people["decliner"], revision=published, reason="No.", client=client_evidence()
+    )
+    # A failed email, so that retrying (manage_retry_failed) has something to do.
+    Notification.objects.create(
+        person=people["decliner"],
+        revision=published,
+        kind=Notification.Kind.ANNOUNCEMENT,
+        status=Notification.Status.FAILED,
+        attempts=5,
+        last_error="550 mailbox unavailable",
+    )
+    concern = services.report_concern(
+        reporter=people[SIGNER],
+        category=ConcernReport.Category.SECURITY,
+        description="A laptop was left unlocked.",
+        anonymous=False,
+        attachment=SimpleUploadedFile("note.txt", b"what I saw\n"),
+    )
+    return Scenario(people, policy, published, draft("2.0"), acknowledgement, concern)
+
+
+@pytest.fixture(scope="module")
+def scenario(django_db_setup, django_db_blocker):
+    """The scenario, built once in a transaction rolled back after the module's last test.
+
+    Each test's `db` fixture runs in a savepoint inside it, so what a request changes is undone
+    after that test. Rolling back (not deleting) also suits PostgreSQL, whose triggers refuse to
+    delete evidence.
+    """
+    with django_db_blocker.unblock():
+        outer = transaction.atomic()
+        outer.__enter__()
+        try:
+            built = _build()
+        except BaseException:
+            transaction.set_rollback(True)
+            outer.__exit__(None, None, None)
+            raise
+    yield built
+    with django_db_blocker.unblock():
+        transaction.set_rollback(True)
+        outer.__exit__(None, None, None)
+
+
+@pytest.fixture(autouse=True)
+def _defaults(settings):
+    """The defaults this table assumes, whatever the environment of the test run says."""
+    settings.PORTAL_REQUIRE_MFA_FOR_STAFF = False
+    settings.PORTAL_SIGNING_REAUTH_MINUTES = 30
+
+
+def signed_in(role: str, scenario: Scenario) -> Client:
+    """A client for a role, signed in through the real sign-in form (anonymous: not at all)."""
+    client = Client()
+    if role != ANON:
+        response = client.post(
+            "/accounts/login/", {"login": scenario.people[role].email, "password": PASSWORD}
+        )
+        assert response.status_code == 302, f"{role} could not sign in"
+    return client
+
+
+def fetch(client: Client, method: str, path: str, data: dict | None = None):
+    response = client.get(path) if method == "GET" else client.post(path, data or {})
+    if response.streaming:  # read to the end: the test client then closes the file
+        b"".join(response.streaming_content)
+    # Never call response.close() here: it sends request_finished, whose handler closes the
+    # database connection (and the transaction the scenario lives in) on PostgreSQL.
+    return response
+
+
+def state() -> dict:
+    """What a request must leave as it was, unless it is listed in WRITES."""
+    return {
+        "ledger entries": LedgerEntry.objects.count(),
+        "revisions": list(PolicyRevision.objects.order_by("pk").values_list("pk", "status")),
+        "notifications": list(Notification.objects.order_by("pk").values_list("pk", "status")),
+        "acknowledgements": Acknowledgement.objects.count(),
+        "policies": list(Policy.objects.order_by("pk").values_list("pk", "slug")),
+        "policy audiences": sorted(
+            Policy.audiences.through.objects.values_list("policy_id", "audience_id")
+        ),
+        "memberships": sorted(User.audiences.through.objects.values_list("user_id", "audience_id")),
+        "people": list(
+            User.objects.order_by("pk").values_list("pk", "gate_exemption", "preferred_language")
+        ),
+        "concerns": list(ConcernReport.objects.order_by("pk").values_list("pk", "status")),
+    }
+
+
+# --- The matrix -----------------------------------------------------------------------------------
+
+
+def _describe(expected: Cell) -> str:
+    return f"302->{expected.location}" if isinstance(expected, To) else str(expected)
+
+
+def _cases():
+    for name, row in TABLE.items():
+        for role in ROLES:
+            for method, expected in zip(METHODS, row[role], strict=True):
+                marks = ()
+                if isinstance(expected, Bug):
+                    marks = pytest.mark.xfail(strict=True, reason=f"BUG: {expected.reason}")
+                    expected = expected.expected
+                yield pytest.param(
+                    name, role, method, expected, id=f"{name}-{role}-{method}", marks=marks
+                )
+
+
+def test_every_portal_url_has_a_row():
+    routes = portal_routes()
+    missing = sorted(set(routes) - set(TABLE))
+    assert not missing, f"URLs without a row in TABLE (add one): {missing}"
+    stale = sorted(set(TABLE) - set(routes))
+    assert not stale, f"rows in TABLE for URLs that no longer exist: {stale}"
+    for name, row in TABLE.items():
+        assert set(row) == set(ROLES), f"{name}: a cell per role"
+        for param in routes[name].params:
+            assert param != "pk" or name in PK_OF, f"{name}: say in PK_OF what its pk names"
+    unowned = [
+        route.route
+        for route in discover()
+        if not route.route.startswith(THIRD_PARTY_PREFIXES)
+        and not (route.name or "").startswith(f"{NAMESPACE}:")
+    ]
+    assert not unowned, f"URLs outside the portal's namespace and the third-party ones: {unowned}"
+
+
+@pytest.mark.parametrize(("name", "role", "method", "expected"), list(_cases()))
+def test_access(scenario, db, name, role, method, expected):
+    path = scenario.url(name, portal_routes()[name].params)
+    client = signed_in(role, scenario)
+    before = state()
+
+    response = fetch(client, method, path)
+
+    if isinstance(expected, To):
+        assert response.status_code == 302, f"{method} {path} as {role}"
+        location = response["Location"]
+        if expected == LOGIN:
+            assert location.startswith(f"{LOGIN_PREFIX}?next="), location
+        else:
+            assert location == expected.location.format(**scenario.ids), location
+    else:
+        assert response.status_code == expected, (
+            f"{method} {path} as {role}: {response.status_code}, expected {_describe(expected)}"
+        )
+    if (name, role, method) not in WRITES:
+        assert state() == before, f"{method} {path} as {role} changed something"
+
+
+# --- Another person's records (IDOR) ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["acknowledgement_detail", "receipt_download"])
+def test_someone_elses_receipt_looks_like_one_that_does_not_exist(scenario, db, name):
+    client = signed_in(OTHER, scenario)
+    mine = reverse(f"{NAMESPACE}:{name}", args=[scenario.acknowledgement.receipt_number])
+    nobodys = reverse(f"{NAMESPACE}:{name}", args=["VK-0000-0000-0000"])
+
+    theirs, missing = fetch(client, "GET", mine), fetch(client, "GET", nobodys)
+
+    assert theirs.status_code == missing.status_code == 404
+    assert scenario.acknowledgement.receipt_number.encode() not in theirs.content
+
+
+@pytest.mark.parametrize(
+    ("role", "expected"), [(SIGNER, 200), (OTHER, 404), (ADMIN, 200), (AUDITOR, 200)]
+)
+def test_a_receipt_is_served_to_its_signer_and_to_staff_only(scenario, db, role, expected):
+    path = reverse(f"{NAMESPACE}:receipt_download", args=[scenario.acknowledgement.receipt_number])
+    client = signed_in(role, scenario)
+
+    response = client.get(path)
+    body = b"".join(response.streaming_content) if response.streaming else response.content
+
+    assert response.status_code == expected
+    assert body.startswith(b"%PDF-") == (expected == 200)
+
+
+@pytest.mark.parametrize("name", ["reports_person", "manage_person"])
+def test_another_persons_page_is_refused_to_a_signer(scenario, db, name):
+    client = signed_in(OTHER, scenario)
+    path = reverse(f"{NAMESPACE}:{name}", args=[scenario.people[SIGNER].pk])
+
+    response = fetch(client, "GET", path)
+
+    assert response.status_code == 403
+    assert scenario.people[SIGNER].email.encode() not in response.content
+
+
+@pytest.mark.parametrize("role", [SIGNER, ADMIN, AUDITOR, SUPER])
+def test_a_draft_is_not_readable_on_the_signing_pages(scenario, db, role):
+    path = reverse(f"{NAMESPACE}:revision_detail", args=["test-policy", scenario.draft.version])
+
+    assert fetch(signed_in(role, scenario), "GET", path).status_code == 404
+
+
+# --- CSRF -----------------------------------------------------------------------------------------
+
+
+def test_a_post_without_its_csrf_token_is_refused(scenario, db):
+    client = Client(enforce_csrf_checks=True)
+    client.get("/accounts/login/")  # sets the CSRF cookie
+    token = client.cookies["csrftoken"].value
+    signed_in_page = client.post(
+        "/accounts/login/",
+        {"login": scenario.people[ADMIN].email, "password": PASSWORD, "csrfmiddlewaretoken": token},
+    )
+    assert signed_in_page.status_code == 302
+    token = client.cookies["csrftoken"].value  # rotated on sign-in
+    path = reverse(f"{NAMESPACE}:manage_publish", args=[scenario.draft.pk])
+    before = state()
+
+    refused = fetch(client, "POST", path)
+
+    assert refused.status_code == 403
+    assert state() == before
+    # The same request with its token goes through: the 403 was the missing token.
+    published = fetch(client, "POST", path, {"csrfmiddlewaretoken": token})
+    assert published.status_code == 302
+    assert PolicyRevision.objects.get(pk=scenario.draft.pk).is_published
+
+
+# --- allauth and the Django admin (a representative few) -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "role", "status", "location"),
+    [
+        ("/accounts/login/", ANON, 200, None),
+        ("/accounts/2fa/", ANON, 302, f"{LOGIN_PREFIX}?next=/accounts/2fa/"),
+        ("/accounts/2fa/", SIGNER, 200, None),
+        ("/django-admin/", ANON, 302, "/django-admin/login/?next=/django-admin/"),
+        ("/django-admin/", SIGNER, 302, "/django-admin/login/?next=/django-admin/"),
+        ("/django-admin/", ADMIN, 302, "/django-admin/login/?next=/django-admin/"),
+        ("/django-admin/", AUDITOR, 302, "/django-admin/login/?next=/django-admin/"),
+        ("/django-admin/", SUPER, 200, None),
+    ],
+)
+def test_third_party_urls(scenario, db, path, role, status, location):
+    response = fetch(signed_in(role, scenario), "GET", path)
+
+    assert response.status_code == status
+    if location:
+        assert response["Location"] == location
+
+
+def test_the_scenario_is_what_the_table_assumes(scenario, db):
+    """Nobody is overdue (the gate would redirect), and the records the table relies on exist."""
+    for role in ROLES[1:]:
+        standings = coverage.standings_for(scenario.people[role])
+        assert not [s for s in standings if s.overdue], role
+    assert not PolicyRevision.objects.get(pk=scenario.draft.pk).is_published
+    assert PolicyRevision.objects.get(pk=scenario.published.pk).is_published
+    assert ConcernReport.objects.get(pk=scenario.concern.pk).attachment
+    assert Notification.objects.filter(status=Notification.Status.FAILED).count() == 1
+    assert LedgerEntry.objects.filter(kind=LedgerEntry.Kind.DECLINED).count() == 1
+    assert scenario.people[SUPER].is_superuser and scenario.people[SUPER].is_staff
