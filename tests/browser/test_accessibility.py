@@ -2,7 +2,7 @@
 
 from playwright.sync_api import expect
 
-from tests.browser.conftest import sign_in
+from tests.browser.conftest import ARTIFACTS, sign_in
 
 SIGNER_PAGES = [
     "/",
@@ -88,3 +88,62 @@ def test_signing_with_the_keyboard_alone(portal, page, screenshot):
     expect(
         page.get_by_role("heading", name="Thank you, your signature is recorded")
     ).to_be_visible()
+
+
+ADMIN_PAGES = [
+    "/manage/",
+    "/manage/policies/acceptable-use-policy/",
+    "/manage/policies/acceptable-use-policy/revisions/new/",
+    "/manage/policies/new/",
+    "/manage/people/",
+    "/manage/concerns/",
+    "/concerns/new/",
+    "/preferences/",
+]
+AUDITOR_PAGES = [
+    "/reports/",
+    "/reports/policies/acceptable-use-policy/people/",
+    "/reports/policies/acceptable-use-policy/people/?status=pending",
+    "/reports/audit-log/",
+    "/reports/declines/",
+]
+
+
+def _violations_on(page, portal, paths, axe_violations) -> dict:
+    failures = {}
+    for path in paths:
+        page.goto(f"{portal}{path}")
+        if found := axe_violations():
+            failures[path] = found
+    return failures
+
+
+def test_administrator_pages_have_no_violations(portal, page, axe_violations):
+    sign_in(page, portal, "admin@example.com")
+    page.goto(f"{portal}/manage/")
+    page.get_by_role("link", name="2.0").first.click()
+    revision_page = page.url.removeprefix(portal)
+    assert _violations_on(page, portal, [*ADMIN_PAGES, revision_page], axe_violations) == {}
+
+
+def test_auditor_pages_have_no_violations(portal, page, axe_violations):
+    sign_in(page, portal, "auditor@example.com")
+    assert _violations_on(page, portal, AUDITOR_PAGES, axe_violations) == {}
+
+
+def test_text_reflows_at_320_css_pixels(portal, browser):
+    """WCAG 1.4.10: no horizontal scrolling at 320 px (what 1280 px at 400% zoom shows)."""
+    context = browser.new_context(viewport={"width": 320, "height": 640})
+    narrow = context.new_page()
+    sign_in(narrow, portal, "employee@example.com")
+    too_wide = {}
+    for path in ["/", "/policies/acceptable-use-policy/", "/acknowledgements/", "/verify/"]:
+        narrow.goto(f"{portal}{path}")
+        width = narrow.evaluate("document.documentElement.scrollWidth")
+        if width > 320:
+            too_wide[path] = width
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        name = path.strip("/").replace("/", "-") or "home"
+        narrow.screenshot(path=str(ARTIFACTS / f"reflow-320-{name}.png"), full_page=True)
+    context.close()
+    assert too_wide == {}
