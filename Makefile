@@ -17,6 +17,7 @@ help:
 	@echo "make run    - install, migrate, load demo data and serve http://127.0.0.1:$(PORT)"
 	@echo "make test   - run the whole test suite"
 	@echo "make lint   - ruff checks and formatting check"
+	@echo "make bench  - performance benchmarks on PostgreSQL (bench/README.md); bench-smoke: tiny"
 
 check-python:
 	@if [ -z "$(PYTHON)" ]; then \
@@ -51,6 +52,17 @@ lint: venv
 format: venv
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
+
+# Benchmarks against PostgreSQL (DATABASE_URL, a database named portal_bench*, dropped and
+# recreated; default postgres://postgres@127.0.0.1:5432/portal_bench). See bench/README.md.
+bench: venv
+	$(PY) -m pip install --quiet -r bench/requirements.txt
+	$(PY) -m bench.run --size full
+
+# The same benchmarks at a tiny size (under a minute): checks that they work, not the figures.
+bench-smoke: venv
+	$(PY) -m pip install --quiet -r bench/requirements.txt
+	$(PY) -m bench.run --size smoke
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache staticfiles

@@ -1,0 +1,1 @@
+"""The portal's performance benchmarks (see README.md). Nothing here is imported by the product."""

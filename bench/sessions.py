@@ -1,0 +1,95 @@
+"""Signed-in sessions for many people at once, written straight into Django's session table.
+
+A real sign-in through /accounts/login/ stores Django's auth keys and django-allauth's
+authentication records (how and when the person signed in, which evidence.py reads); the bench
+writes the same keys for each person, with a sign-in time of now, so that
+evidence.needs_fresh_sign_in is false and the sign view accepts the POST. `check_format` signs
+one person in for real and compares the keys, so a change in Django or allauth fails the bench
+instead of silently measuring redirects to the re-authentication page.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+import time
+from dataclasses import dataclass
+
+from bench.common import PASSWORD
+
+SESSION_COOKIE = "sessionid"
+CSRF_COOKIE = "csrftoken"
+BACKEND = "django.contrib.auth.backends.ModelBackend"
+
+
+@dataclass(frozen=True)
+class Credentials:
+    user_id: int
+    email: str
+    full_name: str
+    session_key: str
+    csrf_secret: str
+    csrf_token: str
+
+    @property
+    def cookie(self) -> str:
+        return f"{SESSION_COOKIE}={self.session_key}; {CSRF_COOKIE}={self.csrf_secret}"
+
+
+def session_data(user) -> dict:
+    return {
+        "account_authentication_methods": [
+            {"method": "password", "at": time.time(), "email": user.email}
+        ],
+        "account_authentication_methods_user": str(user.pk),
+        "_auth_user_id": str(user.pk),
+        "_auth_user_backend": BACKEND,
+        "_auth_user_hash": user.get_session_auth_hash(),
+        "_session_expiry": 0,
+    }
+
+
+def sign_in(users) -> list[Credentials]:
+    """A session and a CSRF secret and token for each user (bulk insert, no password hashing)."""
+    from django.conf import settings
+    from django.contrib.sessions.backends.db import SessionStore
+    from django.contrib.sessions.models import Session
+    from django.middleware.csrf import _get_new_csrf_string, _mask_cipher_secret
+    from django.utils import timezone
+
+    expire = timezone.now() + dt.timedelta(seconds=settings.SESSION_COOKIE_AGE)
+    store = SessionStore()
+    credentials, rows = [], []
+    for user in users:
+        key = secrets.token_hex(16)
+        rows.append(
+            Session(
+                session_key=key, session_data=store.encode(session_data(user)), expire_date=expire
+            )
+        )
+        secret = _get_new_csrf_string()
+        credentials.append(
+            Credentials(
+                user.pk, user.email, user.full_name, key, secret, _mask_cipher_secret(secret)
+            )
+        )
+    Session.objects.bulk_create(rows, batch_size=2_000)
+    return credentials
+
+
+def check_format(user) -> None:
+    """Sign `user` in through the real form and compare the session's keys with ours."""
+    from django.contrib.sessions.backends.db import SessionStore
+    from django.test import Client
+
+    client = Client(HTTP_HOST="127.0.0.1")
+    response = client.post("/accounts/login/", {"login": user.email, "password": PASSWORD})
+    if response.status_code != 302:
+        raise SystemExit(f"the real sign-in of {user.email} failed ({response.status_code})")
+    real = SessionStore(session_key=client.cookies[SESSION_COOKIE].value).load()
+    ours = session_data(user)
+    if set(real) != set(ours) or real["_auth_user_backend"] != ours["_auth_user_backend"]:
+        raise SystemExit(
+            f"sessions written by the bench ({sorted(ours)}) no longer match a real sign-in "
+            f"({sorted(real)}): update bench/sessions.py"
+        )

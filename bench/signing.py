@@ -1,0 +1,376 @@
+"""Figure 1: the signing POST under load, against a bare one-INSERT view on the same server.
+
+    python -m bench.signing --size full --json out.json
+
+Served as in production: `gunicorn aup_portal.wsgi` with sync workers (2 x cores + 1),
+DJANGO_DEBUG=0, DJANGO_CONN_MAX_AGE=600, PORTAL_TASK_BACKEND=database (the receipt is queued,
+not rendered in the request), on the generated data set. DJANGO_SETTINGS_MODULE=bench.settings
+only adds the bare view at /bench/insert/.
+
+- Each of the 32 clients signs as a different person every request: people in the Acceptable
+  Use Policy's audiences who consented before and have not signed its current revision, signed
+  in by bench.sessions (Django + allauth session keys, fresh sign-in time) with a CSRF cookie
+  and token. The POST is the sign form: agree=on, typed_name=<full name>, consent=on,
+  browser_time_zone, language=en, csrfmiddlewaretoken. Success is a 302 to the acknowledgement's page;
+  anything else (another redirect, 4xx, 5xx, timeout) is an error.
+- The baseline POSTs, with the same kind of session and CSRF token, to the bare view, which
+  does one ORM INSERT of a ledger-shaped row (bench/urls.py). Same clients, same request count.
+- Baseline and signing runs alternate (B S B S ...) so that the machine's noise hits both;
+  every figure is the median over the runs.
+- While they run, pg_locks is sampled every 10 ms for the ledger's advisory lock: the share of
+  samples where it is held is the chain lock's utilisation, the waiters the queue behind it.
+- Afterwards the new ledger rows must form one unbroken chain and every success must have its
+  Acknowledgement row.
+
+With BENCH_PROPOSED_LOCK=1 (the run's `signing-proposed` step) the gunicorn workers run with
+bench/proposed.py installed: the same code with the chain lock taken only around the head read,
+the INSERTs and the COMMIT. Its figures are numbered 1p*.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import threading
+import time
+from urllib.parse import urlencode
+
+from bench.common import (
+    OUT,
+    Figure,
+    connect,
+    gunicorn,
+    main_args,
+    median,
+    percentile,
+    python,
+    size,
+    write_json,
+)
+
+SIGN_OK = "/acknowledgements/VK-"
+POLICY_SLUG = "acceptable-use-policy"
+WARMUP_PER_CLIENT = 2
+
+
+class LockSampler(threading.Thread):
+    """Samples the chain's advisory lock in pg_locks: held or not, and how many wait."""
+
+    def __init__(self, url: str, lock_id: int, interval: float = 0.01):
+        super().__init__(daemon=True)
+        self.url, self.interval = url, interval
+        self.key = (lock_id >> 32, lock_id & 0xFFFFFFFF)
+        self.samples: list[tuple[int, int]] = []
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        connection = connect(self.url)
+        connection.autocommit = True
+        with connection.cursor() as cursor:
+            while not self.stop.is_set():
+                cursor.execute(
+                    # Advisory locks are per database; other databases of the cluster (a test
+                    # suite running the portal) take the same lock id in theirs.
+                    "SELECT count(*) FILTER (WHERE granted), count(*) FILTER (WHERE NOT granted) "
+                    "FROM pg_locks WHERE locktype = 'advisory' AND classid = %s AND objid = %s "
+                    "AND objsubid = 1 AND database = "
+                    "(SELECT oid FROM pg_database WHERE datname = current_database())",
+                    self.key,
+                )
+                self.samples.append(cursor.fetchone())
+                time.sleep(self.interval)
+        connection.close()
+
+    def summary(self) -> dict:
+        if not self.samples:
+            return {"samples": 0, "held_share": None, "mean_waiters": None}
+        held = sum(1 for granted, _ in self.samples if granted)
+        return {
+            "samples": len(self.samples),
+            "held_share": held / len(self.samples),
+            "mean_waiters": sum(waiting for _, waiting in self.samples) / len(self.samples),
+        }
+
+
+def load(port: int, clients: list[list[dict]], url: str, lock_id: int, tag: str) -> dict:
+    """One run of the load generator in its own process; returns its stats."""
+    job = OUT / f"load-{tag}.json"
+    result_path = OUT / f"load-{tag}-result.json"
+    job.write_text(json.dumps({"host": "127.0.0.1", "port": port, "clients": clients}))
+    sampler = LockSampler(url, lock_id)
+    sampler.start()
+    try:
+        subprocess.run([python(), "-m", "bench.loadgen", str(job), str(result_path)], check=True)
+    finally:
+        sampler.stop.set()
+        sampler.join()
+    result = json.loads(result_path.read_text())
+    return {**result, "lock": sampler.summary()}
+
+
+def stats(result: dict, ok) -> dict:
+    rows = result["results"]
+    good = [row for row in rows if ok(row[3], row[4])]
+    latencies = sorted(row[2] for row in rows)
+    return {
+        "requests": len(rows),
+        "ok": len(good),
+        "errors": len(rows) - len(good),
+        "error_examples": [row[3:] for row in rows if not ok(row[3], row[4])][:5],
+        "rps": len(good) / result["wall_s"],
+        "wall_s": result["wall_s"],
+        "p50_ms": 1000 * percentile(latencies, 0.50),
+        "p95_ms": 1000 * percentile(latencies, 0.95),
+        "p99_ms": 1000 * percentile(latencies, 0.99),
+        "lock": result["lock"],
+    }
+
+
+def create_bench_table() -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE TABLE IF NOT EXISTS bench_row (LIKE acknowledgements_ledgerentry INCLUDING ALL)"
+        )
+        cursor.execute("ALTER TABLE bench_row ALTER COLUMN sequence DROP NOT NULL")
+
+
+def queries_per_request(sign_path: str, sign_body, bare_body, signer, baseline_user) -> dict:
+    """How many SQL statements one signing POST and one bare POST run (in-process client)."""
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    from bench.sessions import CSRF_COOKIE, SESSION_COOKIE
+
+    counts = {}
+    for name, path, credentials, body in (
+        ("sign", sign_path, signer, sign_body(signer)),
+        ("bare", "/bench/insert/", baseline_user, bare_body(baseline_user)),
+    ):
+        client = Client(HTTP_HOST="127.0.0.1", enforce_csrf_checks=True)
+        client.cookies[SESSION_COOKIE] = credentials.session_key
+        client.cookies[CSRF_COOKIE] = credentials.csrf_secret
+        with CaptureQueriesContext(connection) as captured:
+            response = client.post(path, body, content_type="application/x-www-form-urlencoded")
+        expected = 302 if name == "sign" else 204
+        location = response.get("Location", "")
+        if response.status_code != expected or (name == "sign" and SIGN_OK not in location):
+            raise SystemExit(f"in-process {name} POST answered {response.status_code} {location}")
+        counts[name] = len(captured.captured_queries)
+        counts[f"{name}_statements"] = [q["sql"][:120] for q in captured.captured_queries]
+    return counts
+
+
+def main() -> None:
+    args = main_args(__doc__.splitlines()[0])
+    chosen = size(args.size)
+    from bench.common import django_setup
+
+    django_setup()
+    from django.db import connection
+    from django.urls import reverse
+
+    from acknowledgements import coverage, ledger
+    from acknowledgements.models import Acknowledgement, LedgerEntry, Policy, User
+    from bench import sessions
+
+    url = os.environ["DATABASE_URL"]
+    policy = Policy.objects.get(slug=POLICY_SLUG)
+    revision = coverage.timeline_for(policy).current
+    sign_path = reverse("acknowledgements:sign", args=[policy.slug, revision.version])
+    per_run = chosen.clients * chosen.requests_per_client
+    needed = chosen.runs * per_run + chosen.clients * WARMUP_PER_CLIENT + 1
+    signed = Acknowledgement.objects.filter(revision=revision).values("person_id")
+    pool = list(
+        User.objects.filter(
+            is_active=True,
+            audiences__in=revision.audiences.all(),
+            pk__in=LedgerEntry.objects.filter(kind=LedgerEntry.Kind.CONSENTED).values("person_id"),
+        )
+        .exclude(pk__in=signed)
+        .distinct()
+        .order_by("pk")[:needed]
+    )
+    if len(pool) < needed:
+        raise SystemExit(f"only {len(pool)} people can sign; {needed} needed")
+    baseline_people = list(User.objects.filter(pk__in=signed).order_by("pk")[: chosen.clients + 1])
+    sessions.check_format(baseline_people[-1])
+    create_bench_table()
+    signers = sessions.sign_in(pool)
+    baseline = sessions.sign_in(baseline_people)
+
+    def sign_body(c: sessions.Credentials) -> str:
+        return urlencode(
+            {
+                "agree": "on",
+                "typed_name": c.full_name,
+                "consent": "on",
+                "browser_time_zone": "Europe/Paris",
+                # The hidden field of the language the text was read in (added with translations).
+                "language": "en",
+                "csrfmiddlewaretoken": c.csrf_token,
+            }
+        )
+
+    def bare_body(c: sessions.Credentials) -> str:
+        return urlencode({"typed_name": c.full_name, "csrfmiddlewaretoken": c.csrf_token})
+
+    queries = queries_per_request(sign_path, sign_body, bare_body, signers.pop(), baseline.pop())
+    connection.close()
+    next_signer = iter(signers)
+
+    def signing_job(per_client: int) -> list[list[dict]]:
+        return [
+            [
+                {"path": sign_path, "cookie": c.cookie, "body": sign_body(c)}
+                for c in (next(next_signer) for _ in range(per_client))
+            ]
+            for _client in range(chosen.clients)
+        ]
+
+    def bare_job(per_client: int) -> list[list[dict]]:
+        return [
+            [{"path": "/bench/insert/", "cookie": c.cookie, "body": bare_body(c)}] * per_client
+            for c in baseline[: chosen.clients]
+        ]
+
+    def sign_ok(status: int, location: str) -> bool:
+        return status == 302 and location.startswith(SIGN_OK)
+
+    def bare_ok(status: int, location: str) -> bool:
+        return status == 204
+
+    head_before = (
+        LedgerEntry.objects.order_by("-sequence").values_list("sequence", flat=True).first()
+    )
+    acks_before = Acknowledgement.objects.count()
+    connection.close()
+    runs: dict[str, list[dict]] = {"bare": [], "sign": []}
+    with gunicorn(url, workers=chosen.workers, log_name="gunicorn-signing") as (port, _process):
+        load(port, bare_job(WARMUP_PER_CLIENT), url, ledger.CHAIN_LOCK_ID, "warmup-bare")
+        load(port, signing_job(WARMUP_PER_CLIENT), url, ledger.CHAIN_LOCK_ID, "warmup-sign")
+        for number in range(chosen.runs):
+            result = load(
+                port,
+                bare_job(chosen.requests_per_client),
+                url,
+                ledger.CHAIN_LOCK_ID,
+                f"bare-{number}",
+            )
+            runs["bare"].append(stats(result, bare_ok))
+            result = load(
+                port,
+                signing_job(chosen.requests_per_client),
+                url,
+                ledger.CHAIN_LOCK_ID,
+                f"sign-{number}",
+            )
+            runs["sign"].append(stats(result, sign_ok))
+
+    # The chain did not fork, and every success has its acknowledgement.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*), min(sequence), max(sequence), count(*) FILTER (WHERE l.previous_hash "
+            "IS DISTINCT FROM (SELECT p.row_hash FROM acknowledgements_ledgerentry p "
+            "WHERE p.sequence = l.sequence - 1)) FROM acknowledgements_ledgerentry l "
+            "WHERE l.sequence > %s",
+            [head_before],
+        )
+        new_rows, first, last, broken = cursor.fetchone()
+    chain_ok = broken == 0 and new_rows == (last - first + 1 if new_rows else 0)
+    acks_made = Acknowledgement.objects.count() - acks_before
+    successes = sum(r["ok"] for r in runs["sign"]) + chosen.clients * WARMUP_PER_CLIENT
+
+    def med(kind: str, key: str) -> float:
+        return median(r[key] for r in runs[kind])
+
+    sign_rps, bare_rps = med("sign", "rps"), med("bare", "rps")
+    sign_p95, bare_p95 = med("sign", "p95_ms"), med("bare", "p95_ms")
+    errors = sum(r["errors"] for r in runs["sign"]) + sum(r["errors"] for r in runs["bare"])
+    held = median(r["lock"]["held_share"] for r in runs["sign"] if r["lock"]["samples"])
+    waiters = median(r["lock"]["mean_waiters"] for r in runs["sign"] if r["lock"]["samples"])
+    load_note = (
+        f"{chosen.clients} clients x {chosen.requests_per_client} requests, "
+        f"{chosen.workers} sync workers, median of {chosen.runs}"
+    )
+    figures = [
+        Figure(
+            number="1a",
+            name=f"Signing POST throughput ({chosen.clients} clients, each a different person)",
+            value=sign_rps,
+            unit="req/s",
+            baseline_name="bare one-INSERT view, same server and clients",
+            baseline=bare_rps,
+            ratio=sign_rps / bare_rps,
+            target=">= 0.5x",
+            met=sign_rps / bare_rps >= 0.5,
+            note=f"{load_note}; {queries['sign']} SQL statements per signing POST vs "
+            f"{queries['bare']} for the bare view",
+            samples=[r["rps"] for r in runs["sign"]],
+        ),
+        Figure(
+            number="1b",
+            name="Signing POST latency p95",
+            value=sign_p95,
+            unit="ms",
+            baseline_name="bare view p95",
+            baseline=bare_p95,
+            ratio=sign_p95 / bare_p95,
+            target="<= 3x",
+            met=sign_p95 / bare_p95 <= 3,
+            note=(
+                f"signing p50/p95/p99 {med('sign', 'p50_ms'):.0f}/{sign_p95:.0f}/"
+                f"{med('sign', 'p99_ms'):.0f} ms; bare p50/p95/p99 {med('bare', 'p50_ms'):.0f}/"
+                f"{bare_p95:.0f}/{med('bare', 'p99_ms'):.0f} ms"
+            ),
+            samples=[r["p95_ms"] for r in runs["sign"]],
+        ),
+        Figure(
+            number="1c",
+            name="Errors (signing and bare runs)",
+            value=errors,
+            unit="requests",
+            target="0, chain unbroken",
+            met=errors == 0 and chain_ok and acks_made == successes,
+            note=(
+                f"{sum(r['requests'] for r in runs['sign'])} signing + "
+                f"{sum(r['requests'] for r in runs['bare'])} bare requests; {new_rows} new ledger "
+                f"rows form one chain: {chain_ok}; acknowledgements made {acks_made} of "
+                f"{successes} expected"
+            ),
+        ),
+        Figure(
+            number="1d",
+            name="Chain lock held during signing runs (pg_locks sampled every 10 ms)",
+            value=100 * held,
+            unit="% of time",
+            target="reported",
+            note=(
+                f"mean {waiters:.2f} requests waiting for the lock; held "
+                f"{100 * median(r['lock']['held_share'] for r in runs['bare'] if r['lock']['samples']):.0f}% "
+                "of the time during the bare runs (should be ~0)"
+            ),
+        ),
+    ]
+    if os.environ.get("BENCH_PROPOSED_LOCK") == "1":
+        for figure in figures:
+            figure.number = figure.number.replace("1", "1p", 1)
+            figure.name = f"[proposed lock, bench/proposed.py] {figure.name}"
+    write_json(
+        args.json,
+        {
+            "figures": [f.as_dict() for f in figures],
+            "runs": runs,
+            "queries": queries,
+            "chain_ok": chain_ok,
+            "new_ledger_rows": new_rows,
+            "acknowledgements_made": acks_made,
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()
