@@ -443,33 +443,37 @@ def delete_draft(*, actor: User | None, revision: PolicyRevision) -> None:
     revision.delete()
 
 
-@transaction.atomic
-def set_policy_audiences(*, actor: User | None, policy: Policy, audiences: list[Audience]) -> None:
-    """Change which audiences a policy applies to (its future drafts start from these)."""
-    before = sorted(a.slug for a in policy.audiences.all())
+def _replace_audiences(*, actor, members, audiences, action: str, subject: dict) -> None:
+    """Set a policy's or a person's audiences; an actual change is audited with before/after."""
+    before = sorted(a.slug for a in members.all())
     after = sorted(a.slug for a in audiences)
     if before == after:
         return
-    policy.audiences.set(audiences)
-    _audit(
+    members.set(audiences)
+    _audit(actor=actor, action=action, details={**subject, "before": before, "after": after})
+
+
+@transaction.atomic
+def set_policy_audiences(*, actor: User | None, policy: Policy, audiences: list[Audience]) -> None:
+    """Change which audiences a policy applies to (its future drafts start from these)."""
+    _replace_audiences(
         actor=actor,
+        members=policy.audiences,
+        audiences=audiences,
         action="policy_audiences_changed",
-        details={"policy": policy.slug, "before": before, "after": after},
+        subject={"policy": policy.slug},
     )
 
 
 @transaction.atomic
 def set_person_audiences(*, actor: User | None, person: User, audiences: list[Audience]) -> None:
     """Change which audiences a person belongs to (and so which policies apply); audited."""
-    before = sorted(a.slug for a in person.audiences.all())
-    after = sorted(a.slug for a in audiences)
-    if before == after:
-        return
-    person.audiences.set(audiences)
-    _audit(
+    _replace_audiences(
         actor=actor,
+        members=person.audiences,
+        audiences=audiences,
         action="person_audiences_changed",
-        details={"person": _person_snapshot(person), "before": before, "after": after},
+        subject={"person": _person_snapshot(person)},
     )
 
 
