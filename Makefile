@@ -11,12 +11,18 @@ PYTHON ?= $(shell for c in python3.13 python3.12 python3 python; do \
 	command -v $$c >/dev/null 2>&1 && $$c -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null \
 	&& { echo $$c; break; }; done)
 
-.PHONY: help run test lint format check-python venv migrate seed bench bench-smoke clean
+.PHONY: help run test lint format check-python venv migrate seed bench bench-smoke clean debian-packages
+
+# Debian packages: libharfbuzz-subset0 makes WeasyPrint's receipts several times faster (font
+# subsetting otherwise dominates a render); chromium runs the browser tests; poppler-utils
+# (pdftotext, pdfsig) lets tests and people look inside receipts.
+DEBIAN_PACKAGES := libharfbuzz-subset0 fonts-dejavu-core poppler-utils chromium
 
 help:
 	@echo "make run    - install, migrate, load demo data and serve http://127.0.0.1:$(PORT)"
 	@echo "make test   - run the whole test suite"
 	@echo "make lint   - ruff checks and formatting check"
+	@echo "make debian-packages - the system libraries receipts and browser tests need"
 	@echo "make bench  - performance benchmarks on PostgreSQL (bench/README.md); bench-smoke: tiny"
 
 check-python:
@@ -63,6 +69,10 @@ bench: venv
 bench-smoke: venv
 	$(PY) -m pip install --quiet -r bench/requirements.txt
 	$(PY) -m bench.run --size smoke
+
+debian-packages:
+	$(if $(filter 0,$(shell id -u)),,sudo) apt-get update -q
+	$(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(DEBIAN_PACKAGES)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache staticfiles
