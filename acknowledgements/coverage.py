@@ -120,6 +120,8 @@ def standings_for(person: User, *, moment: dt.datetime | None = None) -> list[St
     """Every policy in effect that applies to the person, with their status, in a few queries."""
     moment = moment or timezone.now()
     audience_ids = set(person.audiences.values_list("pk", flat=True))
+    if not audience_ids:  # auditors and service accounts: no policy applies, no more queries
+        return []
     acknowledgements = {
         ack.revision_id: ack
         for ack in Acknowledgement.objects.filter(person=person, signed_at__lte=moment)
