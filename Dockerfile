@@ -20,4 +20,5 @@ ENV PATH=/venv/bin:$PATH PYTHONUNBUFFERED=1 DJANGO_SETTINGS_MODULE=aup_portal.se
 RUN DJANGO_SECRET_KEY=collectstatic-only python manage.py collectstatic --no-input -v 0
 USER portal
 EXPOSE 8000
-CMD ["gunicorn", "aup_portal.wsgi", "--bind", "0.0.0.0:8000", "--workers", "4"]
+# Full exports of a large policy stream for longer than gunicorn's default 30 s timeout.
+CMD ["gunicorn", "aup_portal.wsgi", "--bind", "0.0.0.0:8000", "--workers", "4", "--timeout", "300"]

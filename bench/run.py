@@ -6,9 +6,9 @@
 Steps: drop and create the database (DATABASE_URL, whose name must start with portal_bench;
 default portal_bench / portal_bench_smoke on 127.0.0.1), migrate, collect static files, generate
 the data set, then each benchmark in its own process, all running a copy of the tree taken at
-the start (bench/.out/tree): verify (6), reports (5), export (2),
+the start (bench/.out/<size>/tree): verify (6), reports (5), export (2),
 receipt (3), chain (1e/1f), signing (1a-1d), fanout (4: last, it publishes revisions). Raw
-results go to bench/.out/results.json and the table to bench/.out/RESULTS.md.
+results go to bench/.out/<size>/results.json and the table to bench/.out/<size>/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -18,14 +18,15 @@ import datetime as dt
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import time
 import traceback
 from pathlib import Path
 
+from bench import common
 from bench.common import (
-    OUT,
     ROOT,
     SIZES,
     bench_env,
@@ -131,7 +132,11 @@ def main() -> None:
         "--only", nargs="*", choices=MODULES, help="run only these benchmarks (no fresh data)"
     )
     args = parser.parse_args()
-    OUT.mkdir(parents=True, exist_ok=True)
+    # One output folder per size, so a smoke run next to a full one overwrites nothing of it.
+    if not os.environ.get("BENCH_OUT_DIR"):
+        common.OUT = common.OUT / args.size
+    out = common.OUT
+    out.mkdir(parents=True, exist_ok=True)
     url = database_url(args.size)
     tree = snapshot()
     started = time.perf_counter()
@@ -193,10 +198,15 @@ def main() -> None:
 
     figures = [f for module in MODULES if module in results for f in results[module]["figures"]]
     for name in failures:
-        figures.append({"number": "!", "name": f"{name} FAILED (see bench/.out/{name}.log)",
+        figures.append({"number": "!", "name": f"{name} FAILED (see {out.relative_to(ROOT)}/{name}.log)",
                         "value": None, "unit": "", "target": "", "met": False, "note": ""})  # fmt: skip
     order = {"1": 0, "2": 1, "3": 2, "4": 3, "5": 4, "6": 5}
-    figures.sort(key=lambda f: (order.get(f["number"][0], 9), f["number"]))
+    figures.sort(
+        key=lambda f: (
+            order.get(f["number"][0], 9),
+            [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", f["number"])],
+        )
+    )
     elapsed = time.perf_counter() - started
     info = machine()
     data = results.get("datagen", {})
@@ -221,8 +231,8 @@ def main() -> None:
     report = f"{header}{table(figures)}\n\nNotes:\n\n{notes(figures)}\n\nSteps: " + ", ".join(
         f"{name} {seconds:.0f} s" for name, seconds in steps.items()
     )
-    (OUT / "RESULTS.md").write_text(report + "\n")
-    (OUT / "results.json").write_text(
+    (out / "RESULTS.md").write_text(report + "\n")
+    (out / "results.json").write_text(
         json.dumps(
             {"machine": info, "loads": loads, "steps": steps, "results": results},
             indent=2,

@@ -6,7 +6,7 @@ Only what a measurement needs differs from production:
 - the signing gate also lets that bare view through (the sign view is let through already), so
   the baseline pays for the same middleware as the sign view and nothing more;
 - collected static files (hashed, not compressed), sealing keys and stored receipts live
-  under bench/.out/.
+  under bench/.out/<size>/.
 """
 
 import os
