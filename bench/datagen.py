@@ -38,6 +38,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 
+from acknowledgements.demo_people import AUDIENCE_WEIGHTS, FIRST_NAMES, LAST_NAMES
 from bench.common import (
     ADMIN_EMAIL,
     AUDITOR_EMAIL,
@@ -50,23 +51,6 @@ from bench.common import (
 )
 
 SEED = 2026
-FIRST_NAMES = [
-    "Amara", "Bruno", "Chloé", "Dmitri", "Elena", "Farah", "Gustavo", "Hana", "Idris", "Jade",
-    "Kenji", "Lucía", "Mateo", "Nadia", "Oskar", "Priya", "Quentin", "Rosa", "Samuel", "Tamar",
-    "Ugo", "Valentina", "Wei", "Ximena", "Yusuf", "Zofia",
-]  # fmt: skip
-LAST_NAMES = [
-    "Abara", "Bianchi", "Costa", "Dubois", "Eriksen", "Fischer", "García", "Haddad", "Ivanova",
-    "Jensen", "Kowalski", "Lindqvist", "Moreau", "Nakamura", "Okafor", "Petrov", "Quinn", "Rossi",
-    "Santos", "Tanaka", "Urban", "Vogel", "Wright", "Yilmaz", "Zhang",
-]  # fmt: skip
-AUDIENCE_WEIGHTS = {
-    "employees": 55,
-    "contractors": 20,
-    "clients": 10,
-    "partners": 10,
-    "third-parties": 5,
-}
 USER_AGENTS = [
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
     "Chrome/142.0.0.0 Safari/537.36",

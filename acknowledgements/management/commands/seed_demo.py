@@ -15,6 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from acknowledgements import services
+from acknowledgements.demo_people import AUDIENCE_WEIGHTS, FIRST_NAMES, LAST_NAMES
 from acknowledgements.models import Audience, Policy, PolicyRevision, User
 from acknowledgements.roles import AUDITORS, POLICY_ADMINISTRATORS
 
@@ -31,25 +32,6 @@ NAMED_ACCOUNTS = [
     ("admin@example.com", "Demo Administrator", "employees", POLICY_ADMINISTRATORS),
     ("auditor@example.com", "Demo Auditor", None, AUDITORS),
 ]
-
-FIRST_NAMES = [
-    "Amara", "Bruno", "Chloé", "Dmitri", "Elena", "Farah", "Gustavo", "Hana", "Idris", "Jade",
-    "Kenji", "Lucía", "Mateo", "Nadia", "Oskar", "Priya", "Quentin", "Rosa", "Samuel", "Tamar",
-    "Ugo", "Valentina", "Wei", "Ximena", "Yusuf", "Zofia",
-]  # fmt: skip
-LAST_NAMES = [
-    "Abara", "Bianchi", "Costa", "Dubois", "Eriksen", "Fischer", "García", "Haddad", "Ivanova",
-    "Jensen", "Kowalski", "Lindqvist", "Moreau", "Nakamura", "Okafor", "Petrov", "Quinn", "Rossi",
-    "Santos", "Tanaka", "Urban", "Vogel", "Wright", "Yilmaz", "Zhang",
-]  # fmt: skip
-# Roughly how a company's population splits across the policy's audiences.
-AUDIENCE_WEIGHTS = {
-    "employees": 55,
-    "contractors": 20,
-    "clients": 10,
-    "partners": 10,
-    "third-parties": 5,
-}
 
 
 class Command(BaseCommand):
