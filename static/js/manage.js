@@ -18,10 +18,13 @@
       var source = document.getElementById(slug.getAttribute("data-slug-from"));
       if (!source) { return; }
       var typedByHand = slug.value !== "";
-      slug.addEventListener("input", function () { typedByHand = slug.value !== ""; });
-      source.addEventListener("input", function () {
+      var follow = function () {
         if (!typedByHand) { slug.value = slugify(source.value); }
-      });
+      };
+      slug.addEventListener("input", function () { typedByHand = slug.value !== ""; });
+      source.addEventListener("input", follow);
+      // A name typed (or restored by the browser) before this script ran counts too.
+      follow();
     });
   }
 

@@ -148,6 +148,7 @@ def test_administrator_creates_a_policy_and_exempts_a_service_account(
     sign_in(page, portal, "admin@example.com")
     page.goto(f"{portal}/manage/")
     page.get_by_role("link", name="New policy").click()
+    page.wait_for_load_state()  # the page's script fills the short name as the name is typed
     page.get_by_label("Name", exact=True).fill("Clean Desk Policy")
     expect(page.get_by_label("Short name for its address")).to_have_value("clean-desk-policy")
     page.get_by_label("Third parties").check()
