@@ -8,8 +8,16 @@ whitespace, UTF-8, times as UTC ISO 8601) exactly as hashed. The chain:
 
 with previous_hash of the first entry being 64 zeros. The payload repeats the row's kind,
 person, revision and time, so every column an auditor reads is covered by the hashes.
-Appends are serialised (a transaction-level advisory lock on PostgreSQL; SQLite's IMMEDIATE
-transactions hold its single write lock) so the chain never forks.
+
+Appending and linking are two steps. `append` inserts the entry with its payload and payload
+hash, and takes no global lock: signatures from many people commit side by side. Right after
+the transaction commits, `link_pending` gives every unlinked entry, in the order they were
+inserted, its sequence number, previous hash and row hash, many at a time under one advisory
+lock (SQLite: its single write lock), so the chain never forks and the lock is held for one
+short UPDATE per batch rather than for every signing transaction. An entry is unlinked only
+for those few milliseconds; the database lets a row be linked once and never changed after
+(migration 0009). Whatever must not happen twice for one person (a second signature from a
+double click, a second consent) is serialised by `lock_person` instead.
 """
 
 from __future__ import annotations
@@ -17,20 +25,27 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from .models import LedgerEntry, PolicyRevision, User
 
+logger = logging.getLogger(__name__)
+
 GENESIS_HASH = "0" * 64
 SCHEMA_VERSION = 1
-# An arbitrary constant naming the ledger's advisory lock among any others in the database.
+# Arbitrary constants naming the ledger's advisory locks among any others in the database.
 CHAIN_LOCK_ID = 7_482_019_001
+PERSON_LOCK_SPACE = 748_201  # pg_advisory_xact_lock(PERSON_LOCK_SPACE, person id)
 VERIFY_BATCH = 5_000
+# Entries linked per UPDATE: large enough that a burst of signatures is linked in one short
+# transaction, small enough that the lock is never held for long.
+LINK_BATCH = 500
 
 
 def utc_iso(moment: dt.datetime | None) -> str | None:
@@ -55,11 +70,11 @@ def chain_hash(*, sequence: int, previous_hash: str, payload_sha256: str) -> str
     return sha256_hex(f"{sequence}\n{previous_hash}\n{payload_sha256}".encode("ascii"))
 
 
-def lock_chain() -> None:
-    """Serialise appends until the current transaction ends."""
+def lock_person(person: User) -> None:
+    """Serialise, until the transaction ends, what one person's requests may do twice at once."""
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [CHAIN_LOCK_ID])
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [PERSON_LOCK_SPACE, person.pk])
     # SQLite: the transaction was opened IMMEDIATE (settings), which already holds the lock.
 
 
@@ -72,15 +87,13 @@ def append(
     revision: PolicyRevision | None = None,
     recorded_at: dt.datetime | None = None,
 ) -> LedgerEntry:
-    """Append one evidence event to the chain; call inside the transaction that needs it.
+    """Record one evidence event; call inside the transaction that needs it.
 
+    The entry is linked into the chain right after that transaction commits.
     `recorded_at` (default: now) lets a caller put the same server time in its own rows.
     """
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("Ledger appends must run inside a transaction.")
-    lock_chain()
-    head = LedgerEntry.objects.order_by("-sequence").values_list("sequence", "row_hash").first()
-    sequence, previous_hash = (head[0] + 1, head[1]) if head else (1, GENESIS_HASH)
     recorded_at = recorded_at or timezone.now()
     body = canonical_bytes(
         {
@@ -93,21 +106,104 @@ def append(
             "recorded_at": utc_iso(recorded_at),
         }
     )
-    payload_sha256 = sha256_hex(body)
-    return LedgerEntry.objects.create(
-        sequence=sequence,
+    entry = LedgerEntry.objects.create(
         kind=kind,
         person=person,
         actor=actor,
         revision=revision,
         recorded_at=recorded_at,
         payload=body,
-        payload_sha256=payload_sha256,
-        previous_hash=previous_hash,
-        row_hash=chain_hash(
-            sequence=sequence, previous_hash=previous_hash, payload_sha256=payload_sha256
-        ),
+        payload_sha256=sha256_hex(body),
     )
+    _link_after_commit()
+    return entry
+
+
+def _link_after_commit() -> None:
+    """Link the transaction's new entries once it commits (once per transaction)."""
+    pending = transaction.get_connection().run_on_commit
+    if not any(callback is _link_without_waiting for _sids, callback, _robust in pending):
+        transaction.on_commit(_link_without_waiting)
+
+
+def _link_without_waiting() -> None:
+    # Robust: the entries are committed already; if linking fails here, the next link, the
+    # receipt task or verify_ledger links them.
+    try:
+        link_pending(wait=False)
+    except DatabaseError:
+        logger.exception("Linking the ledger after a commit failed; the next link will do it.")
+
+
+def _take_chain_lock(*, wait: bool) -> bool:
+    """The linking lock until the transaction ends; without `wait`, False if it is taken."""
+    if connection.vendor != "postgresql":
+        return True  # SQLite: the IMMEDIATE transaction holds the database's write lock.
+    with connection.cursor() as cursor:
+        if wait:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [CHAIN_LOCK_ID])
+            return True
+        cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [CHAIN_LOCK_ID])
+        return cursor.fetchone()[0]
+
+
+def _link_batch(*, wait: bool) -> int | None:
+    """Link up to LINK_BATCH entries; None when another process holds the lock."""
+    with transaction.atomic():
+        if not _take_chain_lock(wait=wait):
+            return None
+        pending = list(
+            LedgerEntry.objects.filter(sequence__isnull=True)
+            .order_by("id")
+            .only("id", "payload_sha256")[:LINK_BATCH]
+        )
+        if not pending:
+            return 0
+        head = (
+            LedgerEntry.objects.filter(sequence__isnull=False)
+            .order_by("-sequence")
+            .values_list("sequence", "row_hash")
+            .first()
+        )
+        sequence, previous_hash = head or (0, GENESIS_HASH)
+        for entry in pending:
+            sequence += 1
+            entry.sequence, entry.previous_hash = sequence, previous_hash
+            entry.row_hash = chain_hash(
+                sequence=sequence, previous_hash=previous_hash, payload_sha256=entry.payload_sha256
+            )
+            previous_hash = entry.row_hash
+        LedgerEntry.objects.bulk_update(pending, ["sequence", "previous_hash", "row_hash"])
+        return len(pending)
+
+
+def link_pending(*, wait: bool = True) -> int:
+    """Give every committed, unlinked entry its place in the chain; returns how many.
+
+    Without `wait`, returns at once when another process is linking: that process looks for
+    new entries again after it releases the lock, so entries committed before this call are
+    never left behind.
+    """
+    linked = 0
+    while True:
+        count = _link_batch(wait=wait)
+        if count is None:
+            return linked
+        linked += count
+        if count == LINK_BATCH:
+            continue
+        # Checked after the lock is released: an entry whose own link found the lock taken
+        # was committed before this point, so it is seen here.
+        if not LedgerEntry.objects.filter(sequence__isnull=True).exists():
+            return linked
+
+
+def ensure_linked(entry: LedgerEntry) -> LedgerEntry:
+    """The entry with its chain columns, linking it (and all before it) first if needed."""
+    if entry.sequence is None:
+        link_pending()
+        entry.refresh_from_db(fields=["sequence", "previous_hash", "row_hash"])
+    return entry
 
 
 @dataclass(frozen=True)
@@ -145,7 +241,7 @@ _VERIFIED_COLUMNS = (
 
 
 def _rows(up_to: int | None) -> Iterator[tuple]:
-    rows = LedgerEntry.objects.order_by("sequence")
+    rows = LedgerEntry.objects.filter(sequence__isnull=False).order_by("sequence")
     if up_to is not None:
         rows = rows.filter(sequence__lte=up_to)
     return rows.values_list(*_VERIFIED_COLUMNS).iterator(chunk_size=VERIFY_BATCH)

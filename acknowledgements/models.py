@@ -286,7 +286,10 @@ class LedgerEntry(models.Model):
         SUPERSEDED = "superseded", _("Superseded")
         ADMIN_ACTION = "admin_action", _("Administrative action")
 
-    sequence = models.PositiveBigIntegerField(unique=True)
+    # The chain columns are null from the INSERT until the entry is linked, moments later
+    # (ledger.link_pending); the database allows that one change and no other (migration 0009).
+    # NULL rather than "" for the hashes: many unlinked rows must coexist under `unique`.
+    sequence = models.PositiveBigIntegerField(unique=True, null=True)
     kind = models.CharField(max_length=20, choices=Kind.choices)
     person = models.ForeignKey(User, on_delete=models.PROTECT, null=True, related_name="evidence")
     actor = models.ForeignKey(User, on_delete=models.PROTECT, null=True, related_name="+")
@@ -296,11 +299,11 @@ class LedgerEntry(models.Model):
     recorded_at = models.DateTimeField()
     payload = models.BinaryField()
     payload_sha256 = models.CharField(max_length=64)
-    previous_hash = models.CharField(max_length=64)
-    row_hash = models.CharField(max_length=64, unique=True)
+    previous_hash = models.CharField(max_length=64, null=True)  # noqa: DJ001
+    row_hash = models.CharField(max_length=64, unique=True, null=True)  # noqa: DJ001
 
     class Meta:
-        ordering = ["sequence"]
+        ordering = ["id"]  # the order entries were recorded in, linked or not yet
         verbose_name = _("ledger entry")
         verbose_name_plural = _("ledger entries")
         indexes = [
@@ -309,7 +312,7 @@ class LedgerEntry(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"#{self.sequence} {self.kind}"
+        return f"#{self.sequence or '-'} {self.kind}"
 
 
 class Acknowledgement(models.Model):

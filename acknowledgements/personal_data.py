@@ -49,7 +49,7 @@ def build_archive(person: User, company: str) -> tempfile.SpooledTemporaryFile:
             ),
         )
         lines = []
-        for entry in LedgerEntry.objects.filter(person=person).order_by("sequence"):
+        for entry in LedgerEntry.objects.filter(person=person).order_by("id"):
             lines.append(
                 _dump(
                     {

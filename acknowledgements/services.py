@@ -98,7 +98,7 @@ def has_consented(person: User) -> bool:
 def first_viewed_at(person: User, revision: PolicyRevision):
     return (
         LedgerEntry.objects.filter(person=person, revision=revision, kind=LedgerEntry.Kind.VIEWED)
-        .order_by("sequence")
+        .order_by("recorded_at")
         .values_list("recorded_at", flat=True)
         .first()
     )
@@ -137,7 +137,7 @@ def record_view(
     """Record the first time a person opens a revision they must sign; later views add nothing."""
     if first_viewed_at(person, revision) is not None:
         return
-    ledger.lock_chain()
+    ledger.lock_person(person)
     if first_viewed_at(person, revision) is not None:  # another request won the race
         return
     ledger.append(
@@ -175,9 +175,9 @@ def record_acknowledgement(
     SHA-256 next to the authoritative English text's.
     """
     signable_revision(person=person, policy=revision.policy, version=revision.version)
-    # Taking the chain lock first serialises concurrent submissions for the same person, so the
-    # existence check below sees a signature committed a moment ago (double click, two tabs).
-    ledger.lock_chain()
+    # Serialising this person's submissions lets the existence check below see a signature
+    # committed a moment ago (double click, two tabs), and keeps consent to one row.
+    ledger.lock_person(person)
     existing = Acknowledgement.objects.filter(person=person, revision=revision).first()
     if existing:
         return existing
@@ -187,7 +187,7 @@ def record_acknowledgement(
         raise ActionRefused(_("Type your full name exactly as it appears on your account."))
     consented_at = (
         LedgerEntry.objects.filter(person=person, kind=LedgerEntry.Kind.CONSENTED)
-        .order_by("sequence")
+        .order_by("recorded_at")
         .values_list("recorded_at", flat=True)
         .first()
     )
@@ -251,7 +251,7 @@ def record_decline(
 ) -> LedgerEntry:
     """Record that a person declined a revision; it does not sign it and leaves them pending."""
     signable_revision(person=person, policy=revision.policy, version=revision.version)
-    ledger.lock_chain()
+    ledger.lock_person(person)
     if Acknowledgement.objects.filter(person=person, revision=revision).exists():
         raise ActionRefused(_("You have already signed this version."))
     return ledger.append(
@@ -794,7 +794,7 @@ def issue_receipt(*, acknowledgement_id: int) -> Receipt:
     if existing:
         return existing
     identity = receipts.load_sealing_identity()
-    entry = acknowledgement.ledger_entry
+    entry = ledger.ensure_linked(acknowledgement.ledger_entry)  # the receipt shows its place
     revision = acknowledgement.revision
     signed_text = revision.text_in(ledger.decode(entry)["text"]["language"])
     # Rendering takes a while and needs no lock: it happens before the transaction.
@@ -820,7 +820,7 @@ def issue_receipt(*, acknowledgement_id: int) -> Receipt:
 def _store_receipt(
     *, acknowledgement: Acknowledgement, pdf: bytes, identity: receipts.SealingIdentity
 ) -> Receipt:
-    ledger.lock_chain()
+    ledger.lock_person(acknowledgement.person)
     existing = Receipt.objects.filter(acknowledgement=acknowledgement).first()
     if existing:  # another worker finished first; its sealed bytes are the evidence
         return existing

@@ -121,7 +121,7 @@ def verify_receipt(data: bytes) -> ReceiptVerdict:
         if evidence_matches
         else _("The attached evidence differs from the ledger's record."),
     )
-    chain = ledger.verify_chain(up_to=issued.sequence)
+    chain = ledger.verify_chain(up_to=ledger.ensure_linked(issued).sequence)
     verdict.add(
         _("Ledger chain intact up to this receipt"),
         chain.intact,

@@ -11,11 +11,16 @@ from tests.conftest import set_evidence_triggers
 
 
 def append_events(count: int, **payload):
+    """Record events and link them, as their transaction's commit does in the portal."""
     with transaction.atomic():
-        return [
+        entries = [
             ledger.append(kind=LedgerEntry.Kind.ADMIN_ACTION, payload={"n": n, **payload})
             for n in range(count)
         ]
+    ledger.link_pending()
+    for entry in entries:
+        entry.refresh_from_db()
+    return entries
 
 
 def test_canonical_bytes_are_sorted_compact_utf8():
@@ -30,6 +35,46 @@ def test_entries_form_a_chain(db):
     assert first.payload_sha256 == hashlib.sha256(bytes(first.payload)).hexdigest()
     expected = hashlib.sha256(f"2\n{first.row_hash}\n{second.payload_sha256}".encode()).hexdigest()
     assert second.row_hash == expected
+
+
+def test_an_entry_is_linked_as_its_transaction_commits(evidence_db):
+    with transaction.atomic():
+        first = ledger.append(kind=LedgerEntry.Kind.ADMIN_ACTION, payload={"n": 1})
+        second = ledger.append(kind=LedgerEntry.Kind.ADMIN_ACTION, payload={"n": 2})
+        # Until the commit the entries have their payload hash but no place in the chain.
+        assert (first.sequence, first.previous_hash, first.row_hash) == (None, None, None)
+        assert first.payload_sha256 == hashlib.sha256(bytes(first.payload)).hexdigest()
+    linked = list(LedgerEntry.objects.values_list("pk", "sequence"))
+    assert linked == [(first.pk, 1), (second.pk, 2)]
+    assert ledger.verify_chain().rows_checked == 2
+
+
+def test_a_rolled_back_entry_leaves_no_gap(evidence_db):
+    with pytest.raises(ZeroDivisionError), transaction.atomic():
+        ledger.append(kind=LedgerEntry.Kind.ADMIN_ACTION, payload={"n": 1})
+        1 / 0  # noqa: B018 - the transaction fails after the append
+    with transaction.atomic():
+        kept = ledger.append(kind=LedgerEntry.Kind.ADMIN_ACTION, payload={"n": 2})
+    assert LedgerEntry.objects.get().pk == kept.pk
+    assert LedgerEntry.objects.get().sequence == 1
+
+
+def test_verify_ledger_links_entries_still_waiting(db, capsys):
+    with transaction.atomic():
+        ledger.append(kind=LedgerEntry.Kind.ADMIN_ACTION, payload={"n": 1})
+    call_command("verify_ledger")
+    out = capsys.readouterr().out
+    assert "Linked 1 entries that were waiting for their place." in out
+    assert "Ledger intact: 1 rows checked" in out
+
+
+def test_ensure_linked_links_everything_up_to_the_entry(db):
+    with transaction.atomic():
+        first = ledger.append(kind=LedgerEntry.Kind.ADMIN_ACTION, payload={"n": 1})
+        second = ledger.append(kind=LedgerEntry.Kind.ADMIN_ACTION, payload={"n": 2})
+    assert ledger.ensure_linked(second).sequence == 2
+    first.refresh_from_db()
+    assert second.previous_hash == first.row_hash
 
 
 def test_payload_covers_the_columns(db):

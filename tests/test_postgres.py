@@ -126,6 +126,65 @@ def test_replica_mode_does_not_switch_the_triggers_off(evidence):
     assert ledger.verify_chain().intact
 
 
+def unlinked_entry() -> LedgerEntry:
+    """An entry recorded in the test's transaction, which never commits: it stays unlinked."""
+    with transaction.atomic():
+        return ledger.append(kind=LedgerEntry.Kind.ADMIN_ACTION, payload={"n": 1})
+
+
+def test_an_unlinked_entry_can_receive_its_chain_columns_once(enforced_triggers):
+    entry = unlinked_entry()
+    refused(lambda: LedgerEntry.objects.filter(pk=entry.pk).update(payload=b"{}"))
+    # Linking may not smuggle in another change at the same time.
+    refused(
+        lambda: LedgerEntry.objects.filter(pk=entry.pk).update(
+            sequence=99, previous_hash="0" * 64, row_hash="1" * 64, kind="signed"
+        )
+    )
+    refused(lambda: LedgerEntry.objects.filter(pk=entry.pk).update(sequence=99))
+
+    assert ledger.link_pending() >= 1
+    entry.refresh_from_db()
+    assert entry.sequence is not None and ledger.verify_chain().intact
+    refused(lambda: LedgerEntry.objects.filter(pk=entry.pk).update(sequence=entry.sequence + 1))
+    refused(lambda: LedgerEntry.objects.filter(pk=entry.pk).update(row_hash="1" * 64))
+    refused(
+        lambda: LedgerEntry.objects.filter(pk=entry.pk).update(
+            sequence=None, previous_hash=None, row_hash=None
+        )
+    )
+
+
+def test_linking_without_waiting_leaves_the_work_to_the_lock_holder(evidence_db):
+    with transaction.atomic():
+        entry = ledger.append(kind=LedgerEntry.Kind.ADMIN_ACTION, payload={"n": 1})
+        entry_id = entry.pk
+    assert LedgerEntry.objects.get(pk=entry_id).sequence == 1  # linked as the commit ended
+
+    holding, release = threading.Event(), threading.Event()
+
+    def hold_the_chain_lock(_index: int) -> None:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [ledger.CHAIN_LOCK_ID])
+            holding.set()
+            release.wait(THREAD_TIMEOUT)
+
+    holder = threading.Thread(target=run_at_once, args=(1, hold_the_chain_lock))
+    holder.start()
+    try:
+        assert holding.wait(THREAD_TIMEOUT)
+        # The commit does not wait for the lock: the entry is recorded, linked later.
+        with transaction.atomic():
+            second = ledger.append(kind=LedgerEntry.Kind.ADMIN_ACTION, payload={"n": 2})
+        assert LedgerEntry.objects.get(pk=second.pk).sequence is None
+        assert ledger.link_pending(wait=False) == 0
+    finally:
+        release.set()
+        holder.join(THREAD_TIMEOUT)
+    assert ledger.link_pending() == 1
+    assert ledger.verify_chain().rows_checked == 2
+
+
 def test_the_migration_enables_every_trigger_always():
     migration = importlib.import_module("acknowledgements.migrations.0003_append_only_triggers")
     statements = migration._triggers()
@@ -284,21 +343,24 @@ def test_concurrent_appends_keep_one_gapless_chain(evidence_db):
     before = LedgerEntry.objects.count()
 
     def append_ten(thread: int) -> list[int]:
-        sequences = []
+        ids = []
         for n in range(10):
             with transaction.atomic():
                 entry = ledger.append(
                     kind=LedgerEntry.Kind.ADMIN_ACTION, payload={"thread": thread, "n": n}
                 )
-            sequences.append(entry.sequence)
-        return sequences
+            ids.append(entry.pk)
+        return ids
 
     results = run_at_once(8, append_ten)
 
-    sequences = list(LedgerEntry.objects.order_by("sequence").values_list("sequence", flat=True))
-    assert len(sequences) == before + 80
-    assert sequences == list(range(1, before + 81))
-    assert sorted(s for thread in results for s in thread) == sequences[before:]
+    # Every commit linked its entries (or found another thread linking them): none is left.
+    rows = list(LedgerEntry.objects.order_by("sequence").values_list("sequence", "pk"))
+    assert len(rows) == before + 80
+    assert [sequence for sequence, _pk in rows] == list(range(1, before + 81))
+    assert sorted(pk for _sequence, pk in rows[before:]) == sorted(
+        pk for ids in results for pk in ids
+    )
     chain = ledger.verify_chain()
     assert chain.intact, chain.summary()
     assert chain.rows_checked == before + 80
@@ -343,7 +405,7 @@ def test_different_people_signing_at_once_all_succeed(
     assert LedgerEntry.objects.filter(kind=LedgerEntry.Kind.CONSENTED).count() == len(people)
     assert Receipt.objects.count() == len(people)
     assert LedgerEntry.objects.filter(kind=LedgerEntry.Kind.RECEIPT_ISSUED).count() == len(people)
-    sequences = list(LedgerEntry.objects.values_list("sequence", flat=True))
+    sequences = list(LedgerEntry.objects.order_by("sequence").values_list("sequence", flat=True))
     assert sequences == list(range(1, len(sequences) + 1))
     chain = ledger.verify_chain()
     assert chain.intact, chain.summary()

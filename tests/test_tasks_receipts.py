@@ -27,6 +27,11 @@ def issued(signer, revision, sign, mailoutbox, django_capture_on_commit_callback
     """One signature whose on-commit chain ran: receipt issued, stored and emailed."""
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         acknowledgement = sign(signer, revision)
+    # The test's transaction never commits, so its entries are linked here as a commit would.
+    ledger.link_pending()
+    acknowledgement = Acknowledgement.objects.select_related("ledger_entry").get(
+        pk=acknowledgement.pk
+    )
     receipt = Receipt.objects.get()
     with receipt.pdf.open("rb") as stored:
         pdf = stored.read()

@@ -19,7 +19,7 @@ from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 
 from acknowledgements import ledger, receipts, verification
-from acknowledgements.models import LedgerEntry, Receipt
+from acknowledgements.models import Acknowledgement, LedgerEntry, Receipt
 from tests.conftest import set_evidence_triggers
 
 VERIFY_URL = "/verify/"
@@ -51,6 +51,11 @@ def genuine(signer, revision, sign, django_capture_on_commit_callbacks) -> Simpl
     """One real signature whose receipt was issued, sealed and stored by the on-commit tasks."""
     with django_capture_on_commit_callbacks(execute=True):
         acknowledgement = sign(signer, revision)
+    # The test's transaction never commits, so its entries are linked here as a commit would.
+    ledger.link_pending()
+    acknowledgement = Acknowledgement.objects.select_related("ledger_entry").get(
+        pk=acknowledgement.pk
+    )
     receipt = Receipt.objects.get()
     with receipt.pdf.open("rb") as stored:
         pdf = stored.read()

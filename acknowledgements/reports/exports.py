@@ -98,6 +98,7 @@ def csv_blocks(header: list[str], rows: Iterable[Iterable[Any]]) -> Iterator[str
 
 def signature_records(queryset: Iterable[Acknowledgement] | Any) -> Iterator[tuple]:
     """One tuple per signature in ACKNOWLEDGEMENT_COLUMNS order; signed_at stays a datetime."""
+    ledger.link_pending()  # each row carries its chain position
     rows = (
         queryset.annotate(audience_list=figures.current_audience_names("person_id"))
         .values_list(
@@ -320,9 +321,14 @@ def _zip_info(name: str, *, stored: bool = False):
 
 
 def ledger_head(moment: dt.datetime) -> tuple[int, str, dt.datetime] | None:
-    """The last ledger row recorded by `moment`: the chain is exported up to and including it."""
+    """The last ledger row recorded by `moment`: the chain is exported up to and including it.
+
+    Entries are linked moments after they are recorded, so the highest sequence among those
+    recorded by `moment` is taken after linking any still waiting.
+    """
+    ledger.link_pending()
     return (
-        LedgerEntry.objects.filter(recorded_at__lte=moment)
+        LedgerEntry.objects.filter(recorded_at__lte=moment, sequence__isnull=False)
         .order_by("-sequence")
         .values_list("sequence", "row_hash", "recorded_at")
         .first()

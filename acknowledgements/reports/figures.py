@@ -415,7 +415,7 @@ def signatures(
         queryset = queryset.filter(signed_at__gte=start)
     if end:
         queryset = queryset.filter(signed_at__lt=end)
-    return queryset.order_by("ledger_entry__sequence")
+    return queryset.order_by("ledger_entry_id")
 
 
 def declines() -> QuerySet[LedgerEntry]:
@@ -423,7 +423,7 @@ def declines() -> QuerySet[LedgerEntry]:
     return (
         LedgerEntry.objects.filter(kind=LedgerEntry.Kind.DECLINED)
         .select_related("person", "revision__policy")
-        .order_by("-sequence")
+        .order_by("-id")
     )
 
 
@@ -502,7 +502,7 @@ def person_history(person: User, moment: dt.datetime) -> PersonHistory:
     entries = (
         LedgerEntry.objects.filter(person=person, recorded_at__lte=moment)
         .select_related("revision__policy")
-        .order_by("sequence")
+        .order_by("id")
     )
     events = []
     for entry in entries:
@@ -593,7 +593,7 @@ def audit_entries(
         queryset = queryset.filter(recorded_at__gte=since)
     if until:
         queryset = queryset.filter(recorded_at__lt=until)
-    return queryset.select_related("actor", "revision__policy").order_by("-sequence")
+    return queryset.select_related("actor", "revision__policy").order_by("-id")
 
 
 def audit_actions() -> list[str]:

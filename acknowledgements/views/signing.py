@@ -301,7 +301,7 @@ def my_acknowledgements(request):
         LedgerEntry.objects.filter(person=request.user)
         .filter(Q(kind=LedgerEntry.Kind.SIGNED) | Q(kind=LedgerEntry.Kind.DECLINED))
         .select_related("revision__policy")
-        .order_by("-sequence")
+        .order_by("-id")
     )
     acknowledgements = {
         ack.ledger_entry_id: ack

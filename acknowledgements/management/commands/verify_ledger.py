@@ -2,13 +2,18 @@ import sys
 
 from django.core.management.base import BaseCommand
 
-from acknowledgements.ledger import verify_chain
+from acknowledgements.ledger import link_pending, verify_chain
 
 
 class Command(BaseCommand):
-    help = "Walk the evidence ledger and recompute every hash. Exit 1 at the first failure."
+    help = (
+        "Link any entry committed but not yet linked, then walk the evidence ledger and "
+        "recompute every hash. Exit 1 at the first failure."
+    )
 
     def handle(self, *args, **options):
+        if linked := link_pending():
+            self.stdout.write(f"Linked {linked} entries that were waiting for their place.")
         result = verify_chain()
         if result.intact:
             self.stdout.write(result.summary())
