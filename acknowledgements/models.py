@@ -207,14 +207,16 @@ class PolicyRevision(models.Model):
     def due_at(self):
         return self.effective_at + timezone.timedelta(days=self.due_days)
 
+    def _translation_shown(self, language: str) -> RevisionTranslation | None:
+        """The frozen translation a reader of `language` is shown, if there is one."""
+        if language == AUTHORITATIVE_LANGUAGE or not self.is_published:
+            return None
+        translation = next((t for t in self.translations.all() if t.language == language), None)
+        return translation if translation is not None and translation.text_sha256 else None
+
     def text_in(self, language: str) -> ShownText:
         """The text to show a reader of `language`: its frozen translation, else the English."""
-        translation = (
-            next((t for t in self.translations.all() if t.language == language), None)
-            if language != AUTHORITATIVE_LANGUAGE and self.is_published
-            else None
-        )
-        if translation is not None and translation.text_sha256:
+        if translation := self._translation_shown(language):
             return ShownText(
                 translation.language,
                 translation.body,
@@ -222,6 +224,12 @@ class PolicyRevision(models.Model):
                 translation.text_sha256,
             )
         return ShownText(AUTHORITATIVE_LANGUAGE, self.body, self.body_html, self.text_sha256)
+
+    def text_hash_in(self, language: str) -> tuple[str, str]:
+        """(language, SHA-256) of `text_in(language)`, without loading the texts themselves."""
+        if translation := self._translation_shown(language):
+            return translation.language, translation.text_sha256
+        return AUTHORITATIVE_LANGUAGE, self.text_sha256
 
 
 @dataclass(frozen=True)

@@ -74,7 +74,12 @@ def typed_name_matches(typed: str, person: User) -> bool:
 
 def signable_revision(*, person: User, policy: Policy, version: str) -> PolicyRevision:
     """The revision a person may sign: published, current for its policy, in their audiences."""
-    revisions = list(policy.revisions.published().prefetch_related("audiences"))
+    # The texts are not needed to decide, and a policy's revisions are many and long.
+    revisions = list(
+        policy.revisions.published()
+        .defer("body", "body_html", "change_summary")
+        .prefetch_related("audiences")
+    )
     timeline = Timeline.at(revisions, timezone.now())
     revision = next((r for r in revisions if r.version == version), None)
     if revision is None:
@@ -120,10 +125,10 @@ def _revision_snapshot(revision: PolicyRevision) -> dict:
 
 
 def _text_snapshot(revision: PolicyRevision, language: str) -> dict:
-    shown = revision.text_in(language)
+    shown_language, shown_sha256 = revision.text_hash_in(language)
     return {
-        "sha256": shown.text_sha256,
-        "language": shown.language,
+        "sha256": shown_sha256,
+        "language": shown_language,
         "authoritative_language": AUTHORITATIVE_LANGUAGE,
         "authoritative_sha256": revision.text_sha256,
         "hashed": "Markdown source, UTF-8, LF line endings",

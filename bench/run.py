@@ -45,11 +45,8 @@ MODULES = [
     "receipt",
     "chain",
     "signing",
-    "signing-proposed",
     "fanout",
 ]
-# signing-proposed: the signing benchmark again with bench/proposed.py's lock placement.
-VARIANTS = {"signing-proposed": ("signing", {"BENCH_PROPOSED_LOCK": "1"})}
 
 
 def machine() -> dict:
@@ -131,6 +128,11 @@ def main() -> None:
     parser.add_argument(
         "--only", nargs="*", choices=MODULES, help="run only these benchmarks (no fresh data)"
     )
+    parser.add_argument(
+        "--fresh-data",
+        action="store_true",
+        help="with --only: build a fresh database and data set first, as a full run does",
+    )
     args = parser.parse_args()
     # One output folder per size, so a smoke run next to a full one overwrites nothing of it.
     if not os.environ.get("BENCH_OUT_DIR"):
@@ -161,7 +163,7 @@ def main() -> None:
         steps[name] = time.perf_counter() - began
         print(f"    {steps[name]:.1f} s", flush=True)
 
-    if not args.only:
+    if not args.only or args.fresh_data:
         step("fresh database", lambda: fresh_database(url))
         step(
             "migrate",
@@ -184,14 +186,10 @@ def main() -> None:
         step("generate data", generate)
         if "generate data" in failures:
             sys.exit("the data set could not be generated")
-    # The proposed-lock variant is an investigation, not a check: the smoke run leaves it out
-    # (chain.py's figure 1g still runs bench/proposed.py).
-    default = [m for m in MODULES if args.size == "full" or m not in VARIANTS]
-    for module in args.only or default:
+    for module in args.only or MODULES:
 
         def measure(module: str = module) -> None:
-            code, extra = VARIANTS.get(module, (module, {}))
-            results[module] = bench_module(code, url, args.size, name=module, **extra)
+            results[module] = bench_module(module, url, args.size)
 
         step(module, measure)
         loads.append(load_average())

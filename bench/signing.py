@@ -21,10 +21,6 @@ only adds the bare view at /bench/insert/.
   samples where it is held is the chain lock's utilisation, the waiters the queue behind it.
 - Afterwards the new ledger rows must form one unbroken chain and every success must have its
   Acknowledgement row.
-
-With BENCH_PROPOSED_LOCK=1 (the run's `signing-proposed` step) the gunicorn workers run with
-bench/proposed.py installed: the same code with the chain lock taken only around the head read,
-the INSERTs and the COMMIT. Its figures are numbered 1p*.
 """
 
 from __future__ import annotations
@@ -280,7 +276,11 @@ def main() -> None:
             [head_before],
         )
         new_rows, first, last, broken = cursor.fetchone()
-    chain_ok = broken == 0 and new_rows == (last - first + 1 if new_rows else 0)
+        # Every commit links its entries or leaves them to the linker holding the lock: none
+        # may be left waiting once the load is over.
+        cursor.execute("SELECT count(*) FROM acknowledgements_ledgerentry WHERE sequence IS NULL")
+        (unlinked,) = cursor.fetchone()
+    chain_ok = broken == 0 and unlinked == 0 and new_rows == (last - first + 1 if new_rows else 0)
     acks_made = Acknowledgement.objects.count() - acks_before
     successes = sum(r["ok"] for r in runs["sign"]) + chosen.clients * WARMUP_PER_CLIENT
 
@@ -338,7 +338,7 @@ def main() -> None:
             note=(
                 f"{sum(r['requests'] for r in runs['sign'])} signing + "
                 f"{sum(r['requests'] for r in runs['bare'])} bare requests; {new_rows} new ledger "
-                f"rows form one chain: {chain_ok}; acknowledgements made {acks_made} of "
+                f"rows form one chain: {chain_ok} ({unlinked} left unlinked); acknowledgements made {acks_made} of "
                 f"{successes} expected"
             ),
         ),
@@ -355,10 +355,6 @@ def main() -> None:
             ),
         ),
     ]
-    if os.environ.get("BENCH_PROPOSED_LOCK") == "1":
-        for figure in figures:
-            figure.number = figure.number.replace("1", "1p", 1)
-            figure.name = f"[proposed lock, bench/proposed.py] {figure.name}"
     write_json(
         args.json,
         {
