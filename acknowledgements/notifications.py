@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, mailers
@@ -68,11 +69,10 @@ def _baseline(notification: Notification, baselines: dict[int, PolicyRevision]) 
 
 
 def _notification_message(
-    notification: Notification, baselines: dict[int, PolicyRevision]
+    notification: Notification, due_at: dt.datetime
 ) -> EmailMultiAlternatives:
     revision = notification.revision
     person = notification.person
-    due_at = coverage.due_at(_baseline(notification, baselines), person)
     return _message(
         TEMPLATES[notification.kind],
         {
@@ -88,6 +88,46 @@ def _notification_message(
         to=person.email,
         language=person.preferred_language,
     )
+
+
+@dataclass
+class _Outcome:
+    sent: list[int] = field(default_factory=list)
+    failed: dict[int, str] = field(default_factory=dict)
+
+
+def _render_and_send(lane: list[tuple[Notification, dt.datetime]]) -> _Outcome:
+    """Render and send one lane's messages over one SMTP connection (no database access)."""
+    outcome = _Outcome()
+    if not lane:
+        return outcome
+    with mailers.default as mailer:
+        for notification, due_at in lane:
+            try:
+                mailer.send_messages([_notification_message(notification, due_at)])
+            except (OSError, ValueError) as error:  # smtplib errors are OSErrors
+                outcome.failed[notification.pk] = f"{type(error).__name__}: {error}"[:1000]
+            else:
+                outcome.sent.append(notification.pk)
+    return outcome
+
+
+def _send_in_lanes(work: list[tuple[Notification, dt.datetime]]) -> _Outcome:
+    """Send over PORTAL_EMAIL_CONNECTIONS connections at once.
+
+    One connection spends most of its time waiting for the server's reply to each command;
+    several in parallel keep the worker busy instead. The lanes only render and send: the
+    database work stays in the calling thread, so a batch's queries stay constant.
+    """
+    lanes = max(1, settings.PORTAL_EMAIL_CONNECTIONS)
+    if lanes == 1 or len(work) <= 1:
+        return _render_and_send(work)
+    total = _Outcome()
+    with ThreadPoolExecutor(max_workers=lanes, thread_name_prefix="email-lane") as pool:
+        for outcome in pool.map(_render_and_send, [work[i::lanes] for i in range(lanes)]):
+            total.sent += outcome.sent
+            total.failed |= outcome.failed
+    return total
 
 
 def _claim_batch(size: int) -> list[int]:
@@ -117,22 +157,19 @@ def send_batch(*, size: int | None = None) -> int:
     if not ids:
         return 0
     rows = Notification.objects.filter(pk__in=ids).select_related("person", "revision__policy")
-    sent: list[int] = []
-    failed: dict[int, str] = {}
     attempts: dict[int, int] = {}
     baselines: dict[int, PolicyRevision] = {}
-    with mailers.default as mailer:
-        for notification in rows:
-            attempts[notification.pk] = notification.attempts
-            try:
-                mailer.send_messages([_notification_message(notification, baselines)])
-            except (OSError, ValueError) as error:  # smtplib errors are OSErrors
-                failed[notification.pk] = f"{type(error).__name__}: {error}"[:1000]
-            else:
-                sent.append(notification.pk)
+    work = []
+    for notification in rows:
+        attempts[notification.pk] = notification.attempts
+        baseline = _baseline(notification, baselines)
+        work.append((notification, coverage.due_at(baseline, notification.person)))
+    outcome = _send_in_lanes(work)
     now = timezone.now()
-    Notification.objects.filter(pk__in=sent).update(status=Notification.Status.SENT, sent_at=now)
-    _record_failures(failed, attempts, now)
+    Notification.objects.filter(pk__in=outcome.sent).update(
+        status=Notification.Status.SENT, sent_at=now
+    )
+    _record_failures(outcome.failed, attempts, now)
     return len(ids)
 
 

@@ -316,6 +316,34 @@ def test_a_fan_out_cut_off_halfway_finishes_without_sending_anyone_twice(
     assert notifications.progress(revision).done
 
 
+@pytest.mark.parametrize("connections", [1, 3])
+def test_a_batch_is_sent_over_parallel_connections_each_person_once(
+    settings, failing_mailer, policy, employees, mailoutbox, connections
+):
+    settings.PORTAL_EMAIL_CONNECTIONS = connections
+    failing_mailer.refused = {employees[2].email}
+    opened = []
+    original_open = failing_mailer.open
+
+    def count_open(backend):
+        opened.append(backend)
+        return original_open(backend)
+
+    failing_mailer.open = count_open
+    try:
+        revision = services.publish_revision(actor=None, revision=draft_of(policy, "1.0"))
+        services.queue_announcements(revision=revision)
+        assert notifications.send_batch() == 5
+    finally:
+        failing_mailer.open = original_open
+
+    assert len({id(backend) for backend in opened}) == connections
+    assert recipients(mailoutbox) == Counter({p.email: 1 for p in employees if p != employees[2]})
+    assert notifications.progress(revision) == notifications.Progress(1, 0, 4, 0)
+    refused = Notification.objects.get(person=employees[2])
+    assert "SMTPRecipientsRefused" in refused.last_error
+
+
 def test_each_batch_costs_the_same_number_of_queries_whatever_its_size(
     make_policy, make_person, mailoutbox, django_assert_num_queries
 ):
