@@ -32,6 +32,7 @@ from typing import Any
 
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from .models import LedgerEntry, PolicyRevision, User
 
@@ -219,11 +220,14 @@ class ChainVerification:
 
     def summary(self) -> str:
         if self.intact:
-            return f"Ledger intact: {self.rows_checked} rows checked, head hash {self.head_hash}."
-        return (
-            f"Ledger NOT intact: sequence {self.failed_sequence} fails: {self.problem} "
-            f"({self.rows_checked} rows checked before it)."
-        )
+            return _("Ledger intact: %(rows)s rows checked, head hash %(hash)s.") % {
+                "rows": self.rows_checked,
+                "hash": self.head_hash,
+            }
+        return _(
+            "Ledger NOT intact: sequence %(sequence)s fails: %(problem)s "
+            "(%(rows)s rows checked before it)."
+        ) % {"sequence": self.failed_sequence, "problem": self.problem, "rows": self.rows_checked}
 
 
 _VERIFIED_COLUMNS = (
@@ -249,13 +253,13 @@ def _rows(up_to: int | None) -> Iterator[tuple]:
 
 def _columns_problem(row: tuple, body: bytes) -> str:
     """Why the row's columns disagree with its payload, or ""."""
-    _seq, kind, person_id, actor_id, revision_id, recorded_at, *_ = row
+    _seq, kind, person_id, actor_id, revision_id, recorded_at, *_rest = row
     try:
         payload = json.loads(body)
     except ValueError:
-        return "the payload is not valid JSON"
+        return _("the payload is not valid JSON")
     if body != canonical_bytes(payload):
-        return "the payload is not in canonical form"
+        return _("the payload is not in canonical form")
     expected = {
         "event": kind,
         "person_id": person_id,
@@ -265,25 +269,31 @@ def _columns_problem(row: tuple, body: bytes) -> str:
     }
     for key, value in expected.items():
         if payload.get(key) != value:
-            return f"column {key!r} disagrees with the payload ({value!r} != {payload.get(key)!r})"
+            return _("column %(column)r disagrees with the payload (%(value)r != %(recorded)r)") % {
+                "column": key,
+                "value": value,
+                "recorded": payload.get(key),
+            }
     return ""
 
 
 def _row_problem(row: tuple, *, expected_sequence: int, previous_hash: str) -> tuple[int, str]:
     """(failed sequence, why) for a row that does not continue the chain, or (0, "")."""
-    sequence, *_, body, payload_sha256, stored_previous, stored_row_hash = row
+    sequence, *_columns, body, payload_sha256, stored_previous, stored_row_hash = row
     body = bytes(body)
     if sequence != expected_sequence:
-        return expected_sequence, f"row missing (the next row found is {sequence})"
+        return expected_sequence, _("row missing (the next row found is %(sequence)s)") % {
+            "sequence": sequence
+        }
     if sha256_hex(body) != payload_sha256:
-        return sequence, "payload changed: its SHA-256 does not match the stored hash"
+        return sequence, _("payload changed: its SHA-256 does not match the stored hash")
     if stored_previous != previous_hash:
-        return sequence, "broken link: previous hash does not match the row before it"
+        return sequence, _("broken link: previous hash does not match the row before it")
     recomputed = chain_hash(
         sequence=sequence, previous_hash=previous_hash, payload_sha256=payload_sha256
     )
     if stored_row_hash != recomputed:
-        return sequence, "row hash changed: it does not match the recomputed hash"
+        return sequence, _("row hash changed: it does not match the recomputed hash")
     if problem := _columns_problem(row, body):
         return sequence, problem
     return 0, ""
@@ -300,7 +310,7 @@ def verify_chain(*, up_to: int | None = None) -> ChainVerification:
             return ChainVerification(checked, previous_hash, failed_at, problem)
         previous_hash, checked = row[-1], checked + 1
     if up_to is not None and checked < up_to:
-        return ChainVerification(checked, previous_hash, checked + 1, "row missing")
+        return ChainVerification(checked, previous_hash, checked + 1, _("row missing"))
     return ChainVerification(checked, previous_hash)
 
 
