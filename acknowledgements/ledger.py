@@ -47,6 +47,9 @@ VERIFY_BATCH = 5_000
 # Entries linked per UPDATE: large enough that a burst of signatures is linked in one short
 # transaction, small enough that the lock is never held for long.
 LINK_BATCH = 500
+# Under a steady load there is always more to link: a request links at most this many batches
+# for others before handing the rest to a task, so its own response is not held up.
+LINK_ROUNDS_WITHOUT_WAITING = 3
 
 
 def utc_iso(moment: dt.datetime | None) -> str | None:
@@ -181,21 +184,26 @@ def _link_batch(*, wait: bool) -> int | None:
 def link_pending(*, wait: bool = True) -> int:
     """Give every committed, unlinked entry its place in the chain; returns how many.
 
-    Without `wait`, returns at once when another process is linking: that process looks for
-    new entries again after it releases the lock, so entries committed before this call are
-    never left behind.
+    Without `wait` (after a request's commit), returns at once when another process is
+    linking: that process looks for new entries again after it releases the lock, so entries
+    committed before this call are never left behind. Nor does it keep linking other
+    people's entries for long: after LINK_ROUNDS_WITHOUT_WAITING batches, whatever still
+    waits is handed to a background task.
     """
-    linked = 0
+    linked = rounds = 0
     while True:
         count = _link_batch(wait=wait)
         if count is None:
             return linked
-        linked += count
-        if count == LINK_BATCH:
-            continue
+        linked, rounds = linked + count, rounds + 1
         # Checked after the lock is released: an entry whose own link found the lock taken
         # was committed before this point, so it is seen here.
-        if not LedgerEntry.objects.filter(sequence__isnull=True).exists():
+        if count < LINK_BATCH and not LedgerEntry.objects.filter(sequence__isnull=True).exists():
+            return linked
+        if not wait and rounds >= LINK_ROUNDS_WITHOUT_WAITING:
+            from . import tasks
+
+            tasks.link_ledger.enqueue()
             return linked
 
 

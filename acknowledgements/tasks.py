@@ -19,6 +19,13 @@ def issue_receipt(acknowledgement_id: int) -> None:
 
 
 @task()
+def link_ledger() -> None:
+    from .ledger import link_pending
+
+    link_pending()
+
+
+@task()
 def email_receipt(receipt_id: int) -> None:
     from .notifications import send_receipt
 
