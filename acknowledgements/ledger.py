@@ -10,14 +10,15 @@ with previous_hash of the first entry being 64 zeros. The payload repeats the ro
 person, revision and time, so every column an auditor reads is covered by the hashes.
 
 Appending and linking are two steps. `append` inserts the entry with its payload and payload
-hash, and takes no global lock: signatures from many people commit side by side. Right after
-the transaction commits, `link_pending` gives every unlinked entry, in the order they were
-inserted, its sequence number, previous hash and row hash, many at a time under one advisory
-lock (SQLite: its single write lock), so the chain never forks and the lock is held for one
-short UPDATE per batch rather than for every signing transaction. An entry is unlinked only
-for those few milliseconds; the database lets a row be linked once and never changed after
-(migration 0009). Whatever must not happen twice for one person (a second signature from a
-double click, a second consent) is serialised by `lock_person` instead.
+hash, and takes no global lock: signatures from many people commit side by side. When the
+transaction commits, a background task (tasks.link_ledger) runs `link_pending`, which gives
+every unlinked entry, in the order they were inserted, its sequence number, previous hash and
+row hash, many at a time under one advisory lock (SQLite: its single write lock), so the chain
+never forks and the lock is held for one short UPDATE per batch rather than for every signing
+transaction. Whatever reads chain positions (receipts, exports, verification) links first.
+The database lets a row be linked once and never changed after (migration 0009). Whatever
+must not happen twice for one person (a second signature from a double click, a second
+consent) is serialised by `lock_person` instead.
 """
 
 from __future__ import annotations
@@ -25,18 +26,15 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import DatabaseError, connection, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from .models import LedgerEntry, PolicyRevision, User
-
-logger = logging.getLogger(__name__)
 
 GENESIS_HASH = "0" * 64
 SCHEMA_VERSION = 1
@@ -47,9 +45,6 @@ VERIFY_BATCH = 5_000
 # Entries linked per UPDATE: large enough that a burst of signatures is linked in one short
 # transaction, small enough that the lock is never held for long.
 LINK_BATCH = 500
-# Under a steady load there is always more to link: a request links at most this many batches
-# for others before handing the rest to a task, so its own response is not held up.
-LINK_ROUNDS_WITHOUT_WAITING = 3
 
 
 def utc_iso(moment: dt.datetime | None) -> str | None:
@@ -124,38 +119,25 @@ def append(
 
 
 def _link_after_commit() -> None:
-    """Link the transaction's new entries once it commits (once per transaction)."""
+    """Have the transaction's new entries linked once it commits (one task per transaction)."""
     pending = transaction.get_connection().run_on_commit
-    if not any(callback is _link_without_waiting for _sids, callback, _robust in pending):
-        transaction.on_commit(_link_without_waiting)
+    if not any(callback is _enqueue_link for _sids, callback, _robust in pending):
+        transaction.on_commit(_enqueue_link)
 
 
-def _link_without_waiting() -> None:
-    # Robust: the entries are committed already; if linking fails here, the next link, the
-    # receipt task or verify_ledger links them.
-    try:
-        link_pending(wait=False)
-    except DatabaseError:
-        logger.exception("Linking the ledger after a commit failed; the next link will do it.")
+def _enqueue_link() -> None:
+    from . import tasks
+
+    tasks.link_ledger.enqueue()
 
 
-def _take_chain_lock(*, wait: bool) -> bool:
-    """The linking lock until the transaction ends; without `wait`, False if it is taken."""
-    if connection.vendor != "postgresql":
-        return True  # SQLite: the IMMEDIATE transaction holds the database's write lock.
-    with connection.cursor() as cursor:
-        if wait:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [CHAIN_LOCK_ID])
-            return True
-        cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [CHAIN_LOCK_ID])
-        return cursor.fetchone()[0]
-
-
-def _link_batch(*, wait: bool) -> int | None:
-    """Link up to LINK_BATCH entries; None when another process holds the lock."""
+def _link_batch() -> int:
+    """Link up to LINK_BATCH entries in one transaction under the chain lock; how many."""
     with transaction.atomic():
-        if not _take_chain_lock(wait=wait):
-            return None
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [CHAIN_LOCK_ID])
+        # SQLite: the IMMEDIATE transaction already holds the database's write lock.
         pending = list(
             LedgerEntry.objects.filter(sequence__isnull=True)
             .order_by("id")
@@ -181,30 +163,12 @@ def _link_batch(*, wait: bool) -> int | None:
         return len(pending)
 
 
-def link_pending(*, wait: bool = True) -> int:
-    """Give every committed, unlinked entry its place in the chain; returns how many.
-
-    Without `wait` (after a request's commit), returns at once when another process is
-    linking: that process looks for new entries again after it releases the lock, so entries
-    committed before this call are never left behind. Nor does it keep linking other
-    people's entries for long: after LINK_ROUNDS_WITHOUT_WAITING batches, whatever still
-    waits is handed to a background task.
-    """
-    linked = rounds = 0
-    while True:
-        count = _link_batch(wait=wait)
-        if count is None:
-            return linked
-        linked, rounds = linked + count, rounds + 1
-        # Checked after the lock is released: an entry whose own link found the lock taken
-        # was committed before this point, so it is seen here.
-        if count < LINK_BATCH and not LedgerEntry.objects.filter(sequence__isnull=True).exists():
-            return linked
-        if not wait and rounds >= LINK_ROUNDS_WITHOUT_WAITING:
-            from . import tasks
-
-            tasks.link_ledger.enqueue()
-            return linked
+def link_pending() -> int:
+    """Give every committed, unlinked entry its place in the chain; returns how many."""
+    linked = 0
+    while count := _link_batch():
+        linked += count
+    return linked
 
 
 def ensure_linked(entry: LedgerEntry) -> LedgerEntry:

@@ -77,18 +77,22 @@ def test_ensure_linked_links_everything_up_to_the_entry(db):
     assert second.previous_hash == first.row_hash
 
 
-def test_a_request_hands_a_long_backlog_to_a_task(db, monkeypatch):
+def test_a_backlog_is_linked_in_batches(db, monkeypatch):
     monkeypatch.setattr(ledger, "LINK_BATCH", 2)
-    monkeypatch.setattr(ledger, "LINK_ROUNDS_WITHOUT_WAITING", 1)
     with transaction.atomic():
         for n in range(5):
             ledger.append(kind=LedgerEntry.Kind.ADMIN_ACTION, payload={"n": n})
 
-    # The request links one batch itself; the task (run at once by the immediate backend
-    # used in tests) links the rest.
-    assert ledger.link_pending(wait=False) == 2
+    assert ledger.link_pending() == 5
     assert not LedgerEntry.objects.filter(sequence=None).exists()
     assert ledger.verify_chain().rows_checked == 5
+
+
+def test_one_link_task_per_committed_transaction(db, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks() as callbacks, transaction.atomic():
+        ledger.append(kind=LedgerEntry.Kind.ADMIN_ACTION, payload={"n": 1})
+        ledger.append(kind=LedgerEntry.Kind.ADMIN_ACTION, payload={"n": 2})
+    assert [callback.__name__ for callback in callbacks] == ["_enqueue_link"]
 
 
 def test_payload_covers_the_columns(db):

@@ -155,36 +155,6 @@ def test_an_unlinked_entry_can_receive_its_chain_columns_once(enforced_triggers)
     )
 
 
-def test_linking_without_waiting_leaves_the_work_to_the_lock_holder(evidence_db):
-    with transaction.atomic():
-        entry = ledger.append(kind=LedgerEntry.Kind.ADMIN_ACTION, payload={"n": 1})
-        entry_id = entry.pk
-    assert LedgerEntry.objects.get(pk=entry_id).sequence == 1  # linked as the commit ended
-
-    holding, release = threading.Event(), threading.Event()
-
-    def hold_the_chain_lock(_index: int) -> None:
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [ledger.CHAIN_LOCK_ID])
-            holding.set()
-            release.wait(THREAD_TIMEOUT)
-
-    holder = threading.Thread(target=run_at_once, args=(1, hold_the_chain_lock))
-    holder.start()
-    try:
-        assert holding.wait(THREAD_TIMEOUT)
-        # The commit does not wait for the lock: the entry is recorded, linked later.
-        with transaction.atomic():
-            second = ledger.append(kind=LedgerEntry.Kind.ADMIN_ACTION, payload={"n": 2})
-        assert LedgerEntry.objects.get(pk=second.pk).sequence is None
-        assert ledger.link_pending(wait=False) == 0
-    finally:
-        release.set()
-        holder.join(THREAD_TIMEOUT)
-    assert ledger.link_pending() == 1
-    assert ledger.verify_chain().rows_checked == 2
-
-
 def test_the_migration_enables_every_trigger_always():
     migration = importlib.import_module("acknowledgements.migrations.0003_append_only_triggers")
     statements = migration._triggers()

@@ -1,6 +1,6 @@
 import pytest
 
-from acknowledgements import services
+from acknowledgements import ledger, services
 from tests.conftest import client_evidence
 
 URL = "/reports/declines/"
@@ -8,12 +8,14 @@ URL = "/reports/declines/"
 
 @pytest.fixture
 def declined(signer, revision):
-    return services.record_decline(
+    entry = services.record_decline(
         person=signer,
         revision=revision,
         reason="<b>I need legal advice</b>",
         client=client_evidence(),
     )
+    # The test's transaction never commits, so the link task is run here, as a commit would.
+    return ledger.ensure_linked(entry)
 
 
 @pytest.mark.parametrize("who", ["auditor", "admin_user"])
