@@ -252,6 +252,7 @@ def test_package_contains_everything_an_auditor_needs(package, sealed):
     numbers = [signed["first"].receipt_number, signed["second"].receipt_number]
     assert set(package["infos"]) == {
         "acknowledgements.csv",
+        "client-details.csv",
         "people.csv",
         "ledger.jsonl",
         "ledger-payloads.txt",
