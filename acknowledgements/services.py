@@ -327,7 +327,8 @@ def _redact_batch(*, cutoff: dt.datetime, days: int) -> Redaction:
     ledger.lock_chain()
     due = list(
         ClientDetails.objects.filter(ledger_entry__recorded_at__lt=cutoff)
-        .order_by("ledger_entry__sequence")
+        # Person by person, so that a person's entries mostly fall in one batch and one event.
+        .order_by("ledger_entry__person_id", "ledger_entry__sequence")
         .values_list("pk", "ledger_entry__sequence", "ledger_entry__person_id")[:REDACTION_BATCH]
     )
     by_person: dict[int | None, list[int]] = {}
