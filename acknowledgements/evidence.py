@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import hmac
 import ipaddress
+import secrets
 import zoneinfo
 from dataclasses import dataclass
 
@@ -23,6 +25,45 @@ from .proxies import is_trusted_proxy
 from .request_log import current_request_id
 
 MAX_USER_AGENT = 1000
+# How each client commitment in a payload is computed, written into the payload so that an
+# auditor reading the evidence years later knows how to open it.
+COMMITMENT_SCHEME = "SHA-256 of UTF-8 (salt as 64 hex digits, then the value)"
+
+
+def commitment(salt: str, value: str) -> str:
+    """The salted SHA-256 a payload records in place of a raw IP address or user agent."""
+    return hashlib.sha256(f"{salt}{value}".encode()).hexdigest()
+
+
+def opens(committed: str | None, salt: str, value: str | None) -> bool:
+    """Whether a value and its salt match the commitment recorded for them."""
+    if committed is None or value is None:
+        return committed is None and value is None
+    return hmac.compare_digest(commitment(salt, value), committed)
+
+
+@dataclass(frozen=True)
+class SealedClient:
+    """One ledger entry's client facts: the payload part, and the raw values kept beside it.
+
+    Each value gets its own random salt: without it, the 2^32 IPv4 addresses (or the few
+    thousand common user agents) could be hashed one by one until one matched.
+    """
+
+    payload: dict
+    ip: str | None
+    ip_salt: str
+    user_agent: str | None
+    user_agent_salt: str
+
+    def details_fields(self) -> dict:
+        """Keyword arguments for the ClientDetails row of the entry this payload went into."""
+        return {
+            "ip": self.ip,
+            "ip_salt": self.ip_salt,
+            "user_agent": self.user_agent,
+            "user_agent_salt": self.user_agent_salt,
+        }
 
 
 @dataclass(frozen=True)
@@ -37,11 +78,34 @@ class ClientEvidence:
     browser_time_zone: str | None
     locale: str
 
-    def as_payload(self) -> dict:
+    def sealed(self, *, salts: tuple[str, str] | None = None) -> SealedClient:
+        """The payload part for one ledger entry, with fresh salts (given ones: bench data only).
+
+        The IP address and user agent go into the payload only as salted commitments; the raw
+        values are kept in ClientDetails, which retention may empty (see services).
+        """
+        ip_salt, user_agent_salt = salts or (secrets.token_hex(32), secrets.token_hex(32))
+        return SealedClient(
+            payload=self._payload(
+                ip_sha256=None if self.ip is None else commitment(ip_salt, self.ip),
+                user_agent_sha256=(
+                    None
+                    if self.user_agent is None
+                    else commitment(user_agent_salt, self.user_agent)
+                ),
+            ),
+            ip=self.ip,
+            ip_salt=ip_salt,
+            user_agent=self.user_agent,
+            user_agent_salt=user_agent_salt,
+        )
+
+    def _payload(self, *, ip_sha256: str | None, user_agent_sha256: str | None) -> dict:
         return {
             "client": {
-                "ip": self.ip,
-                "user_agent": self.user_agent,
+                "ip_sha256": ip_sha256,
+                "user_agent_sha256": user_agent_sha256,
+                "commitment": COMMITMENT_SCHEME,
                 "request_id": self.request_id,
             },
             "authentication": {
@@ -129,3 +193,52 @@ def from_request(request, *, browser_time_zone: str = "") -> ClientEvidence:
         browser_time_zone=browser_zone(browser_time_zone),
         locale=translation.get_language() or settings.LANGUAGE_CODE,
     )
+
+
+# --- Reading the client facts back --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClientFact:
+    """What the evidence holds about one client value (the IP address or the user agent).
+
+    `state` is one of:
+    - "held": the payload commits to it and the raw value is still kept (`matches` says
+      whether it opens the commitment);
+    - "removed": the payload commits to it, and the raw value and salt were removed after the
+      retention period: nobody can say any more what the value was;
+    - "in_payload": an entry written before commitments existed carries the raw value itself
+      (the append-only ledger cannot be rewritten, so it stays);
+    - "not_recorded": the request did not tell.
+    """
+
+    state: str
+    value: str | None = None
+    sha256: str | None = None
+    salt: str | None = None
+    matches: bool | None = None
+
+
+CLIENT_FIELDS = ("ip", "user_agent")
+
+
+def client_facts(payload: dict, details) -> dict[str, ClientFact]:
+    """The IP address and user agent of a decoded payload, with its ClientDetails (or None)."""
+    client = payload.get("client") if isinstance(payload, dict) else None
+    client = client if isinstance(client, dict) else {}
+    facts = {}
+    for name in CLIENT_FIELDS:
+        committed_key = f"{name}_sha256"
+        if committed_key not in client:
+            value = client.get(name)
+            facts[name] = ClientFact("in_payload" if value is not None else "not_recorded", value)
+            continue
+        committed = client[committed_key]
+        if committed is None:
+            facts[name] = ClientFact("not_recorded")
+        elif details is None:
+            facts[name] = ClientFact("removed", sha256=committed)
+        else:
+            value, salt = getattr(details, name), getattr(details, f"{name}_salt")
+            facts[name] = ClientFact("held", value, committed, salt, opens(committed, salt, value))
+    return facts

@@ -5,7 +5,7 @@ from django import forms
 from django.conf import settings
 from django.contrib.auth.backends import ModelBackend
 from django.template.defaultfilters import filesizeformat
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext_lazy as _
 
@@ -17,7 +17,7 @@ from .statements import CURRENT_ATTESTATION, CURRENT_ESIGN_CONSENT
 
 class SignForm(forms.Form):
     agree = forms.BooleanField(
-        label=CURRENT_ATTESTATION.text,
+        label=CURRENT_ATTESTATION.text,  # in the page's language: see __init__
         required=True,
         error_messages={"required": _("Tick the box to confirm that you agree.")},
     )
@@ -38,6 +38,12 @@ class SignForm(forms.Form):
     language = forms.ChoiceField(
         choices=settings.LANGUAGES, required=False, widget=forms.HiddenInput
     )
+    # The language the attestation and consent were shown in (the page's), sent back with the
+    # signature so the ledger records the exact statements shown even if the person's
+    # language changed in between.
+    statement_language = forms.ChoiceField(
+        choices=settings.LANGUAGES, required=False, widget=forms.HiddenInput
+    )
 
     def __init__(self, *args, person, needs_consent: bool, **kwargs):
         super().__init__(*args, **kwargs)
@@ -45,13 +51,26 @@ class SignForm(forms.Form):
         self.fields["typed_name"].widget.attrs.update(
             {"autocomplete": "name", "spellcheck": "false"}
         )
+        shown = self._statement_language()
+        self.fields["statement_language"].initial = shown
+        self.fields["agree"].label = CURRENT_ATTESTATION.text_in(shown)
+        self.fields["consent"].label = CURRENT_ESIGN_CONSENT.text_in(shown)
         if needs_consent:
             self.fields["consent"].required = True
         else:
             del self.fields["consent"]
 
+    def _statement_language(self) -> str:
+        asked = self.data.get("statement_language") if self.is_bound else None
+        if asked not in dict(settings.LANGUAGES):
+            asked = translation.get_language() or AUTHORITATIVE_LANGUAGE
+        return asked.split("-")[0]
+
     def clean_language(self) -> str:
         return self.cleaned_data["language"] or AUTHORITATIVE_LANGUAGE
+
+    def clean_statement_language(self) -> str:
+        return self._statement_language()
 
     def clean_typed_name(self) -> str:
         typed = self.cleaned_data["typed_name"]

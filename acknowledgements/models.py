@@ -293,6 +293,7 @@ class LedgerEntry(models.Model):
         RECEIPT_ISSUED = "receipt_issued", _("Receipt issued")
         SUPERSEDED = "superseded", _("Superseded")
         ADMIN_ACTION = "admin_action", _("Administrative action")
+        REDACTED = "redacted", _("Client details removed")
 
     # The chain columns are null from the INSERT until the entry is linked, moments later
     # (ledger.link_pending); the database allows that one change and no other (migration 0009).
@@ -321,6 +322,35 @@ class LedgerEntry(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.sequence or '-'} {self.kind}"
+
+
+class ClientDetails(models.Model):
+    """The raw IP address and user agent behind one ledger entry's salted commitments.
+
+    The ledger payload holds only SHA-256(salt + value) of each; the values and their salts live
+    here, outside the append-only tables, so they can be removed after
+    PORTAL_CLIENT_DETAILS_RETENTION_DAYS (services.redact_client_details) without changing a
+    byte of the chain. While a row exists anyone holding it can check it against the payload;
+    once it is deleted, the commitment can no longer be opened (the salt went with the value).
+    On PostgreSQL a row can be deleted but never changed (migration 0010).
+    """
+
+    ledger_entry = models.OneToOneField(
+        LedgerEntry, on_delete=models.PROTECT, primary_key=True, related_name="client_details"
+    )
+    # Kept exactly as committed to: a GenericIPAddressField would rewrite IPv6 spellings. NULL is
+    # "not recorded", as in the payload (whose commitment is then null too).
+    ip = models.CharField(max_length=100, null=True)  # noqa: DJ001
+    ip_salt = models.CharField(max_length=64)
+    user_agent = models.TextField(null=True)  # noqa: DJ001
+    user_agent_salt = models.CharField(max_length=64)
+
+    class Meta:
+        verbose_name = _("client details")
+        verbose_name_plural = _("client details")
+
+    def __str__(self) -> str:
+        return f"Client details of ledger entry {self.ledger_entry_id}"
 
 
 class Acknowledgement(models.Model):

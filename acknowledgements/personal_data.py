@@ -9,13 +9,25 @@ import zipfile
 from django.utils import timezone
 
 from . import ledger
-from .models import Acknowledgement, ConcernReport, LedgerEntry, Notification, User
+from .models import (
+    Acknowledgement,
+    ClientDetails,
+    ConcernReport,
+    LedgerEntry,
+    Notification,
+    User,
+)
 
 README = """Your data from the {company} policy portal, exported {moment}.
 
 profile.json        your account: email, name, audiences, language, roles
 evidence.jsonl      every ledger entry about you, one per line: the payload exactly as
-                    recorded (UTF-8 JSON) with its SHA-256 and chain position
+                    recorded (UTF-8 JSON) with its SHA-256 and chain position, and
+                    client_details: the IP address and user agent kept beside it with the
+                    salts that open the payload's client.ip_sha256 and
+                    client.user_agent_sha256 (SHA-256 of the salt followed by the value);
+                    null once they were removed after the retention period (a "redacted"
+                    entry records when)
 notifications.json  the emails the portal queued or sent you
 concerns.json       concerns you reported
 receipts/           the sealed receipt of each of your signatures (PDF)
@@ -24,6 +36,17 @@ receipts/           the sealed receipt of each of your signatures (PDF)
 
 def _dump(value) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True, default=str)
+
+
+def _client_details(details: ClientDetails | None) -> dict | None:
+    if details is None:
+        return None
+    return {
+        "ip": details.ip,
+        "ip_salt": details.ip_salt,
+        "user_agent": details.user_agent,
+        "user_agent_salt": details.user_agent_salt,
+    }
 
 
 def build_archive(person: User, company: str) -> tempfile.SpooledTemporaryFile:
@@ -49,7 +72,9 @@ def build_archive(person: User, company: str) -> tempfile.SpooledTemporaryFile:
             ),
         )
         lines = []
-        for entry in LedgerEntry.objects.filter(person=person).order_by("id"):
+        entries = LedgerEntry.objects.filter(person=person).select_related("client_details")
+        for entry in entries.order_by("id"):
+            details = getattr(entry, "client_details", None)
             lines.append(
                 _dump(
                     {
@@ -59,6 +84,7 @@ def build_archive(person: User, company: str) -> tempfile.SpooledTemporaryFile:
                         "payload_sha256": entry.payload_sha256,
                         "previous_hash": entry.previous_hash,
                         "row_hash": entry.row_hash,
+                        "client_details": _client_details(details),
                     }
                 ).replace("\n", "")
             )

@@ -32,6 +32,8 @@ from cryptography.x509.oid import NameOID
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.template.loader import render_to_string
+from django.utils.formats import number_format
+from django.utils.translation import gettext as _
 from pyhanko.keys import load_certs_from_pemder_data, load_private_key_from_pemder_data
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.decode_limits import (
@@ -54,6 +56,13 @@ SEAL_FIELD_NAME = "PortalSeal"
 EVIDENCE_FILENAME = "evidence.json"
 TEMPLATE_NAME = "acknowledgements/receipt/receipt.html"
 NOT_RECORDED = "not recorded"
+CLIENT_DETAILS_NOTE = (
+    "Recorded at signing and kept by the portal apart from the ledger, for as long as its "
+    "retention rules allow, so that they can be removed without changing this receipt. While "
+    "they are kept, the verification page and the signer's personal data download check them "
+    "against the salted SHA-256 printed above."
+)
+_LANGUAGE_TAG = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{1,8})*")
 DEFAULT_MAX_RECEIPT_BYTES = 5 * 1024 * 1024
 FONTS_DIR = Path(__file__).resolve().parent / "fonts"
 FONT_FILES = {
@@ -447,8 +456,8 @@ def font_fetcher() -> Any:
 def _template_context(document: ReceiptDocument, payload: dict[str, Any]) -> dict[str, Any]:
     import segno
 
-    def row(label: str, value: str, kind: str = "text") -> dict[str, str]:
-        return {"label": label, "value": value, "kind": kind}
+    def row(label: str, value: str, kind: str = "text", lang: str = "") -> dict[str, str]:
+        return {"label": label, "value": value, "kind": kind, "lang": lang}
 
     def text(*path: str) -> str:
         return _display(_lookup(payload, *path))
@@ -473,6 +482,27 @@ def _template_context(document: ReceiptDocument, payload: dict[str, Any]) -> dic
             f"The person read and signed the {shown} translation; the {binding} text, "
             "whose SHA-256 is printed below it, is the authoritative one."
         )
+
+    def language_tag(*path: str) -> str:
+        value = _lookup(payload, *path)
+        return value if isinstance(value, str) and _LANGUAGE_TAG.fullmatch(value) else ""
+
+    def client_rows() -> list[dict[str, str]]:
+        client = _lookup(payload, "client")
+        if isinstance(client, dict) and ("ip" in client or "user_agent" in client):
+            # Evidence recorded before commitments existed holds the raw values itself.
+            return [
+                row("IP address", text("client", "ip"), "mono"),
+                row("User agent", text("client", "user_agent"), "mono"),
+            ]
+        # A stored receipt can never be changed or deleted, so it must not carry a value the
+        # portal may have to forget: like the ledger, it shows only the salted commitments.
+        return [
+            row("IP address (salted SHA-256)", text("client", "ip_sha256"), "mono"),
+            row("User agent (salted SHA-256)", text("client", "user_agent_sha256"), "mono"),
+            row("How they were hashed", text("client", "commitment")),
+            row("IP address and user agent", CLIENT_DETAILS_NOTE),
+        ]
 
     sections = [
         {
@@ -512,10 +542,23 @@ def _template_context(document: ReceiptDocument, payload: dict[str, Any]) -> dic
         {
             "title": "What the person agreed to",
             "rows": [
-                row("Attestation statement", text("attestation", "text"), "quote"),
+                # The statement exactly as shown to the person, in the language they signed in.
+                row(
+                    "Attestation statement",
+                    text("attestation", "text"),
+                    "quote",
+                    lang=language_tag("attestation", "language"),
+                ),
                 row("Attestation version", text("attestation", "version")),
+                row("Attestation language", text("attestation", "language")),
                 row("Attestation SHA-256", text("attestation", "sha256"), "mono"),
+                row(
+                    "Authoritative attestation SHA-256",
+                    text("attestation", "authoritative_sha256"),
+                    "mono",
+                ),
                 row("E-signing consent version", text("consent", "version")),
+                row("E-signing consent language", text("consent", "language")),
                 row("E-signing consent SHA-256", text("consent", "sha256"), "mono"),
                 row("Consent accepted at", utc("consent", "accepted_at")),
                 row("Typed name", text("typed_name")),
@@ -528,8 +571,7 @@ def _template_context(document: ReceiptDocument, payload: dict[str, Any]) -> dic
                 row("First viewed at", utc("first_viewed_at")),
                 row("Signed at", utc("signed_at")),
                 row("Browser time zone", text("browser_time_zone")),
-                row("IP address", text("client", "ip"), "mono"),
-                row("User agent", text("client", "user_agent"), "mono"),
+                *client_rows(),
                 row("Request id", text("client", "request_id"), "mono"),
             ],
         },
@@ -684,7 +726,7 @@ def _sign(
 
 @dataclass(frozen=True)
 class SealReport:
-    """What a receipt's bytes prove; problem is "" or the first failure in plain English."""
+    """What a receipt's bytes prove; problem is "" or the first failure, in the active language."""
 
     is_pdf: bool
     sealed: bool
@@ -707,21 +749,28 @@ def inspect_receipt(data: bytes, *, trust_roots_pem: list[bytes]) -> SealReport:
     limit = getattr(settings, "PORTAL_MAX_RECEIPT_UPLOAD_BYTES", DEFAULT_MAX_RECEIPT_BYTES)
     if len(data) > limit:
         return _report(
-            is_pdf=False, problem=f"The file is larger than {limit:,} bytes; it is not a receipt."
+            is_pdf=False,
+            problem=_("The file is larger than %(limit)s bytes; it is not a receipt.")
+            % {"limit": number_format(limit, force_grouping=True)},
         )
     try:
         roots = [cert for pem in trust_roots_pem for cert in load_certs_from_pemder_data(pem)]
     except Exception:
         logger.exception("The trust roots given to inspect_receipt cannot be read.")
         return _report(
-            is_pdf=False, problem="The portal's trust roots cannot be read: nothing was checked."
+            is_pdf=False,
+            problem=_("The portal's trust roots cannot be read: nothing was checked."),
         )
     try:
         return _inspect(data, roots)
     except Exception:
         # Hostile input can trip any corner of a PDF parser; it is a verdict, not a crash.
         logger.info("A receipt could not be inspected.", exc_info=True)
-        return _report(is_pdf=False, problem="The file is not a PDF that can be checked.")
+        return _report(is_pdf=False, problem=_("The file is not a PDF that can be checked."))
+
+
+def _changed_after_sealing() -> str:
+    return _("The seal does not match the file's contents: it was changed after sealing.")
 
 
 def _report(**fields_: Any) -> SealReport:
@@ -742,13 +791,13 @@ def _report(**fields_: Any) -> SealReport:
 
 def _inspect(data: bytes, roots: list[asn1_x509.Certificate]) -> SealReport:
     if data.lstrip(b"\x00\t\n\f\r ")[:5] != b"%PDF-":
-        return _report(is_pdf=False, problem="The file is not a PDF.")
+        return _report(is_pdf=False, problem=_("The file is not a PDF."))
     try:
         reader = PdfFileReader(io.BytesIO(data), decode_limits=_UPLOAD_DECODE_LIMITS)
         reader.root  # noqa: B018 - a file without a readable catalog is not a PDF
     except Exception:
         logger.info("A file could not be read as a PDF.", exc_info=True)
-        return _report(is_pdf=False, problem="The file is not a PDF.")
+        return _report(is_pdf=False, problem=_("The file is not a PDF."))
 
     try:
         attachments = _attachments(reader)
@@ -771,9 +820,9 @@ def _inspect(data: bytes, roots: list[asn1_x509.Certificate]) -> SealReport:
         ]
     except Exception:
         logger.info("A PDF's signatures could not be read.", exc_info=True)
-        return _report(**found, problem="The PDF's signatures cannot be read.")
+        return _report(**found, problem=_("The PDF's signatures cannot be read."))
     if not seals:
-        return _report(**found, problem="The PDF has no portal seal.")
+        return _report(**found, problem=_("The PDF has no portal seal."))
 
     seal = seals[0]
     fingerprint = ""
@@ -791,7 +840,7 @@ def _inspect(data: bytes, roots: list[asn1_x509.Certificate]) -> SealReport:
             **found,
             sealed=True,
             signer_fingerprint=fingerprint,
-            problem="The seal does not match the file's contents: it was changed after sealing.",
+            problem=_changed_after_sealing(),
         )
 
     intact = bool(status.intact and status.valid)
@@ -799,13 +848,15 @@ def _inspect(data: bytes, roots: list[asn1_x509.Certificate]) -> SealReport:
     trusted = bool(status.trusted)
     stamp = status.timestamp_validity
     if not intact:
-        problem = "The seal does not match the file's contents: it was changed after sealing."
+        problem = _changed_after_sealing()
     elif not covers:
-        problem = "Content was appended after the seal."
+        problem = _("Content was appended after the seal.")
     elif not trusted:
-        problem = "The seal was made by a certificate this portal does not trust."
+        problem = _("The seal was made by a certificate this portal does not trust.")
     elif evidence is None:
-        problem = f"The sealed PDF has no {EVIDENCE_FILENAME} attachment."
+        problem = _("The sealed PDF has no %(filename)s attachment.") % {
+            "filename": EVIDENCE_FILENAME
+        }
     else:
         problem = ""
     return _report(
@@ -847,7 +898,7 @@ def _entry(node: Any, key: str) -> Any:
 def _name_tree_entries(root: Any) -> Iterator[tuple[str, Any]]:
     """Walk a name tree, visiting a bounded number of nodes so a crafted tree cannot loop."""
     pending = [root]
-    for _ in range(_NAME_TREE_MAX_NODES):
+    for _step in range(_NAME_TREE_MAX_NODES):
         if not pending:
             return
         node = pending.pop(0)

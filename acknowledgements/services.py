@@ -18,11 +18,12 @@ from django.utils.translation import gettext as _
 
 from . import coverage, ledger, policy_text, receipts, tasks
 from .coverage import Timeline
-from .evidence import ClientEvidence
+from .evidence import ClientEvidence, SealedClient
 from .models import (
     AUTHORITATIVE_LANGUAGE,
     Acknowledgement,
     Audience,
+    ClientDetails,
     ConcernReport,
     LedgerEntry,
     Notification,
@@ -145,7 +146,8 @@ def record_view(
     ledger.lock_person(person)
     if first_viewed_at(person, revision) is not None:  # another request won the race
         return
-    ledger.append(
+    sealed = client.sealed()
+    entry = ledger.append(
         kind=LedgerEntry.Kind.VIEWED,
         person=person,
         revision=revision,
@@ -153,9 +155,15 @@ def record_view(
             "person": _person_snapshot(person),
             "policy": _revision_snapshot(revision),
             "text": _text_snapshot(revision, language),
-            **client.as_payload(),
+            **sealed.payload,
         },
     )
+    _keep_client_details(entry, sealed)
+
+
+def _keep_client_details(entry: LedgerEntry, sealed: SealedClient) -> None:
+    """Keep the raw IP address and user agent an entry's payload commits to, outside the ledger."""
+    ClientDetails.objects.create(ledger_entry=entry, **sealed.details_fields())
 
 
 def _new_receipt_number() -> str:
@@ -173,11 +181,13 @@ def record_acknowledgement(
     consent_accepted: bool,
     client: ClientEvidence,
     language: str = AUTHORITATIVE_LANGUAGE,
+    statement_language: str | None = None,
 ) -> Acknowledgement:
     """Sign a revision for a person; signing it again returns the first record unchanged.
 
-    `language` is that of the text the person read; the ledger records it and that text's
-    SHA-256 next to the authoritative English text's.
+    `language` is that of the text the person read, `statement_language` that of the page
+    showing the attestation and consent (default: `language`); the ledger records each with
+    the SHA-256 of the text shown next to the authoritative English text's.
     """
     signable_revision(person=person, policy=revision.policy, version=revision.version)
     # Serialising this person's submissions lets the existence check below see a signature
@@ -190,26 +200,31 @@ def record_acknowledgement(
         raise ActionRefused(_("Tick the box to confirm that you agree."))
     if not typed_name_matches(typed_name, person):
         raise ActionRefused(_("Type your full name exactly as it appears on your account."))
-    consented_at = (
+    statement_language = statement_language or language
+    consent = (
         LedgerEntry.objects.filter(person=person, kind=LedgerEntry.Kind.CONSENTED)
-        .order_by("recorded_at")
-        .values_list("recorded_at", flat=True)
+        .order_by("id")
         .first()
     )
-    if consented_at is None:
+    if consent is None:
         if not consent_accepted:
             raise ActionRefused(_("Accept electronic signing to sign."))
-        consented_at = ledger.append(
+        sealed = client.sealed()
+        consent = ledger.append(
             kind=LedgerEntry.Kind.CONSENTED,
             person=person,
             payload={
                 "person": _person_snapshot(person),
-                "consent": CURRENT_ESIGN_CONSENT.as_evidence(),
-                **client.as_payload(),
+                "consent": CURRENT_ESIGN_CONSENT.as_evidence(statement_language),
+                **sealed.payload,
             },
-        ).recorded_at
+        )
+        _keep_client_details(consent, sealed)
+    # The consent as accepted (perhaps long ago, in another language or version).
+    accepted = ledger.decode(consent).get("consent") or {}
     receipt_number = _new_receipt_number()
     signed_at = timezone.now()
+    sealed = client.sealed()
     entry = ledger.append(
         recorded_at=signed_at,
         kind=LedgerEntry.Kind.SIGNED,
@@ -221,19 +236,21 @@ def record_acknowledgement(
             "person": _person_snapshot(person),
             "policy": _revision_snapshot(revision),
             "text": _text_snapshot(revision, language),
-            "attestation": CURRENT_ATTESTATION.as_evidence(),
+            "attestation": CURRENT_ATTESTATION.as_evidence(statement_language),
             "consent": {
-                "version": CURRENT_ESIGN_CONSENT.version,
-                "sha256": CURRENT_ESIGN_CONSENT.sha256,
-                "accepted_at": ledger.utc_iso(consented_at),
+                "version": accepted.get("version"),
+                "language": accepted.get("language"),
+                "sha256": accepted.get("sha256"),
+                "accepted_at": ledger.utc_iso(consent.recorded_at),
             },
             "typed_name": typed_name,
             "checkbox_ticked": True,
             "first_viewed_at": ledger.utc_iso(first_viewed_at(person, revision)),
             "signed_at": ledger.utc_iso(signed_at),
-            **client.as_payload(),
+            **sealed.payload,
         },
     )
+    _keep_client_details(entry, sealed)
     acknowledgement = Acknowledgement.objects.create(
         person=person,
         revision=revision,
@@ -259,7 +276,8 @@ def record_decline(
     ledger.lock_person(person)
     if Acknowledgement.objects.filter(person=person, revision=revision).exists():
         raise ActionRefused(_("You have already signed this version."))
-    return ledger.append(
+    sealed = client.sealed()
+    entry = ledger.append(
         kind=LedgerEntry.Kind.DECLINED,
         person=person,
         revision=revision,
@@ -268,13 +286,79 @@ def record_decline(
             "policy": _revision_snapshot(revision),
             "text": _text_snapshot(revision, language),
             "reason": reason.strip() or None,
-            **client.as_payload(),
+            **sealed.payload,
         },
     )
+    _keep_client_details(entry, sealed)
+    return entry
 
 
 def _company() -> str:
     return settings.PORTAL_COMPANY_NAME
+
+
+# --- Client details retention --------------------------------------------------------------------
+
+REDACTION_BATCH = 1_000
+
+
+@dataclass(frozen=True)
+class Redaction:
+    entries: int  # ledger entries whose raw IP address and user agent were removed
+    events: int  # redaction events appended to the ledger
+
+
+def redact_client_details() -> Redaction:
+    """Remove the raw IP addresses and user agents kept longer than the retention period.
+
+    The entries' payloads keep their salted commitments, so the chain and every receipt stay
+    valid; each person's removal is itself a ledger event listing the entries it covers.
+    Without a retention period (PORTAL_CLIENT_DETAILS_RETENTION_DAYS empty or 0) nothing is
+    removed; running it again removes nothing more.
+    """
+    days = settings.PORTAL_CLIENT_DETAILS_RETENTION_DAYS
+    total = Redaction(0, 0)
+    if not days:
+        return total
+    cutoff = timezone.now() - dt.timedelta(days=days)
+    ledger.link_pending()  # redaction events name the entries by their chain position
+    while (batch := _redact_batch(cutoff=cutoff, days=days)).entries:
+        total = Redaction(total.entries + batch.entries, total.events + batch.events)
+    return total
+
+
+@transaction.atomic
+def _redact_batch(*, cutoff: dt.datetime, days: int) -> Redaction:
+    # The rows are locked: a second run at the same time waits, then finds them gone.
+    due = list(
+        ClientDetails.objects.select_for_update(of=("self",))
+        .filter(ledger_entry__recorded_at__lt=cutoff, ledger_entry__sequence__isnull=False)
+        # Person by person, so that a person's entries mostly fall in one batch and one event.
+        .order_by("ledger_entry__person_id", "ledger_entry__sequence")
+        .values_list("pk", "ledger_entry__sequence", "ledger_entry__person_id")[:REDACTION_BATCH]
+    )
+    by_person: dict[int | None, list[int]] = {}
+    for _pk, sequence, person_id in due:
+        by_person.setdefault(person_id, []).append(sequence)
+    people = User.objects.in_bulk([pk for pk in by_person if pk is not None])
+    for person_id, sequences in by_person.items():
+        ledger.append(
+            kind=LedgerEntry.Kind.REDACTED,
+            person=people.get(person_id),
+            payload={
+                "removed": ["ip", "user_agent"],
+                "entries": sequences,
+                "retention_days": days,
+                "recorded_before": ledger.utc_iso(cutoff),
+                "rule": (
+                    "the raw IP address and user agent of these entries, and the salts of their "
+                    "commitments, were deleted after the retention period; the salted SHA-256 "
+                    "commitments in the entries' payloads are unchanged"
+                ),
+            },
+        )
+    ClientDetails.objects.filter(pk__in=[pk for pk, _seq, _person in due]).delete()
+    return Redaction(len(due), len(by_person))
 
 
 # --- Policies and revisions --------------------------------------------------------------------

@@ -8,9 +8,10 @@ from pathlib import Path
 
 from django.conf import settings
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
-from . import ledger, receipts
-from .models import LedgerEntry, Receipt
+from . import evidence, ledger, receipts
+from .models import ClientDetails, LedgerEntry, Receipt
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,8 @@ def verify_receipt(data: bytes) -> ReceiptVerdict:
         if evidence_matches
         else _("The attached evidence differs from the ledger's record."),
     )
+    if evidence_matches:
+        verdict.add(*client_details_check(entry))
     chain = ledger.verify_chain(up_to=ledger.ensure_linked(issued).sequence)
     verdict.add(
         _("Ledger chain intact up to this receipt"),
@@ -128,9 +131,85 @@ def verify_receipt(data: bytes) -> ReceiptVerdict:
         _("%(rows)s ledger entries recomputed, ending at hash %(hash)s.")
         % {"rows": chain.rows_checked, "hash": chain.head_hash}
         if chain.intact
-        else chain.summary(),
+        else _(
+            "The ledger is not intact: sequence %(sequence)s fails: %(problem)s "
+            "(%(rows)s entries checked before it)."
+        )
+        % {
+            "sequence": chain.failed_sequence,
+            "problem": _ledger_problem(chain.problem),
+            "rows": chain.rows_checked,
+        },
     )
     return verdict
+
+
+def client_details_check(entry: LedgerEntry) -> tuple[str, bool, str]:
+    """Whether the IP address and user agent kept for an entry open its commitments.
+
+    Their removal after the retention period is not a failure: the receipt stays genuine. Never
+    shows the values themselves: anyone may upload a receipt.
+    """
+    details = ClientDetails.objects.filter(ledger_entry=entry).first()
+    facts = evidence.client_facts(ledger.decode(entry), details).values()
+    states = {fact.state for fact in facts}
+    name = _("IP address and user agent")
+    if any(fact.matches is False for fact in facts):
+        return (
+            name,
+            False,
+            _(
+                "The IP address or user agent the portal keeps does not match the salted "
+                "SHA-256 recorded in the evidence."
+            ),
+        )
+    if "held" in states:
+        return (
+            name,
+            True,
+            _(
+                "The IP address and user agent the portal keeps for this signature match the "
+                "salted SHA-256 recorded in the evidence."
+            ),
+        )
+    if "removed" in states:
+        return (
+            name,
+            True,
+            _(
+                "Removed after the retention period, as the ledger records; the salted "
+                "SHA-256 in the evidence can no longer be checked against a value."
+            ),
+        )
+    if "in_payload" in states:
+        return (
+            name,
+            True,
+            _("Recorded in the evidence itself (signed before they were kept apart)."),
+        )
+    return name, True, _("Not recorded.")
+
+
+# ledger.py words its verdicts in English for the command line; the ones with fixed wording are
+# translated here for the verification page, any other is shown as ledger.py wrote it.
+_LEDGER_PROBLEMS = {
+    "payload changed: its SHA-256 does not match the stored hash": gettext_lazy(
+        "payload changed: its SHA-256 does not match the stored hash"
+    ),
+    "broken link: previous hash does not match the row before it": gettext_lazy(
+        "broken link: previous hash does not match the row before it"
+    ),
+    "row hash changed: it does not match the recomputed hash": gettext_lazy(
+        "row hash changed: it does not match the recomputed hash"
+    ),
+    "the payload is not valid JSON": gettext_lazy("the payload is not valid JSON"),
+    "the payload is not in canonical form": gettext_lazy("the payload is not in canonical form"),
+    "row missing": gettext_lazy("row missing"),
+}
+
+
+def _ledger_problem(problem: str) -> str:
+    return str(_LEDGER_PROBLEMS.get(problem, problem))
 
 
 def trusted_roots(identity: receipts.SealingIdentity) -> list[bytes]:

@@ -405,6 +405,14 @@ PORTAL_TRUSTED_PROXIES = env_list("PORTAL_TRUSTED_PROXIES")
 PORTAL_SIGNING_REAUTH_MINUTES = env_int("PORTAL_SIGNING_REAUTH_MINUTES", 30)
 # Policy administrators and auditors must set up a second factor before anything else.
 PORTAL_REQUIRE_MFA_FOR_STAFF = env_bool("PORTAL_REQUIRE_MFA_FOR_STAFF")
+# The raw IP address and user agent behind each ledger entry are kept this many days, then
+# removed by `manage.py redact_client_details` (the ledger keeps only their salted SHA-256).
+# Empty or 0 keeps them for as long as the ledger.
+PORTAL_CLIENT_DETAILS_RETENTION_DAYS = env_int("PORTAL_CLIENT_DETAILS_RETENTION_DAYS", 0)
+if PORTAL_CLIENT_DETAILS_RETENTION_DAYS < 0:
+    raise ImproperlyConfigured(
+        "PORTAL_CLIENT_DETAILS_RETENTION_DAYS must be a number of days (0 or empty: keep them)."
+    )
 
 # Receipt sealing: PEM paths of the sealing key, its certificate and the root to trust. When
 # unset, a local CA is created on first use in PORTAL_SEALING_DIR (outside the repository).

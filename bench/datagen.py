@@ -11,7 +11,9 @@ What it makes (full size):
   draft created, revision published, superseded) with the payloads services.py writes, one
   `consented` row before each signer's first signature, the `signed` rows, a few `declined`,
   and `viewed` rows (of current revisions, some before a signature) to make up the count;
-- one Acknowledgement per `signed` row (unique per person and revision, linked to its row).
+- one Acknowledgement per `signed` row (unique per person and revision, linked to its row);
+- one ClientDetails row (the raw IP address and user agent, with the salts of the payload's
+  commitments) per `viewed`, `consented`, `signed` and `declined` row, as services keep them.
 
 The events are simulated per policy in time order (a material revision resets everyone's
 coverage; a minor one is signed only by those not covered), sorted by time, numbered, and the
@@ -32,6 +34,7 @@ import inspect
 import io
 import random
 import struct
+import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -503,8 +506,10 @@ class Generator:
 
     def payload(
         self, event: Event, rng: random.Random, number: str | None
-    ) -> tuple[dict, int | None, int | None, int | None]:
-        """(payload before the ledger's envelope, person_id, actor_id, revision_id)."""
+    ) -> tuple[dict, int | None, int | None, int | None, tuple | None]:
+        """(payload before the ledger's envelope, person_id, actor_id, revision_id, client
+        details: the raw IP address, its salt, the user agent and its salt, as kept beside a
+        person's entries in ClientDetails; None for the others)."""
         from acknowledgements import ledger, services
         from acknowledgements.evidence import ClientEvidence
 
@@ -539,7 +544,7 @@ class Generator:
                 "actor": services._person_snapshot(admin),
                 "details": details,
             }
-            return payload, None, admin.pk, revision_id
+            return payload, None, admin.pk, revision_id, None
         if kind == "superseded":
             previous = self.revisions[event.revision]
             new = self.revisions[event.extra["by"]]
@@ -551,11 +556,11 @@ class Generator:
                 "from": ledger.utc_iso(new.effective_at),
                 "rule": "signatures of earlier revisions no longer count from this time",
             }
-            return payload, None, admin.pk, previous.pk
+            return payload, None, admin.pk, previous.pk, None
 
         person = self.people[event.person - 1]
         user = SimpleNamespace(pk=person.pk, email=person.email, full_name=person.name)
-        client = ClientEvidence(
+        sealed = ClientEvidence(
             ip=f"198.51.100.{person.pk % 250 + 1}",
             user_agent=USER_AGENTS[person.pk % len(USER_AGENTS)],
             request_id=f"{rng.getrandbits(128):032x}",
@@ -565,14 +570,16 @@ class Generator:
             mfa=False,
             browser_time_zone=ZONES[person.pk % len(ZONES)],
             locale="en",
-        ).as_payload()
+        ).sealed(salts=(f"{rng.getrandbits(256):064x}", f"{rng.getrandbits(256):064x}"))
+        client = sealed.payload
+        details = (sealed.ip, sealed.ip_salt, sealed.user_agent, sealed.user_agent_salt)
         if kind == "consented":
             payload = {
                 "person": services._person_snapshot(user),
                 "consent": self.consent_evidence,
                 **client,
             }
-            return payload, person.pk, None, None
+            return payload, person.pk, None, None, details
         revision = self.revisions[event.revision]
         snapshots = {
             "person": services._person_snapshot(user),
@@ -580,9 +587,9 @@ class Generator:
             "text": self.text_snapshots[event.revision],
         }
         if kind == "viewed":
-            return {**snapshots, **client}, person.pk, None, revision.pk
+            return {**snapshots, **client}, person.pk, None, revision.pk, details
         if kind == "declined":
-            return {**snapshots, "reason": None, **client}, person.pk, None, revision.pk
+            return {**snapshots, "reason": None, **client}, person.pk, None, revision.pk, details
         assert kind == "signed", kind
         first_viewed = (event.extra or {}).get("first_viewed_at")
         payload = {
@@ -592,6 +599,7 @@ class Generator:
             "attestation": self.attestation_evidence,
             "consent": {
                 "version": self.consent_evidence["version"],
+                "language": self.consent_evidence["language"],
                 "sha256": self.consent_evidence["sha256"],
                 "accepted_at": ledger.utc_iso(self.consent_at[person.pk]),
             },
@@ -601,7 +609,7 @@ class Generator:
             "signed_at": ledger.utc_iso(event.at),
             **client,
         }
-        return payload, person.pk, None, revision.pk
+        return payload, person.pk, None, revision.pk, details
 
     def prepare_payloads(self, events: list[Event]) -> None:
         """Everything payloads need from the database, read before the COPY starts."""
@@ -638,7 +646,7 @@ class Generator:
             else:
                 self.numbers.append(None)
 
-    def bodies(self, chunk: int) -> list[tuple[bytes, str, int | None, int | None, int | None]]:
+    def bodies(self, chunk: int) -> list[tuple]:
         """Canonical payload bytes of one chunk of events (run in worker processes)."""
         from acknowledgements import ledger
 
@@ -646,7 +654,7 @@ class Generator:
         out = []
         for index in range(chunk * CHUNK, min(len(self.events), (chunk + 1) * CHUNK)):
             event = self.events[index]
-            payload, person_id, actor_id, revision_id = self.payload(
+            payload, person_id, actor_id, revision_id, details = self.payload(
                 event, rng, self.numbers[index]
             )
             kind = event.kind if event.kind in LEDGER_KINDS else "admin_action"
@@ -661,7 +669,7 @@ class Generator:
                     "recorded_at": ledger.utc_iso(event.at),
                 }
             )
-            out.append((body, kind, person_id, actor_id, revision_id))
+            out.append((body, kind, person_id, actor_id, revision_id, details))
         return out
 
     def copy_ledger(self, cursor, events: list[Event]) -> dict:
@@ -682,6 +690,9 @@ class Generator:
         else:
             built = map(self.bodies, chunks)
         acknowledgements = bytearray()
+        # ~200 bytes a row: spooled to a file rather than held in memory at full size.
+        client_details = tempfile.TemporaryFile()  # noqa: SIM115 - closed after its COPY
+        client_details.write(COPY_HEADER)
         kinds: dict[str, int] = defaultdict(int)
         state = {"head": ledger.GENESIS_HASH, "signatures": 0, "payload_bytes": 0}
         payload_file = (OUT / "payloads.bin").open("wb")
@@ -690,7 +701,7 @@ class Generator:
             previous = ledger.GENESIS_HASH
             sequence = 0
             for block in built:
-                for body, kind, person_id, actor_id, revision_id in block:
+                for body, kind, person_id, actor_id, revision_id, details in block:
                     sequence += 1
                     event = events[sequence - 1]
                     payload_sha256 = ledger.sha256_hex(body)
@@ -707,6 +718,14 @@ class Generator:
                                 _int8(state["signatures"]), _text(self.numbers[sequence - 1]),
                                 _moment(event.at), _int8(person_id), _int8(sequence),
                                 _int8(revision_id),
+                            )
+                        )  # fmt: skip
+                    if details is not None:
+                        ip, ip_salt, user_agent, user_agent_salt = details
+                        client_details.write(
+                            _row(
+                                _int8(sequence), _text(ip), _text(ip_salt), _text(user_agent),
+                                _text(user_agent_salt),
                             )
                         )  # fmt: skip
                     yield _row(
@@ -739,6 +758,17 @@ class Generator:
             size=1 << 20,
         )
         self.timings["acknowledgement_copy_s"] = time.perf_counter() - started
+        started = time.perf_counter()
+        client_details.write(COPY_TRAILER)
+        client_details.seek(0)
+        with client_details:
+            cursor.copy_expert(
+                "COPY acknowledgements_clientdetails (ledger_entry_id, ip, ip_salt, user_agent, "
+                "user_agent_salt) FROM STDIN WITH (FORMAT binary)",
+                client_details,
+                size=1 << 20,
+            )
+        self.timings["client_details_copy_s"] = time.perf_counter() - started
         for table in ("acknowledgements_ledgerentry", "acknowledgements_acknowledgement"):
             cursor.execute(
                 f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))"
@@ -819,6 +849,7 @@ LOADED_TABLES = [
     "acknowledgements_user_audiences",
     "acknowledgements_ledgerentry",
     "acknowledgements_acknowledgement",
+    "acknowledgements_clientdetails",
 ]
 
 

@@ -103,7 +103,7 @@ def test_csv_has_one_row_per_signature_as_recorded_at_signing(logged_in, auditor
         assert row["Version"] == "1.0"
         assert row["Text SHA-256"] == acknowledgement.revision.text_sha256
         assert row["IP address"] == "192.0.2.10"
-        assert row["User agent"] == payload["client"]["user_agent"]
+        assert row["User agent"] == entry.client_details.user_agent
         assert row["Authentication method"] == "password"
         assert row["Ledger sequence"] == str(entry.sequence)
         assert row["Row hash"] == entry.row_hash
@@ -252,6 +252,7 @@ def test_package_contains_everything_an_auditor_needs(package, sealed):
     numbers = [signed["first"].receipt_number, signed["second"].receipt_number]
     assert set(package["infos"]) == {
         "acknowledgements.csv",
+        "client-details.csv",
         "people.csv",
         "ledger.jsonl",
         "ledger-payloads.txt",

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from acknowledgements import ledger, services
 from acknowledgements.coverage import Status, standing_for
-from acknowledgements.models import Acknowledgement, LedgerEntry, PolicyRevision
+from acknowledgements.models import Acknowledgement, ClientDetails, LedgerEntry, PolicyRevision
 from acknowledgements.services import ActionRefused
 from acknowledgements.statements import CURRENT_ATTESTATION, CURRENT_ESIGN_CONSENT
 from tests.conftest import client_evidence
@@ -77,11 +77,15 @@ def test_signed_payload_holds_the_evidence(signer, revision, sign):
     assert payload["text"]["sha256"] == revision.text_sha256 == sha256(revision.body)
     assert payload["attestation"] == {
         "version": CURRENT_ATTESTATION.version,
+        "language": "en",
         "text": CURRENT_ATTESTATION.text,
         "sha256": sha256(CURRENT_ATTESTATION.text),
+        "authoritative_language": "en",
+        "authoritative_sha256": sha256(CURRENT_ATTESTATION.text),
     }
     assert payload["consent"] == {
         "version": CURRENT_ESIGN_CONSENT.version,
+        "language": "en",
         "sha256": sha256(CURRENT_ESIGN_CONSENT.text),
         "accepted_at": ledger.utc_iso(consented.recorded_at),
     }
@@ -89,11 +93,24 @@ def test_signed_payload_holds_the_evidence(signer, revision, sign):
     assert payload["checkbox_ticked"] is True
     assert payload["first_viewed_at"] == ledger.utc_iso(viewed.recorded_at)
     assert payload["signed_at"].endswith("Z")
+    # The raw IP address and user agent stay out of the append-only ledger: the payload holds
+    # salted commitments, opened by the values and salts kept beside it.
+    details = ClientDetails.objects.get(ledger_entry=acknowledgement.ledger_entry)
+    assert (details.ip, details.user_agent) == (
+        "192.0.2.10",
+        "Mozilla/5.0 (X11; Linux x86_64) TestBrowser/1.0",
+    )
     assert payload["client"] == {
-        "ip": "192.0.2.10",
-        "user_agent": "Mozilla/5.0 (X11; Linux x86_64) TestBrowser/1.0",
+        "ip_sha256": sha256(details.ip_salt + "192.0.2.10"),
+        "user_agent_sha256": sha256(
+            details.user_agent_salt + "Mozilla/5.0 (X11; Linux x86_64) TestBrowser/1.0"
+        ),
+        "commitment": "SHA-256 of UTF-8 (salt as 64 hex digits, then the value)",
         "request_id": "test-request-0001",
     }
+    assert len({details.ip_salt, details.user_agent_salt}) == 2
+    assert b"192.0.2.10" not in bytes(acknowledgement.ledger_entry.payload)
+    assert b"TestBrowser" not in bytes(acknowledgement.ledger_entry.payload)
     assert payload["authentication"]["method"] == "password"
     assert payload["authentication"]["mfa"] is False
     assert payload["session_key_sha256"] == "a" * 64
@@ -284,7 +301,9 @@ def test_a_view_is_recorded_once_per_person_and_revision(signer, make_person, re
     assert views.filter(person=other).count() == 1
     payload = payload_of(views.get(person=signer))
     assert payload["text"]["sha256"] == revision.text_sha256
-    assert payload["client"]["ip"] == "192.0.2.10"
+    kept = ClientDetails.objects.get(ledger_entry=views.get(person=signer))
+    assert kept.ip == "192.0.2.10"
+    assert payload["client"]["ip_sha256"] == sha256(kept.ip_salt + "192.0.2.10")
 
 
 def test_decline_is_recorded_with_its_reason_and_leaves_the_person_unsigned(signer, revision):

@@ -148,11 +148,16 @@ def test_receipt_prints_the_recorded_evidence(issued, signer, revision, tmp_path
     assert issued.acknowledgement.ledger_entry.payload_sha256 in compact
     assert issued.acknowledgement.ledger_entry.row_hash in compact
     assert issued.receipt.seal_fingerprint in compact
-    # Recorded facts are printed as recorded, never as "not recorded".
-    assert f"IP address {evidence.ip}" in text
-    assert "IP address not recorded" not in text
-    assert "User agent not recorded" not in text
-    assert re.sub(r"\s+", "", evidence.user_agent) in compact
+    # Recorded facts are printed as recorded, never as "not recorded". A receipt is kept
+    # forever, so the IP address and user agent appear only as their salted commitments.
+    client = ledger.decode(issued.acknowledgement.ledger_entry)["client"]
+    assert client["ip_sha256"] in compact
+    assert client["user_agent_sha256"] in compact
+    assert "IP address (salted SHA-256) not recorded" not in text
+    assert "User agent (salted SHA-256) not recorded" not in text
+    assert evidence.ip not in text
+    assert re.sub(r"\s+", "", evidence.user_agent) not in compact
+    assert "kept by the portal apart from the ledger" in text
     assert f"Request id {evidence.request_id}" in text
     assert "Browser time zone Europe/Paris" in text
     assert "Typed name Ada Lovelace" in text

@@ -29,6 +29,7 @@ CHECK_NAMES = [
     "Seal covers the whole file",
     "Matches the stored receipt",
     "Evidence matches the ledger",
+    "IP address and user agent",
     "Ledger chain intact up to this receipt",
 ]
 SEALING_SETTINGS = (

@@ -7,6 +7,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
+from acknowledgements import evidence
 from acknowledgements.models import Acknowledgement, LedgerEntry
 from tests.conftest import PASSWORD
 
@@ -37,6 +38,15 @@ def evidence_rows() -> tuple[int, int]:
 def signed_payload(person) -> dict:
     entry = LedgerEntry.objects.get(person=person, kind=LedgerEntry.Kind.SIGNED)
     return json.loads(bytes(entry.payload))
+
+
+def recorded_client(person) -> dict:
+    """The IP address and user agent kept for a signature, each opening its ledger commitment."""
+    entry = LedgerEntry.objects.get(person=person, kind=LedgerEntry.Kind.SIGNED)
+    facts = evidence.client_facts(json.loads(bytes(entry.payload)), entry.client_details)
+    assert facts["ip"].state == "held", facts
+    assert all(fact.matches for fact in facts.values() if fact.state == "held"), facts
+    return {name: fact.value for name, fact in facts.items()}
 
 
 # --- Signing ------------------------------------------------------------------------------------
@@ -73,8 +83,10 @@ def test_signed_evidence_describes_the_request(logged_in, signer, revision):
     payload = signed_payload(signer)
     assert payload["typed_name"] == "Ada Lovelace"
     assert payload["checkbox_ticked"] is True
-    assert payload["client"]["ip"] == "127.0.0.1"
-    assert payload["client"]["user_agent"] == "Mozilla/5.0 TestBrowser/2.0"
+    assert recorded_client(signer) == {
+        "ip": "127.0.0.1",
+        "user_agent": "Mozilla/5.0 TestBrowser/2.0",
+    }
     assert payload["browser_time_zone"] == "Europe/Paris"
     session_key = client.session.session_key
     assert payload["session_key_sha256"] == hashlib.sha256(session_key.encode()).hexdigest()
@@ -118,7 +130,7 @@ def test_forwarded_for_from_an_untrusted_address_is_ignored(logged_in, signer, r
         SIGN_URL, SIGNATURE, REMOTE_ADDR="198.51.100.7", HTTP_X_FORWARDED_FOR="203.0.113.9"
     )
 
-    assert signed_payload(signer)["client"]["ip"] == "198.51.100.7"
+    assert recorded_client(signer)["ip"] == "198.51.100.7"
 
 
 def test_forwarded_for_from_a_trusted_proxy_is_believed(logged_in, signer, revision, settings):
@@ -128,7 +140,7 @@ def test_forwarded_for_from_a_trusted_proxy_is_believed(logged_in, signer, revis
         SIGN_URL, SIGNATURE, REMOTE_ADDR="10.1.2.3", HTTP_X_FORWARDED_FOR="203.0.113.9"
     )
 
-    assert signed_payload(signer)["client"]["ip"] == "203.0.113.9"
+    assert recorded_client(signer)["ip"] == "203.0.113.9"
 
 
 def test_a_forged_address_before_the_proxys_own_is_ignored(logged_in, signer, revision, settings):
@@ -142,7 +154,7 @@ def test_a_forged_address_before_the_proxys_own_is_ignored(logged_in, signer, re
         HTTP_X_FORWARDED_FOR="1.2.3.4, 203.0.113.9",
     )
 
-    assert signed_payload(signer)["client"]["ip"] == "203.0.113.9"
+    assert recorded_client(signer)["ip"] == "203.0.113.9"
 
 
 def test_wrong_typed_name_is_shown_next_to_the_field(logged_in, signer, revision):

@@ -3,9 +3,11 @@
 The builders only read. Views and the export_acknowledgements command record each export with
 services.record_export and then serve or write what these functions produce.
 
-CSV rows are built in Python from each signature's ledger payload (the name, email, address and
-user agent as recorded at signing), a block of rows at a time, so memory stays flat however many
-rows there are, on SQLite and PostgreSQL alike.
+CSV rows are built in Python from each signature's ledger payload (the name and email as
+recorded at signing) and the IP address and user agent kept beside it (checked against the
+payload's salted commitments; "removed after the retention period" once they are gone), a block
+of rows at a time, so memory stays flat however many rows there are, on SQLite and PostgreSQL
+alike.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import IO, Any
 
 from django.conf import settings
@@ -26,11 +29,13 @@ from django.utils import timezone
 
 from .. import ledger, receipts
 from ..coverage import Timeline
+from ..evidence import client_facts
 from ..models import Acknowledgement, LedgerEntry, Policy, Receipt, User
 from . import charts, figures
-from .figures import PeopleFilter, PolicyFigures, audience_names, lookup, shown
+from .figures import PeopleFilter, PolicyFigures, audience_names, lookup, shown, shown_client
 
 BLOCK_ROWS = 2_000
+CLIENT_DETAIL_FIELDS = ("ip", "ip_salt", "user_agent", "user_agent_salt")
 LEDGER_BLOCK_ROWS = 5_000
 # A spreadsheet treats a cell starting with one of these as a formula (OWASP "CSV injection").
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
@@ -111,11 +116,15 @@ def signature_records(queryset: Iterable[Acknowledgement] | Any) -> Iterator[tup
             "signed_at",
             "ledger_entry__sequence",
             "ledger_entry__row_hash",
+            *(f"ledger_entry__client_details__{name}" for name in CLIENT_DETAIL_FIELDS),
         )
         .iterator(chunk_size=BLOCK_ROWS)
     )
-    for number, payload, audiences, policy, version, sha, signed_at, sequence, row_hash in rows:
+    for row in rows:
+        number, payload, audiences, policy, version, sha, signed_at, sequence, row_hash = row[:9]
         evidence = json.loads(bytes(payload))
+        kept = dict(zip(CLIENT_DETAIL_FIELDS, row[9:], strict=True))
+        client = client_facts(evidence, SimpleNamespace(**kept) if kept["ip_salt"] else None)
         yield (
             number,
             shown(lookup(evidence, "person", "email")),
@@ -125,8 +134,8 @@ def signature_records(queryset: Iterable[Acknowledgement] | Any) -> Iterator[tup
             version,
             sha,
             signed_at,
-            shown(lookup(evidence, "client", "ip")),
-            shown(lookup(evidence, "client", "user_agent")),
+            shown_client(client["ip"]),
+            shown_client(client["user_agent"]),
             shown(lookup(evidence, "authentication", "method")),
             sequence,
             row_hash,
@@ -363,6 +372,7 @@ def write_package(
         write_text("acknowledgements.csv", acknowledgements_csv(signatures))
         write_text("people.csv", people_csv(figures.people(timeline, moment, filters)))
         receipt_count = _write_receipts(zf, signatures)
+        write_text("client-details.csv", client_details_csv(signatures))
         ledger_rows = _write_ledger(zf, head[0] if head else 0)
         verification = ledger.verify_chain(up_to=head[0]) if head else None
         write_text("verification.txt", [_verification_text(verification, moment)])
@@ -395,6 +405,32 @@ def write_package(
         head_sequence=head[0] if head else None,
         head_hash=head[1] if head else ledger.GENESIS_HASH,
     )
+
+
+CLIENT_DETAILS_COLUMNS = [
+    "Ledger sequence",
+    "Receipt number",
+    "IP address",
+    "IP address salt",
+    "User agent",
+    "User agent salt",
+]
+
+
+def client_details_csv(signatures) -> Iterator[str]:
+    """The raw IP address and user agent still kept for each signature, with the salts that
+    open the payload's commitments; signatures whose details were removed have no row."""
+    rows = (
+        signatures.filter(ledger_entry__client_details__isnull=False)
+        .order_by("ledger_entry__sequence")
+        .values_list(
+            "ledger_entry__sequence",
+            "receipt_number",
+            *(f"ledger_entry__client_details__{name}" for name in CLIENT_DETAIL_FIELDS),
+        )
+        .iterator(chunk_size=BLOCK_ROWS)
+    )
+    return csv_blocks(CLIENT_DETAILS_COLUMNS, rows)
 
 
 def _write_receipts(zf, signatures) -> int:

@@ -36,6 +36,7 @@ from django.utils.translation import gettext_lazy as _
 
 from .. import coverage
 from ..coverage import Status, Timeline
+from ..evidence import ClientFact, client_facts
 from ..models import (
     Acknowledgement,
     Audience,
@@ -54,6 +55,7 @@ STATUS_LABELS = {
     Status.DECLINED: _("Declined"),
 }
 NOT_RECORDED = "not recorded"
+REMOVED = "removed after the retention period"
 
 
 # --- Completion ----------------------------------------------------------------------------------
@@ -450,6 +452,15 @@ def shown(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
+def shown_client(fact: ClientFact) -> str:
+    """A client value (IP address, user agent) as the evidence holds it today."""
+    if fact.state == "removed":
+        return REMOVED
+    if fact.state == "held" and not fact.matches:
+        return f"{fact.value} (does not match the salted SHA-256 in the ledger)"
+    return shown(fact.value)
+
+
 _EVENT_FACTS: dict[str, list[tuple[str, tuple[str, ...]]]] = {
     LedgerEntry.Kind.VIEWED: [
         (_("IP address"), ("client", "ip")),
@@ -478,6 +489,10 @@ _EVENT_FACTS: dict[str, list[tuple[str, tuple[str, ...]]]] = {
         (_("Receipt PDF SHA-256"), ("pdf_sha256",)),
         (_("Trusted timestamp"), ("timestamped",)),
     ],
+    LedgerEntry.Kind.REDACTED: [
+        (_("IP address and user agent removed from entries"), ("entries",)),
+        (_("Retention (days)"), ("retention_days",)),
+    ],
 }
 
 
@@ -501,14 +516,20 @@ def person_history(person: User, moment: dt.datetime) -> PersonHistory:
     """Everything recorded about a person up to `moment`, oldest first."""
     entries = (
         LedgerEntry.objects.filter(person=person, recorded_at__lte=moment)
-        .select_related("revision__policy")
+        .select_related("revision__policy", "client_details")
         .order_by("id")
     )
     events = []
     for entry in entries:
         payload = json.loads(bytes(entry.payload))
+        client = client_facts(payload, getattr(entry, "client_details", None))
         facts = [
-            (str(label), shown(lookup(payload, *path)))
+            (
+                str(label),
+                shown_client(client[path[1]])
+                if path[0] == "client" and path[1] in client
+                else shown(lookup(payload, *path)),
+            )
             for label, path in _EVENT_FACTS.get(entry.kind, [])
         ]
         events.append(Event(entry, facts))

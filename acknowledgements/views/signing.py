@@ -214,6 +214,7 @@ def sign(request, slug: str, version: str):
                 request, browser_time_zone=form.cleaned_data["browser_time_zone"]
             ),
             language=form.cleaned_data["language"],
+            statement_language=form.cleaned_data["statement_language"],
         )
     except services.ActionRefused as refused:
         messages.error(request, str(refused))
