@@ -148,13 +148,24 @@ def _may_read(person, revision: PolicyRevision) -> bool:
     return LedgerEntry.objects.filter(person=person, revision=revision).exists()
 
 
-def _signable_or_message(request, slug: str, version: str) -> PolicyRevision | None:
-    policy = get_object_or_404(Policy, slug=slug)
+def _revision_named(slug: str, version: str) -> PolicyRevision:
+    """The revision a sign or decline URL names, in whatever state: the service decides, in
+    its transaction, whether this person may sign it, and says why not."""
+    return get_object_or_404(
+        PolicyRevision.objects.select_related("policy"), policy__slug=slug, version=version
+    )
+
+
+def _refused(request, revision: PolicyRevision) -> bool:
+    """Whether the person may not sign the revision (the reason is shown as a message)."""
     try:
-        return services.signable_revision(person=request.user, policy=policy, version=version)
+        services.signable_revision(
+            person=request.user, policy=revision.policy, version=revision.version
+        )
     except services.ActionRefused as refused:
         messages.error(request, str(refused))
-        return None
+        return True
+    return False
 
 
 def _reauthenticate(request, policy: Policy):
@@ -176,9 +187,7 @@ def _reauthenticate(request, policy: Policy):
 @require_POST
 @login_required
 def sign(request, slug: str, version: str):
-    revision = _signable_or_message(request, slug, version)
-    if revision is None:
-        return redirect("acknowledgements:home")
+    revision = _revision_named(slug, version)
     if evidence.needs_fresh_sign_in(request):
         messages.warning(request, _("Please confirm it is you before signing."))
         return _reauthenticate(request, revision.policy)
@@ -188,6 +197,9 @@ def sign(request, slug: str, version: str):
         needs_consent=not services.has_consented(request.user),
     )
     if not form.is_valid():
+        # The form is shown again only to someone who may sign this revision.
+        if _refused(request, revision):
+            return redirect("acknowledgements:home")
         standing = next((s for s in request.standings if s.policy.pk == revision.policy_id), None)
         return render(
             request,
@@ -216,9 +228,9 @@ def sign(request, slug: str, version: str):
             language=form.cleaned_data["language"],
             statement_language=form.cleaned_data["statement_language"],
         )
-    except services.ActionRefused as refused:
+    except services.ActionRefused as refused:  # not signable (the form checked the rest)
         messages.error(request, str(refused))
-        return redirect("acknowledgements:policy_detail", slug=slug)
+        return redirect("acknowledgements:home")
     return redirect(
         "acknowledgements:acknowledgement_detail", receipt_number=acknowledgement.receipt_number
     )
@@ -227,8 +239,8 @@ def sign(request, slug: str, version: str):
 @require_POST
 @login_required
 def decline(request, slug: str, version: str):
-    revision = _signable_or_message(request, slug, version)
-    if revision is None:
+    revision = _revision_named(slug, version)
+    if _refused(request, revision):
         return redirect("acknowledgements:home")
     form = DeclineForm(request.POST)
     if not form.is_valid():
