@@ -270,6 +270,32 @@ def test_a_minor_revision_emails_nobody_and_earlier_signatures_still_count(
     assert standing.last_signed.revision == first
 
 
+def test_each_person_gets_their_own_name_escaped_in_the_html(
+    policy, make_person, mailoutbox, django_capture_on_commit_callbacks
+):
+    people = [
+        make_person("Ada <b>Lovelace</b>", email="ada@example.com"),
+        make_person("Tom & Jerry O'Neil", email="tom@example.com"),
+        make_person("Zoë Français", email="zoe@example.com"),
+    ]
+    people[2].preferred_language = "fr"
+    people[2].save(update_fields=["preferred_language"])
+
+    with django_capture_on_commit_callbacks(execute=True):
+        services.publish_revision(actor=None, revision=draft_of(policy, "1.0"))
+
+    messages = {message.to[0]: message for message in mailoutbox}
+    assert set(messages) == {person.email for person in people}
+    ada, tom, zoe = (messages[person.email] for person in people)
+    assert "Hello Ada <b>Lovelace</b>," in ada.body
+    assert "Hello Ada &lt;b&gt;Lovelace&lt;/b&gt;," in ada.alternatives[0].content
+    assert "Tom & Jerry O'Neil" in tom.body and "Ada" not in tom.body
+    assert "Tom &amp; Jerry O&#x27;Neil" in tom.alternatives[0].content
+    assert "Bonjour Zoë Français" in zoe.body
+    for message in mailoutbox:
+        assert notifications.NAME_STAND_IN not in message.body + message.alternatives[0].content
+
+
 def test_an_announced_minor_revision_says_no_action_is_needed(
     policy, publish, employees, mailoutbox, django_capture_on_commit_callbacks
 ):
