@@ -22,7 +22,14 @@ from django.utils import timezone
 from openpyxl import load_workbook
 
 from acknowledgements import coverage, ledger, receipts
-from acknowledgements.models import Acknowledgement, Audience, LedgerEntry, Policy, Receipt
+from acknowledgements.models import (
+    Acknowledgement,
+    Audience,
+    ExportJob,
+    LedgerEntry,
+    Policy,
+    Receipt,
+)
 from acknowledgements.reports import exports, figures
 from tests.conftest import client_evidence
 
@@ -332,12 +339,19 @@ def test_the_csv_view_serves_the_python_writers_bytes(logged_in, auditor, signed
 # --- XLSX ----------------------------------------------------------------------------------------
 
 
-def test_xlsx_holds_the_same_rows_with_real_utc_dates(logged_in, auditor, signed, tmp_path):
+def test_xlsx_holds_the_same_rows_with_real_utc_dates(
+    logged_in, auditor, signed, tmp_path, built_export
+):
     client = logged_in(auditor)
     csv_rows = read_csv(download(client.get(ACKS)))
-    response = client.get(XLSX)
+    job_page = built_export(XLSX)
+    assert job_page.status_code == 200
+    job = ExportJob.objects.get()
+    assert job.status == ExportJob.Status.DONE
+    response = client.get(f"/reports/exports/{job.pk}/download/")
     assert response.status_code == 200
     assert response["Content-Type"] == exports_xlsx_type()
+    assert response["Content-Disposition"].startswith('attachment; filename="test-policy-')
     path = tmp_path / "export.xlsx"
     path.write_bytes(download(response))
 
@@ -396,8 +410,12 @@ def test_pdf_summary_shows_the_figures(logged_in, auditor, signed, tmp_path):
 
 
 @pytest.fixture
-def package(logged_in, auditor, sealed, tmp_path):
-    response = logged_in(auditor).get(ZIP)
+def package(logged_in, auditor, sealed, tmp_path, built_export):
+    client = logged_in(auditor)
+    built_export(ZIP)
+    job = ExportJob.objects.get()
+    assert job.status == ExportJob.Status.DONE
+    response = client.get(f"/reports/exports/{job.pk}/download/")
     assert response.status_code == 200
     assert response["Content-Type"] == "application/zip"
     path = tmp_path / "package.zip"

@@ -39,6 +39,8 @@ from . import charts, figures
 from .figures import PeopleFilter, PolicyFigures, audience_names, lookup, shown
 
 BLOCK_ROWS = 2_000
+# A builder reports its progress every this many rows (a background export saves it for its page).
+PROGRESS_ROWS = 1_000
 LEDGER_BLOCK_ROWS = 5_000
 # A spreadsheet treats a cell starting with one of these as a formula (OWASP "CSV injection").
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
@@ -364,13 +366,34 @@ def people_csv(queryset) -> Iterator[str]:
 # --- XLSX ----------------------------------------------------------------------------------------
 
 
+Progress = Callable[[int], None]
+
+
+class _Counter:
+    """Counts rows written and tells `progress` every PROGRESS_ROWS of them."""
+
+    def __init__(self, progress: Progress | None) -> None:
+        self.progress = progress
+        self.done = 0
+
+    def add(self, rows: int = 1) -> None:
+        before, self.done = self.done, self.done + rows
+        if self.progress and before // PROGRESS_ROWS != self.done // PROGRESS_ROWS:
+            self.progress(self.done)
+
+
 def write_acknowledgements_xlsx(
-    target: IO[bytes], queryset, *, about: list[tuple[str, str]]
+    target: IO[bytes],
+    queryset,
+    *,
+    about: list[tuple[str, str]],
+    progress: Progress | None = None,
 ) -> int:
     """Write the signatures as a workbook (dates as real cells in UTC); return the row count.
 
     openpyxl's write-only mode keeps memory flat but cannot stream while it writes: the caller
-    gives a file (a temporary one for a download).
+    gives a file (a temporary one, or the file of a background export). `progress` is called
+    with the number of rows written so far, every PROGRESS_ROWS rows.
     """
     from openpyxl import Workbook
     from openpyxl.cell import WriteOnlyCell
@@ -390,8 +413,8 @@ def write_acknowledgements_xlsx(
         return cell
 
     sheet.append([header_cell(header) for header, _width in ACKNOWLEDGEMENT_COLUMNS])
-    count = 0
-    for count, record in enumerate(signature_records(queryset), 1):  # noqa: B007
+    counter = _Counter(progress)
+    for record in signature_records(queryset):
         cells: list[Any] = []
         for index, value in enumerate(record):
             if index == SIGNED_AT_COLUMN:
@@ -404,6 +427,8 @@ def write_acknowledgements_xlsx(
             else:
                 cells.append(neutralise(str(value)))
         sheet.append(cells)
+        counter.add()
+    count = counter.done
 
     info = workbook.create_sheet("About this export")
     info.column_dimensions["A"].width = 28
@@ -527,14 +552,19 @@ def write_package(
     moment: dt.datetime,
     filters: PeopleFilter | None = None,
     exported_by: str,
+    progress: Progress | None = None,
 ) -> PackageSummary:
     """Write the audit ZIP: signatures, their sealed receipts as stored, the ledger up to the
-    moment, its verification, the sealing certificates and a README to check it all offline."""
+    moment, its verification, the sealing certificates and a README to check it all offline.
+
+    `progress` is told the rows written so far (signatures, receipts and ledger rows; see
+    `package_rows`)."""
     import zipfile
 
     filters = filters or PeopleFilter()
     signatures = figures.signatures(policy, timeline, moment, filters)
     head = ledger_head(moment)
+    counter = _Counter(progress)
     identity = receipts.load_sealing_identity()
     with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
 
@@ -545,9 +575,10 @@ def write_package(
 
         signature_count = signatures.count()
         write_text("acknowledgements.csv", acknowledgements_csv(signatures))
+        counter.add(signature_count)
         write_text("people.csv", people_csv(figures.people(timeline, moment, filters)))
-        receipt_count = _write_receipts(zf, signatures)
-        ledger_rows = _write_ledger(zf, head[0] if head else 0)
+        receipt_count = _write_receipts(zf, signatures, counter)
+        ledger_rows = _write_ledger(zf, head[0] if head else 0, counter)
         verification = ledger.verify_chain(up_to=head[0]) if head else None
         write_text("verification.txt", [_verification_text(verification, moment)])
         write_text("chain-head.txt", [_head_text(head, moment)])
@@ -581,7 +612,17 @@ def write_package(
     )
 
 
-def _write_receipts(zf, signatures) -> int:
+def package_rows(
+    *, policy: Policy, timeline: Timeline, moment: dt.datetime, filters: PeopleFilter
+) -> int:
+    """How many rows `write_package` reports when it is done: signatures, receipts, ledger rows."""
+    signatures = figures.signatures(policy, timeline, moment, filters)
+    head = ledger_head(moment)
+    receipts_stored = Receipt.objects.filter(acknowledgement__in=signatures.order_by().values("pk"))
+    return signatures.count() + receipts_stored.count() + (head[0] if head else 0)
+
+
+def _write_receipts(zf, signatures, counter: _Counter) -> int:
     """Copy each stored sealed receipt byte for byte (never re-rendered), plus SHA256SUMS."""
     storage = Receipt._meta.get_field("pdf").storage
     rows = (
@@ -600,11 +641,12 @@ def _write_receipts(zf, signatures) -> int:
             shutil.copyfileobj(source, out, length=1024 * 1024)
         sums.write(f"{sha256}  {number}.pdf\n")
         count += 1
+        counter.add()
     zf.writestr(_zip_info("receipts/SHA256SUMS"), sums.getvalue())
     return count
 
 
-def _write_ledger(zf, up_to: int) -> int:
+def _write_ledger(zf, up_to: int, counter: _Counter) -> int:
     """ledger.jsonl (every column, the payload as its exact text) and ledger-payloads.txt (the
     payload bytes alone, one per line, for sha256sum); both in sequence order."""
     rows = (
@@ -640,6 +682,7 @@ def _write_ledger(zf, up_to: int) -> int:
                 out.write(b"\n")
                 payloads.write(body + b"\n")
                 count += 1
+                counter.add()
         payloads.seek(0)
         with zf.open(_zip_info("ledger-payloads.txt"), "w", force_zip64=True) as out:
             shutil.copyfileobj(payloads, out, length=1024 * 1024)

@@ -338,6 +338,22 @@ class PeopleFilter:
         end_day = self.signed_to + dt.timedelta(days=1) if self.signed_to else None
         return start_of(self.signed_from), start_of(end_day)
 
+    @classmethod
+    def from_record(cls, record: dict[str, str]) -> PeopleFilter:
+        """The filters `as_record` wrote (the default sort; the audience looked up by slug)."""
+        audience = Audience.objects.get(slug=record["audience"]) if record.get("audience") else None
+
+        def day(key: str) -> dt.date | None:
+            return dt.date.fromisoformat(record[key]) if record.get(key) else None
+
+        return cls(
+            status=record.get("status", ""),
+            audience=audience,
+            signed_from=day("signed_from"),
+            signed_to=day("signed_to"),
+            search=record.get("search", ""),
+        )
+
     def as_record(self) -> dict[str, str]:
         """The filters that were set, as plain strings for the audit log."""
         values = {
