@@ -472,3 +472,59 @@ class ConcernReport(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_category_display()} ({self.get_status_display()})"
+
+
+class ExportJob(models.Model):
+    """An export built by a task for the person who asked, who alone may see and download it.
+
+    The file goes to the default storage (local files or the object store, like receipts): an
+    audit package carries every sealed receipt and can weigh gigabytes, too much for a row.
+    """
+
+    class Kind(models.TextChoices):
+        # The values are the `what` of the export's audit record.
+        XLSX = "acknowledgements.xlsx", _("Acknowledgements (Excel)")
+        PACKAGE = "audit-package.zip", _("Audit package (ZIP)")
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", _("Waiting to start")
+        RUNNING = "running", _("Being built")
+        DONE = "done", _("Ready")
+        FAILED = "failed", _("Failed")
+
+    requested_by = models.ForeignKey(User, on_delete=models.CASCADE, related_name="export_jobs")
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    policy = models.ForeignKey(Policy, on_delete=models.PROTECT, related_name="+")
+    # Fixed when asked: the export shows the evidence recorded by then, whenever it is built.
+    as_of = models.DateTimeField()
+    # The list's filters as PeopleFilter.as_record() writes them.
+    filters = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    rows_done = models.PositiveBigIntegerField(default=0)
+    rows_total = models.PositiveBigIntegerField(null=True, blank=True)
+    filename = models.CharField(max_length=255)
+    file = models.FileField(upload_to="exports/%Y/%m/", blank=True)
+    size = models.PositiveBigIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [models.Index(fields=["requested_by", "-created_at"], name="export_job_mine")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} of {self.policy} for {self.requested_by} ({self.status})"
+
+    @property
+    def in_progress(self) -> bool:
+        return self.status in (self.Status.QUEUED, self.Status.RUNNING)
+
+    @property
+    def percent(self) -> int | None:
+        """Rows written as a whole percentage, None while the total is not known."""
+        if not self.rows_total:
+            return None
+        return min(100, 100 * self.rows_done // self.rows_total)

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 import secrets
+import tempfile
 import unicodedata
 from dataclasses import dataclass
 from functools import partial
 
 from django.conf import settings
-from django.core.files.base import ContentFile
+from django.core.files.base import ContentFile, File
 from django.db import transaction
+from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -25,6 +28,7 @@ from .models import (
     Audience,
     ClientDetails,
     ConcernReport,
+    ExportJob,
     LedgerEntry,
     Notification,
     Policy,
@@ -33,7 +37,11 @@ from .models import (
     RevisionTranslation,
     User,
 )
+from .reports import exports, figures
+from .reports.figures import PeopleFilter
 from .statements import CURRENT_ATTESTATION, CURRENT_ESIGN_CONSENT
+
+logger = logging.getLogger(__name__)
 
 QUEUE_BLOCK = 5_000
 RECEIPT_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
@@ -952,3 +960,139 @@ def record_export(*, actor: User | None, what: str, filters: dict, rows: int) ->
     return _audit(
         actor=actor, action="export", details={"what": what, "filters": filters, "rows": rows}
     )
+
+
+# --- Exports built in the background -----------------------------------------------------------
+
+
+def export_record(job: ExportJob) -> dict[str, str]:
+    """The scope of a background export as its audit record states it (the moment always)."""
+    return {"policy": job.policy.slug, "as_of": ledger.utc_iso(job.as_of) or "", **job.filters}
+
+
+@transaction.atomic
+def request_export(
+    *,
+    actor: User,
+    kind: str,
+    policy: Policy,
+    as_of: dt.datetime,
+    filters: dict[str, str],
+    filename: str,
+) -> ExportJob:
+    """Queue an export for the person who asked; a task builds it and records it when built."""
+    job = ExportJob.objects.create(
+        requested_by=actor,
+        kind=kind,
+        policy=policy,
+        as_of=as_of,
+        filters=filters,
+        filename=filename,
+    )
+    transaction.on_commit(partial(tasks.build_export.enqueue, job.pk))
+    return job
+
+
+@transaction.atomic
+def retry_export(*, actor: User, job: ExportJob) -> ExportJob:
+    """Queue a failed export again, for the person who asked it; other states are left alone."""
+    job = ExportJob.objects.select_for_update().get(pk=job.pk, requested_by=actor)
+    if job.status != ExportJob.Status.FAILED:
+        raise ActionRefused(_("Only an export that failed can be tried again."))
+    job.status = ExportJob.Status.QUEUED
+    job.error = ""
+    job.rows_done = 0
+    job.rows_total = None
+    job.started_at = job.finished_at = None
+    job.save()
+    transaction.on_commit(partial(tasks.build_export.enqueue, job.pk))
+    return job
+
+
+def build_export(*, job_id: int) -> ExportJob | None:
+    """Build a queued export into storage, then record it in the audit log, once.
+
+    Not one transaction: the progress saved on the way must be seen by the job's page while
+    the file is written. A job that is not queued (delivered twice) is left alone. A failure
+    keeps no file and no audit record, and leaves the job failed, to be tried again.
+    """
+    started = timezone.now()
+    claimed = ExportJob.objects.filter(pk=job_id, status=ExportJob.Status.QUEUED).update(
+        status=ExportJob.Status.RUNNING,
+        started_at=started,
+        attempts=F("attempts") + 1,
+        rows_done=0,
+    )
+    if not claimed:
+        return None
+    job = ExportJob.objects.select_related("policy", "requested_by").get(pk=job_id)
+
+    def progress(rows: int) -> None:
+        ExportJob.objects.filter(pk=job_id).update(rows_done=rows)
+
+    try:
+        filters = PeopleFilter.from_record(job.filters)
+        timeline = coverage.timeline_for(job.policy, job.as_of)
+        signatures = figures.signatures(job.policy, timeline, job.as_of, filters)
+        by = exports.exported_by(job.requested_by)
+        with tempfile.TemporaryFile() as workfile:
+            if job.kind == ExportJob.Kind.XLSX:
+                job.rows_total = signatures.count()
+                job.save(update_fields=["rows_total"])
+                rows = exports.write_acknowledgements_xlsx(
+                    workfile,
+                    signatures,
+                    about=[
+                        ("Policy", job.policy.name),
+                        ("As of (UTC)", ledger.utc_iso(job.as_of) or ""),
+                        (
+                            "Filters",
+                            ", ".join(f"{k}={v}" for k, v in job.filters.items()) or "none",
+                        ),
+                        ("Exported by", by),
+                        ("Exported at (UTC)", ledger.utc_iso(timezone.now()) or ""),
+                    ],
+                    progress=progress,
+                )
+                done = rows
+            else:
+                job.rows_total = exports.package_rows(
+                    policy=job.policy, timeline=timeline, moment=job.as_of, filters=filters
+                )
+                job.save(update_fields=["rows_total"])
+                summary = exports.write_package(
+                    workfile,
+                    policy=job.policy,
+                    timeline=timeline,
+                    moment=job.as_of,
+                    filters=filters,
+                    exported_by=by,
+                    progress=progress,
+                )
+                rows = summary.signatures
+                done = summary.signatures + summary.receipts + summary.ledger_rows
+            job.size = workfile.tell()
+            workfile.seek(0)
+            job.file.save(job.filename, File(workfile), save=False)
+        with transaction.atomic():
+            record_export(
+                actor=job.requested_by, what=job.kind, filters=export_record(job), rows=rows
+            )
+            job.status = ExportJob.Status.DONE
+            job.rows_done = done
+            job.rows_total = max(job.rows_total or 0, done)
+            job.finished_at = timezone.now()
+            job.save()
+    except Exception as error:
+        logger.exception("Export job %s failed", job_id)
+        if job.file:
+            job.file.delete(save=False)
+        ExportJob.objects.filter(pk=job_id).update(
+            status=ExportJob.Status.FAILED,
+            error=f"{type(error).__name__}: {error}"[:2000],
+            file="",
+            size=None,
+            finished_at=timezone.now(),
+        )
+        job.refresh_from_db()
+    return job

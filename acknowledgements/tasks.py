@@ -56,3 +56,10 @@ def email_concern(report_id: int) -> None:
     from .notifications import send_concern
 
     send_concern(report_id=report_id)
+
+
+@task()
+def build_export(job_id: int) -> None:
+    from .services import build_export as build
+
+    build(job_id=job_id)

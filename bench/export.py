@@ -5,9 +5,9 @@
 gunicorn (`aup_portal.wsgi`, one sync worker so its memory can be read, DEBUG off) serves
 /reports/policies/<slug>/export/acknowledgements.csv to the bench auditor, once per policy:
 together the three responses carry every signature in the database. The client reads each
-response to the end and counts its lines. Baseline: the same SQL the view runs (captured from
-exports.signature_records and rendered with its parameters), run as
-`COPY (...) TO STDOUT` through psql into /dev/null. Memory: the worker's peak RSS (VmHWM, reset
+response to the end and counts its lines. Baseline: the same SQL the view runs
+(exports.signatures_copy_sql, rendered with its parameters; the view streams its COPY in CSV
+format), run as `COPY (...) TO STDOUT (FORMAT csv)` through psql into /dev/null. Memory: the worker's peak RSS (VmHWM, reset
 through /proc/<pid>/clear_refs before each run) minus its RSS before the run.
 
 The worker runs with `--timeout 600`: gunicorn's default of 30 s kills a sync worker whose
@@ -51,17 +51,7 @@ def export_sql(policy) -> tuple[str, int]:
 
     moment = timezone.now()
     signatures = figures.signatures(policy, coverage.timeline_for(policy, moment), moment)
-    captured: list[tuple[str, object]] = []
-
-    def capture(execute, sql, params, many, context):
-        captured.append((sql, params))
-        return execute(sql, params, many, context)
-
-    with connection.execute_wrapper(capture):
-        records = exports.signature_records(signatures)
-        next(records, None)
-        records.close()
-    sql, params = next((s, p) for s, p in captured if "receipt_number" in s)
+    sql, params = exports.signatures_copy_sql(signatures)
     with connection.cursor() as cursor:
         rendered = cursor.cursor.mogrify(sql, params).decode()
     return rendered, signatures.count()
@@ -87,7 +77,9 @@ def download(port: int, path: str, cookie: str) -> tuple[float, int, int]:
 def copy_seconds(url: str, sql: str) -> float:
     started = time.perf_counter()
     with open(os.devnull, "wb") as sink:
-        subprocess.run([*psql_args(url), "-c", f"COPY ({sql}) TO STDOUT"], check=True, stdout=sink)
+        subprocess.run(
+            [*psql_args(url), "-c", f"COPY ({sql}) TO STDOUT (FORMAT csv)"], check=True, stdout=sink
+        )
     return time.perf_counter() - started
 
 
@@ -161,7 +153,7 @@ def main() -> None:
             name=f"CSV export of all {expected_rows:,} signatures (3 policies) through the view",
             value=view_rate,
             unit="rows/s",
-            baseline_name="COPY (same SQL) TO STDOUT via psql",
+            baseline_name="COPY (same SQL) TO STDOUT (FORMAT csv) via psql",
             baseline=copy_rate,
             ratio=view_rate / copy_rate,
             target="reported (COPY is the limit)",

@@ -7,8 +7,10 @@ CI) turn those skips into failures.
 
 import datetime as dt
 import os
+import re
 import tempfile
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 import time_machine
@@ -220,6 +222,31 @@ def sign(db):
         return services.record_acknowledgement(**arguments)
 
     return do
+
+
+@pytest.fixture
+def built_export(client, django_capture_on_commit_callbacks):
+    """Ask for a background export as its button does (a POST); the immediate task backend
+    builds it when the request's transaction commits. Returns the job page's response."""
+
+    def build(path: str, params: dict | None = None):
+        url = f"{path}?{urlencode(params)}" if params else path
+        with django_capture_on_commit_callbacks(execute=True):
+            asked = client.post(url)
+        assert asked.status_code == 302, asked
+        assert asked["Location"].startswith("/reports/exports/")
+        return client.get(asked["Location"])
+
+    return build
+
+
+def downloaded(client, job_page) -> bytes:
+    """The file offered on a finished job's page, as the browser downloads it."""
+    link = re.search(r'href="(/reports/exports/\d+/download/)"', job_page.content.decode())
+    assert link, "the job's page offers no download"
+    response = client.get(link.group(1))
+    assert response.status_code == 200
+    return b"".join(response.streaming_content)
 
 
 @pytest.fixture

@@ -28,6 +28,7 @@ from acknowledgements.models import (
     Acknowledgement,
     Audience,
     ConcernReport,
+    ExportJob,
     LedgerEntry,
     Notification,
     Policy,
@@ -57,13 +58,17 @@ LOGIN_PREFIX = "/accounts/login/"
 
 @dataclass(frozen=True)
 class To:
-    """A 302 to this path; `{placeholders}` are the scenario's ids (see `Scenario.ids`)."""
+    """A 302 to this path; `{placeholders}` are the scenario's ids (see `Scenario.ids`).
+
+    With `prefix`, the location only has to start with it (a page made by the request)."""
 
     location: str
+    prefix: bool = False
 
 
 LOGIN = To(LOGIN_PREFIX)  # a 302 to the sign-in page (checked as a prefix: ?next= follows)
 HOME = To("/")
+NEW_EXPORT_JOB = To("/reports/exports/", prefix=True)  # the page of the job just queued
 POLICY_PAGE = To("/policies/test-policy/")
 
 
@@ -93,6 +98,12 @@ REPORTS_GET |= {ADMIN: (200, 405), AUDITOR: (200, 405), SUPER: (200, 405)}
 # A receipt is its signer's, or anyone's for auditors and administrators; another person gets
 # the same 404 as for a receipt number that does not exist.
 RECEIPT_GET = SIGNED_IN_GET | {OTHER: (404, 405)}
+# A background export: GET shows what it will hold, POST queues it (view_reports only).
+BACKGROUND_EXPORT = {ANON: (LOGIN, LOGIN), SIGNER: (403, 403), OTHER: (403, 403)}
+BACKGROUND_EXPORT |= dict.fromkeys((ADMIN, AUDITOR, SUPER), (200, NEW_EXPORT_JOB))
+# An export job is its requester's (the auditor's in the scenario): anyone else with
+# view_reports, superusers included, gets the 404 of a job that does not exist.
+EXPORT_JOB_GET = REPORTS_GET | {ADMIN: (404, 405), SUPER: (404, 405)}
 
 TABLE: dict[str, dict[str, tuple[Cell, Cell]]] = {
     # --- health (views/health.py): open to all, GET only
@@ -162,9 +173,15 @@ TABLE: dict[str, dict[str, tuple[Cell, Cell]]] = {
     "declines": REPORTS_GET,
     "reports_export_csv": REPORTS_GET,
     "reports_export_people_csv": REPORTS_GET,
-    "reports_export_xlsx": REPORTS_GET,
+    "reports_export_xlsx": BACKGROUND_EXPORT,
     "reports_export_pdf": REPORTS_GET,
-    "reports_export_package": REPORTS_GET,
+    "reports_export_package": BACKGROUND_EXPORT,
+    "reports_exports": REPORTS_GET,
+    "reports_export_job": EXPORT_JOB_GET,
+    "reports_export_download": EXPORT_JOB_GET,
+    # The scenario's job is done: trying it again is refused with a message on its page.
+    "reports_export_retry": {ANON: (405, LOGIN), SIGNER: (405, 403), OTHER: (405, 403)}
+    | {ADMIN: (405, 404), AUDITOR: (405, To("/reports/exports/{job}/")), SUPER: (405, 404)},
 }
 
 # Which object a route's `pk` names, per URL name.
@@ -181,9 +198,13 @@ PK_OF = {
     "reports_person": "signer",
     "manage_concern_status": "concern",
     "manage_concern_attachment": "concern",
+    "reports_export_job": "job",
+    "reports_export_download": "job",
+    "reports_export_retry": "job",
 }
 
-_EXPORTS = [n for n in TABLE if n.startswith("reports_export_")]
+_EXPORTS = ["reports_export_csv", "reports_export_people_csv", "reports_export_pdf"]
+_BACKGROUND_EXPORTS = ["reports_export_xlsx", "reports_export_package"]
 # The requests that may change something (every other one must leave the state as it was).
 WRITES = {
     ("policy_detail", ADMIN, "GET"): "records that the administrator opened what they must sign",
@@ -199,6 +220,11 @@ WRITES = {
     ("manage_person_audiences", ADMIN, "POST"): "removes the signer from every audience",
     ("manage_person_audiences", SUPER, "POST"): "removes the signer from every audience",
     **{(n, r, "GET"): "an export is audited" for n in _EXPORTS for r in (ADMIN, AUDITOR, SUPER)},
+    **{
+        (n, r, "POST"): "queues an export job"
+        for n in _BACKGROUND_EXPORTS
+        for r in (ADMIN, AUDITOR, SUPER)
+    },
 }
 
 # allauth (/accounts/) and the Django admin (/django-admin/) bring dozens of URLs of their own,
@@ -255,6 +281,7 @@ class Scenario:
     draft: PolicyRevision
     acknowledgement: Acknowledgement
     concern: ConcernReport
+    job: ExportJob
 
     @property
     def ids(self) -> dict[str, int]:
@@ -263,6 +290,7 @@ class Scenario:
             "draft": self.draft.pk,
             "signer": self.people[SIGNER].pk,
             "concern": self.concern.pk,
+            "job": self.job.pk,
         }
 
     def url(self, name: str, params: tuple[str, ...]) -> str:
@@ -357,7 +385,19 @@ def _build() -> Scenario:
         anonymous=False,
         attachment=SimpleUploadedFile("note.txt", b"what I saw\n"),
     )
-    return Scenario(people, policy, published, draft("2.0"), acknowledgement, concern)
+    # The auditor's workbook, built (tasks run after commit, which the scenario never reaches).
+    job = services.request_export(
+        actor=people[AUDITOR],
+        kind=ExportJob.Kind.XLSX,
+        policy=policy,
+        as_of=timezone.now(),
+        filters={},
+        filename="test-policy-acknowledgements.xlsx",
+    )
+    services.build_export(job_id=job.pk)
+    job.refresh_from_db()
+    assert job.status == ExportJob.Status.DONE, job.error
+    return Scenario(people, policy, published, draft("2.0"), acknowledgement, concern, job)
 
 
 @pytest.fixture(scope="module")
@@ -426,6 +466,7 @@ def state() -> dict:
             User.objects.order_by("pk").values_list("pk", "gate_exemption", "preferred_language")
         ),
         "concerns": list(ConcernReport.objects.order_by("pk").values_list("pk", "status")),
+        "export jobs": list(ExportJob.objects.order_by("pk").values_list("pk", "status")),
     }
 
 
@@ -481,6 +522,8 @@ def test_access(scenario, db, name, role, method, expected):
         location = response["Location"]
         if expected == LOGIN:
             assert location.startswith(f"{LOGIN_PREFIX}?next="), location
+        elif expected.prefix:
+            assert location.startswith(expected.location), location
         else:
             assert location == expected.location.format(**scenario.ids), location
     else:

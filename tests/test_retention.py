@@ -254,7 +254,7 @@ def test_without_a_retention_period_nothing_is_removed(signed, settings):
 
 def test_reports_exports_and_personal_data_follow_the_removal(signed, signer, revision):
     def csv_row() -> dict:
-        text = "".join(exports.acknowledgements_csv(revision.acknowledgements.all()))
+        text = b"".join(exports.acknowledgements_csv(revision.acknowledgements.all())).decode()
         header, row = list(csv.reader(io.StringIO(text)))
         return dict(zip(header, row, strict=True))
 

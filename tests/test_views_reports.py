@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from acknowledgements import ledger, services
-from acknowledgements.models import LedgerEntry
+from acknowledgements.models import ExportJob, LedgerEntry
 from acknowledgements.roles import AUDITORS
 from tests.conftest import client_evidence
 
@@ -27,13 +27,17 @@ PAGES = [
     ("reports_audit_log", []),
     ("declines", []),
 ]
-EXPORTS = [
+# Served in the request (GET only) / built by a task (asked for with a POST, see test_export_jobs).
+STREAMED = [
     ("reports_export_csv", ["test-policy"]),
     ("reports_export_people_csv", ["test-policy"]),
-    ("reports_export_xlsx", ["test-policy"]),
     ("reports_export_pdf", ["test-policy"]),
+]
+BACKGROUND = [
+    ("reports_export_xlsx", ["test-policy"]),
     ("reports_export_package", ["test-policy"]),
 ]
+EXPORTS = STREAMED + BACKGROUND
 
 
 @pytest.fixture
@@ -80,6 +84,13 @@ def test_signers_are_refused_and_nothing_is_exported(logged_in, signer, revision
     assert exports_recorded() == 0
 
 
+@pytest.mark.parametrize("name,args", BACKGROUND)
+def test_signers_cannot_ask_for_a_background_export(logged_in, signer, revision, name, args):
+    assert logged_in(signer).post(url_of(name, args, signer)).status_code == 403
+    assert not ExportJob.objects.exists()
+    assert exports_recorded() == 0
+
+
 @pytest.mark.parametrize("who", ["auditor", "admin_user"])
 @pytest.mark.parametrize("name,args", PAGES + EXPORTS)
 def test_auditors_and_administrators_open_every_report(
@@ -90,7 +101,7 @@ def test_auditors_and_administrators_open_every_report(
     drain(response)
 
 
-@pytest.mark.parametrize("name,args", PAGES + EXPORTS)
+@pytest.mark.parametrize("name,args", PAGES + STREAMED)
 def test_reports_answer_get_only(logged_in, auditor, signer, revision, name, args):
     response = logged_in(auditor).post(url_of(name, args, signer))
     assert response.status_code == 405
@@ -345,11 +356,28 @@ def test_an_export_with_a_refused_moment_exports_nothing(logged_in, auditor, pop
     assert exports_recorded() == 0
 
 
-@pytest.mark.parametrize("name,args", EXPORTS)
-def test_every_export_is_recorded_with_who_what_and_rows(
+@pytest.mark.parametrize("name,args", BACKGROUND)
+def test_asking_for_a_background_export_shows_what_it_will_hold_and_records_nothing(
     logged_in, auditor, signer, population, name, args
 ):
-    drain(logged_in(auditor).get(url_of(name, args, signer), {"status": "signed"}))
+    page = logged_in(auditor).get(url_of(name, args, signer), {"status": "signed"})
+    assert page.status_code == 200
+    assert "Prepare the export" in page.content.decode()
+    assert "status=signed" in page.content.decode()
+    assert not ExportJob.objects.exists()
+    assert exports_recorded() == 0
+
+
+@pytest.mark.parametrize("name,args", EXPORTS)
+def test_every_export_is_recorded_with_who_what_and_rows(
+    logged_in, auditor, signer, population, name, args, built_export
+):
+    client = logged_in(auditor)
+    if (name, args) in BACKGROUND:
+        built_export(url_of(name, args, signer), {"status": "signed"})
+    else:
+        drain(client.get(url_of(name, args, signer), {"status": "signed"}))
+    assert exports_recorded() == 1
     entry = LedgerEntry.objects.filter(kind=LedgerEntry.Kind.ADMIN_ACTION).latest("id")
     payload = ledger.decode(entry)
     assert entry.actor == auditor

@@ -3,11 +3,13 @@
 The builders only read. Views and the export_acknowledgements command record each export with
 services.record_export and then serve or write what these functions produce.
 
-CSV rows are built in Python from each signature's ledger payload (the name and email as
+The signatures CSV carries fields of each signature's ledger payload (the name and email as
 recorded at signing) and the IP address and user agent kept beside it (checked against the
-payload's salted commitments; "removed after the retention period" once they are gone), a block
-of rows at a time, so memory stays flat however many rows there are, on SQLite and PostgreSQL
-alike.
+payload's salted commitments; "removed after the retention period" once they are gone). On
+PostgreSQL the database writes it: one `COPY ... TO STDOUT (FORMAT csv)` whose SQL extracts
+those fields, checks the commitments and neutralises formulas exactly as the Python writer
+does, streamed a block at a time. Elsewhere (SQLite on a laptop) Python builds the rows. Both
+give the same bytes for the same data, and memory stays flat however many rows there are.
 """
 
 from __future__ import annotations
@@ -16,14 +18,19 @@ import csv
 import datetime as dt
 import io
 import json
+import queue
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import IO, Any
 
 from django.conf import settings
+from django.db import connections
+from django.db.models import F, Func, JSONField, OuterRef, StringAgg, Subquery, TextField, Value
+from django.db.models.functions import Collate
 from django.template.loader import render_to_string
 from django.utils import timezone
 
@@ -36,6 +43,8 @@ from .figures import PeopleFilter, PolicyFigures, audience_names, lookup, shown,
 
 BLOCK_ROWS = 2_000
 CLIENT_DETAIL_FIELDS = ("ip", "ip_salt", "user_agent", "user_agent_salt")
+# A builder reports its progress every this many rows (a background export saves it for its page).
+PROGRESS_ROWS = 1_000
 LEDGER_BLOCK_ROWS = 5_000
 # A spreadsheet treats a cell starting with one of these as a formula (OWASP "CSV injection").
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
@@ -142,8 +151,220 @@ def signature_records(queryset: Iterable[Acknowledgement] | Any) -> Iterator[tup
         )
 
 
-def acknowledgements_csv(queryset) -> Iterator[str]:
-    return csv_blocks([h for h, _w in ACKNOWLEDGEMENT_COLUMNS], signature_records(queryset))
+def acknowledgements_csv(queryset) -> Iterator[bytes]:
+    """The signatures CSV (UTF-8, CRLF): written by PostgreSQL's COPY there, by Python elsewhere."""
+    if connections[queryset.db].vendor == "postgresql":
+        return copied_acknowledgements_csv(queryset)
+    return python_acknowledgements_csv(queryset)
+
+
+def python_acknowledgements_csv(queryset) -> Iterator[bytes]:
+    header = [h for h, _w in ACKNOWLEDGEMENT_COLUMNS]
+    return (block.encode("utf-8") for block in csv_blocks(header, signature_records(queryset)))
+
+
+# --- Signatures by COPY (PostgreSQL) ---------------------------------------------------------------
+
+COPY_BLOCK_BYTES = 256 * 1024
+# Blocks written by the COPY thread and not sent yet: the bound keeps memory flat when the client
+# reads more slowly than the database writes.
+COPY_QUEUE_BLOCKS = 4
+COPY_POLL_SECONDS = 0.1
+
+
+def _sql_shown(*path: str) -> str:
+    """figures.shown(figures.lookup(payload, *path)) in SQL, on the jsonb column s.evidence.
+
+    `#>` is NULL when a step is missing or is not an object, where `lookup` returns None.
+    Strings, booleans, JSON null and integers come out as `shown` writes them; a JSON object,
+    array or non-integer number (never written there by services.py) would come out as
+    PostgreSQL prints JSON, not as Python's json.dumps does.
+    """
+    json_path = "'{" + ",".join(path) + "}'"
+    value = f"s.csv_evidence #> {json_path}"
+    return (
+        f"COALESCE(CASE jsonb_typeof({value})"
+        f" WHEN 'string' THEN s.csv_evidence #>> {json_path}"
+        f" WHEN 'boolean' THEN CASE WHEN ({value})::boolean THEN 'yes' ELSE 'no' END"
+        f" WHEN 'null' THEN NULL ELSE ({value})::text END, '{figures.NOT_RECORDED}')"
+    )
+
+
+def _sql_client(name: str) -> str:
+    """figures.shown_client(evidence.client_facts(...)[name]) in SQL, on the subquery's columns.
+
+    The payload commits to the value (`<name>_sha256`) and the raw value and its salt are kept
+    in ClientDetails (s.csv_<name>, s.csv_<name>_salt) until the retention period removes them;
+    entries written before commitments existed carry the value itself.
+    """
+    committed_key = f"{name}_sha256"
+    committed = f"s.csv_evidence #> '{{client,{committed_key}}}'"
+    value, salt = f"s.csv_{name}", f"s.csv_{name}_salt"
+    recomputed = f"encode(sha256(convert_to({salt} || {value}, 'UTF8')), 'hex')"
+    return (
+        "CASE"
+        f" WHEN NOT COALESCE(jsonb_typeof(s.csv_evidence -> 'client') = 'object'"
+        f" AND (s.csv_evidence -> 'client') ? '{committed_key}', false)"
+        f" THEN {_sql_shown('client', name)}"
+        f" WHEN jsonb_typeof({committed}) = 'null' THEN '{figures.NOT_RECORDED}'"
+        f" WHEN {salt} IS NULL THEN '{figures.REMOVED}'"
+        f" WHEN {value} IS NOT NULL AND {recomputed} = s.csv_evidence #>> '{{client,{committed_key}}}'"
+        f" THEN {value}"
+        # Python writes a missing value as "None" here (a commitment without a value: never
+        # written by the services, kept identical all the same).
+        f" ELSE COALESCE({value}, 'None') || ' {figures.CLIENT_MISMATCH}' END"
+    )
+
+
+def _sql_cell(expression: str, *, neutralised: bool = True) -> str:
+    """A CSV cell as `_text` writes it: `neutralise`d, and empty text as NULL, because COPY
+    quotes an empty string ("") where Python's csv writer writes nothing."""
+    if neutralised:
+        # The %s is FORMULA_TRIGGERS, given as a parameter (a tuple reads as an IN list).
+        expression = (
+            f"CASE WHEN left({expression}, 1) IN %s THEN '''' || {expression} ELSE {expression} END"
+        )
+    return f"NULLIF({expression}, '')"
+
+
+def signatures_copy_sql(queryset) -> tuple[str, list[Any]]:
+    """A SELECT whose `COPY ... (FORMAT csv)` rows are `python_acknowledgements_csv`'s rows."""
+    through = User.audiences.through
+    audiences = Subquery(
+        through.objects.filter(user_id=OuterRef("person_id"))
+        .order_by()
+        .values("user_id")
+        .annotate(
+            names=StringAgg(
+                "audience__name",
+                delimiter=Value("; "),
+                # Code point order ("C"), as Python's sorted() in figures.audience_names.
+                order_by=Collate(F("audience__name"), "C"),
+            )
+        )
+        .values("names")[:1],
+        output_field=TextField(),
+    )
+    rows = queryset.values(
+        csv_number=F("receipt_number"),
+        csv_evidence=Func(
+            F("ledger_entry__payload"),
+            template="convert_from(%(expressions)s, 'UTF8')::jsonb",
+            output_field=JSONField(),
+        ),
+        csv_audiences=audiences,
+        csv_policy=F("revision__policy__name"),
+        csv_version=F("revision__version"),
+        csv_sha=F("revision__text_sha256"),
+        csv_signed_at=F("signed_at"),
+        csv_sequence=F("ledger_entry__sequence"),
+        csv_row_hash=F("ledger_entry__row_hash"),
+        **{
+            f"csv_{name}": F(f"ledger_entry__client_details__{name}")
+            for name in CLIENT_DETAIL_FIELDS
+        },
+    )
+    inner, inner_params = rows.query.get_compiler(using=queryset.db).as_sql()
+    cells = [
+        _sql_cell("s.csv_number"),
+        _sql_cell(_sql_shown("person", "email")),
+        _sql_cell(_sql_shown("person", "name")),
+        _sql_cell("s.csv_audiences"),
+        _sql_cell("s.csv_policy"),
+        _sql_cell("s.csv_version"),
+        _sql_cell("s.csv_sha"),
+        # ledger.utc_iso: microseconds and a Z; `_text` never neutralises a datetime.
+        _sql_cell(
+            """to_char(s.csv_signed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')""",
+            neutralised=False,
+        ),
+        _sql_cell(_sql_client("ip")),
+        _sql_cell(_sql_client("user_agent")),
+        _sql_cell(_sql_shown("authentication", "method")),
+        _sql_cell("s.csv_sequence::text"),
+        _sql_cell("s.csv_row_hash"),
+    ]
+    if len(cells) != len(ACKNOWLEDGEMENT_COLUMNS):
+        raise AssertionError("one SQL cell per column of ACKNOWLEDGEMENT_COLUMNS")
+    # The inner query keeps its ORDER BY (ledger order), so PostgreSQL keeps it a subquery: each
+    # payload is converted and parsed once, however many fields are taken from it.
+    # Only constant fragments and Django's compiled SQL; every value is a parameter.
+    sql = f"SELECT {', '.join(cells)} FROM ({inner}) AS s ORDER BY s.csv_sequence"  # noqa: S608
+    triggers = [FORMULA_TRIGGERS] * sum(cell.count(" IN %s ") for cell in cells)
+    return sql, [*triggers, *inner_params]
+
+
+class _CopyRows:
+    """The file COPY writes to: each write is one row (PostgreSQL sends one CopyData message per
+    row), ended by a bare LF; it is ended by CRLF, as Python's csv writer does, and rows are
+    handed on in blocks of about COPY_BLOCK_BYTES."""
+
+    def __init__(self, hand_on: Callable[[bytes], None]) -> None:
+        self.hand_on = hand_on
+        self.rows: list[bytes] = []
+        self.size = 0
+
+    def write(self, row: bytes) -> None:
+        self.rows.append(row[:-1])
+        self.size += len(row)
+        if self.size >= COPY_BLOCK_BYTES:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.rows:
+            self.hand_on(b"\r\n".join(self.rows) + b"\r\n")
+            self.rows, self.size = [], 0
+
+
+_COPY_DONE = object()
+
+
+def copied_acknowledgements_csv(queryset) -> Iterator[bytes]:
+    """The header (by Python's csv writer), then PostgreSQL's COPY of `signatures_copy_sql`.
+
+    psycopg2's copy_expert only returns when the COPY is over, so it runs in a thread on the
+    request's connection while this generator hands its blocks to the response; nothing else
+    uses that connection meanwhile. Stopped early (the client went away), it cancels the COPY.
+    """
+    yield from python_acknowledgements_csv(queryset.none())
+    sql, params = signatures_copy_sql(queryset)
+    connection = connections[queryset.db]
+    blocks: queue.Queue[Any] = queue.Queue(maxsize=COPY_QUEUE_BLOCKS)
+    stopped = threading.Event()
+
+    def hand_on(item: Any) -> None:
+        while not stopped.is_set():
+            try:
+                blocks.put(item, timeout=COPY_POLL_SECONDS)
+                return
+            except queue.Full:
+                continue
+
+    with connection.cursor() as cursor:
+        statement = cursor.mogrify(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)", params)
+        raw_cursor = cursor.cursor
+
+        def copy() -> None:
+            try:
+                rows = _CopyRows(hand_on)
+                raw_cursor.copy_expert(statement, rows)
+                rows.flush()
+                hand_on(_COPY_DONE)
+            except BaseException as error:  # handed to the generator, which raises it
+                hand_on(error)
+
+        thread = threading.Thread(target=copy, name="csv-copy", daemon=True)
+        thread.start()
+        try:
+            while (block := blocks.get()) is not _COPY_DONE:
+                if isinstance(block, BaseException):
+                    raise block
+                yield block
+        finally:
+            if thread.is_alive():
+                stopped.set()
+                connection.connection.cancel()
+            thread.join()
 
 
 def people_records(queryset) -> Iterator[tuple]:
@@ -184,13 +405,34 @@ def people_csv(queryset) -> Iterator[str]:
 # --- XLSX ----------------------------------------------------------------------------------------
 
 
+Progress = Callable[[int], None]
+
+
+class _Counter:
+    """Counts rows written and tells `progress` every PROGRESS_ROWS of them."""
+
+    def __init__(self, progress: Progress | None) -> None:
+        self.progress = progress
+        self.done = 0
+
+    def add(self, rows: int = 1) -> None:
+        before, self.done = self.done, self.done + rows
+        if self.progress and before // PROGRESS_ROWS != self.done // PROGRESS_ROWS:
+            self.progress(self.done)
+
+
 def write_acknowledgements_xlsx(
-    target: IO[bytes], queryset, *, about: list[tuple[str, str]]
+    target: IO[bytes],
+    queryset,
+    *,
+    about: list[tuple[str, str]],
+    progress: Progress | None = None,
 ) -> int:
     """Write the signatures as a workbook (dates as real cells in UTC); return the row count.
 
     openpyxl's write-only mode keeps memory flat but cannot stream while it writes: the caller
-    gives a file (a temporary one for a download).
+    gives a file (a temporary one, or the file of a background export). `progress` is called
+    with the number of rows written so far, every PROGRESS_ROWS rows.
     """
     from openpyxl import Workbook
     from openpyxl.cell import WriteOnlyCell
@@ -210,8 +452,8 @@ def write_acknowledgements_xlsx(
         return cell
 
     sheet.append([header_cell(header) for header, _width in ACKNOWLEDGEMENT_COLUMNS])
-    count = 0
-    for count, record in enumerate(signature_records(queryset), 1):  # noqa: B007
+    counter = _Counter(progress)
+    for record in signature_records(queryset):
         cells: list[Any] = []
         for index, value in enumerate(record):
             if index == SIGNED_AT_COLUMN:
@@ -224,6 +466,8 @@ def write_acknowledgements_xlsx(
             else:
                 cells.append(neutralise(str(value)))
         sheet.append(cells)
+        counter.add()
+    count = counter.done
 
     info = workbook.create_sheet("About this export")
     info.column_dimensions["A"].width = 28
@@ -352,28 +596,34 @@ def write_package(
     moment: dt.datetime,
     filters: PeopleFilter | None = None,
     exported_by: str,
+    progress: Progress | None = None,
 ) -> PackageSummary:
     """Write the audit ZIP: signatures, their sealed receipts as stored, the ledger up to the
-    moment, its verification, the sealing certificates and a README to check it all offline."""
+    moment, its verification, the sealing certificates and a README to check it all offline.
+
+    `progress` is told the rows written so far (signatures, receipts and ledger rows; see
+    `package_rows`)."""
     import zipfile
 
     filters = filters or PeopleFilter()
     signatures = figures.signatures(policy, timeline, moment, filters)
     head = ledger_head(moment)
+    counter = _Counter(progress)
     identity = receipts.load_sealing_identity()
     with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
 
-        def write_text(name: str, blocks: Iterable[str]) -> None:
+        def write_text(name: str, blocks: Iterable[str | bytes]) -> None:
             with zf.open(_zip_info(name), "w", force_zip64=True) as out:
                 for block in blocks:
-                    out.write(block.encode("utf-8"))
+                    out.write(block if isinstance(block, bytes) else block.encode("utf-8"))
 
         signature_count = signatures.count()
         write_text("acknowledgements.csv", acknowledgements_csv(signatures))
+        counter.add(signature_count)
         write_text("people.csv", people_csv(figures.people(timeline, moment, filters)))
-        receipt_count = _write_receipts(zf, signatures)
+        receipt_count = _write_receipts(zf, signatures, counter)
         write_text("client-details.csv", client_details_csv(signatures))
-        ledger_rows = _write_ledger(zf, head[0] if head else 0)
+        ledger_rows = _write_ledger(zf, head[0] if head else 0, counter)
         verification = ledger.verify_chain(up_to=head[0]) if head else None
         write_text("verification.txt", [_verification_text(verification, moment)])
         write_text("chain-head.txt", [_head_text(head, moment)])
@@ -433,7 +683,17 @@ def client_details_csv(signatures) -> Iterator[str]:
     return csv_blocks(CLIENT_DETAILS_COLUMNS, rows)
 
 
-def _write_receipts(zf, signatures) -> int:
+def package_rows(
+    *, policy: Policy, timeline: Timeline, moment: dt.datetime, filters: PeopleFilter
+) -> int:
+    """How many rows `write_package` reports when it is done: signatures, receipts, ledger rows."""
+    signatures = figures.signatures(policy, timeline, moment, filters)
+    head = ledger_head(moment)
+    receipts_stored = Receipt.objects.filter(acknowledgement__in=signatures.order_by().values("pk"))
+    return signatures.count() + receipts_stored.count() + (head[0] if head else 0)
+
+
+def _write_receipts(zf, signatures, counter: _Counter) -> int:
     """Copy each stored sealed receipt byte for byte (never re-rendered), plus SHA256SUMS."""
     storage = Receipt._meta.get_field("pdf").storage
     rows = (
@@ -452,11 +712,12 @@ def _write_receipts(zf, signatures) -> int:
             shutil.copyfileobj(source, out, length=1024 * 1024)
         sums.write(f"{sha256}  {number}.pdf\n")
         count += 1
+        counter.add()
     zf.writestr(_zip_info("receipts/SHA256SUMS"), sums.getvalue())
     return count
 
 
-def _write_ledger(zf, up_to: int) -> int:
+def _write_ledger(zf, up_to: int, counter: _Counter) -> int:
     """ledger.jsonl (every column, the payload as its exact text) and ledger-payloads.txt (the
     payload bytes alone, one per line, for sha256sum); both in sequence order."""
     rows = (
@@ -492,6 +753,7 @@ def _write_ledger(zf, up_to: int) -> int:
                 out.write(b"\n")
                 payloads.write(body + b"\n")
                 count += 1
+                counter.add()
         payloads.seek(0)
         with zf.open(_zip_info("ledger-payloads.txt"), "w", force_zip64=True) as out:
             shutil.copyfileobj(payloads, out, length=1024 * 1024)

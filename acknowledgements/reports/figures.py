@@ -56,6 +56,7 @@ STATUS_LABELS = {
 }
 NOT_RECORDED = "not recorded"
 REMOVED = "removed after the retention period"
+CLIENT_MISMATCH = "(does not match the salted SHA-256 in the ledger)"
 
 
 # --- Completion ----------------------------------------------------------------------------------
@@ -340,6 +341,22 @@ class PeopleFilter:
         end_day = self.signed_to + dt.timedelta(days=1) if self.signed_to else None
         return start_of(self.signed_from), start_of(end_day)
 
+    @classmethod
+    def from_record(cls, record: dict[str, str]) -> PeopleFilter:
+        """The filters `as_record` wrote (the default sort; the audience looked up by slug)."""
+        audience = Audience.objects.get(slug=record["audience"]) if record.get("audience") else None
+
+        def day(key: str) -> dt.date | None:
+            return dt.date.fromisoformat(record[key]) if record.get(key) else None
+
+        return cls(
+            status=record.get("status", ""),
+            audience=audience,
+            signed_from=day("signed_from"),
+            signed_to=day("signed_to"),
+            search=record.get("search", ""),
+        )
+
     def as_record(self) -> dict[str, str]:
         """The filters that were set, as plain strings for the audit log."""
         values = {
@@ -457,7 +474,7 @@ def shown_client(fact: ClientFact) -> str:
     if fact.state == "removed":
         return REMOVED
     if fact.state == "held" and not fact.matches:
-        return f"{fact.value} (does not match the salted SHA-256 in the ledger)"
+        return f"{fact.value} {CLIENT_MISMATCH}"
     return shown(fact.value)
 
 

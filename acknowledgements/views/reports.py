@@ -1,14 +1,15 @@
 """Auditors and administrators: dashboard, lists, as-of views, history, audit log, exports.
 
 Every page is read-only and answers GET only. An export is the one thing that writes: its audit
-record (services.record_export), before the file is served.
+record (services.record_export), before the file is served. The Excel workbook and the audit
+package are asked for with a POST and built by a task (an ExportJob), whose page shows its
+progress to the person who asked and offers the file when it is ready.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import io
-import tempfile
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -16,17 +17,17 @@ from urllib.parse import urlencode
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.paginator import Paginator
-from django.http import FileResponse, HttpResponse, StreamingHttpResponse
+from django.http import FileResponse, Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.http import content_disposition_header
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from .. import coverage, ledger, services
 from ..forms import AsOfForm, AuditLogFilterForm, PeopleFilterForm
-from ..models import Policy, User
+from ..models import ExportJob, Policy, User
 from ..reports import charts, exports, figures
 from ..reports.figures import DEFAULT_SORT, PeopleFilter, PolicyFigures, StatusCount
 
@@ -121,7 +122,7 @@ class Panel:
     bar: charts.StackedBar | None
     audiences: list[AudienceRow]
     chart: charts.ColumnChart | None
-    exports: list[tuple[str, str]]
+    exports: list[ExportLink]
 
 
 def _parts(completion: figures.Completion, slug: str, moment: Moment, **params: Any) -> list[Part]:
@@ -135,13 +136,23 @@ def _parts(completion: figures.Completion, slug: str, moment: Moment, **params: 
     ]
 
 
-def export_links(slug: str, params: dict[str, Any]) -> list[tuple[str, str]]:
+@dataclass(frozen=True)
+class ExportLink:
+    label: str
+    url: str
+    # Built by a task: the button POSTs to the URL and leads to the job's progress page.
+    background: bool = False
+
+
+def export_links(slug: str, params: dict[str, Any]) -> list[ExportLink]:
     return [
-        (_("Acknowledgements (CSV)"), _url("reports_export_csv", slug, **params)),
-        (_("People and status (CSV)"), _url("reports_export_people_csv", slug, **params)),
-        (_("Acknowledgements (Excel)"), _url("reports_export_xlsx", slug, **params)),
-        (_("Summary (PDF)"), _url("reports_export_pdf", slug, as_of=params.get("as_of"))),
-        (_("Audit package (ZIP)"), _url("reports_export_package", slug, **params)),
+        ExportLink(_("Acknowledgements (CSV)"), _url("reports_export_csv", slug, **params)),
+        ExportLink(_("People and status (CSV)"), _url("reports_export_people_csv", slug, **params)),
+        ExportLink(
+            _("Acknowledgements (Excel)"), _url("reports_export_xlsx", slug, **params), True
+        ),
+        ExportLink(_("Summary (PDF)"), _url("reports_export_pdf", slug, as_of=params.get("as_of"))),
+        ExportLink(_("Audit package (ZIP)"), _url("reports_export_package", slug, **params), True),
     ]
 
 
@@ -421,37 +432,6 @@ def reports_export_people_csv(request, slug: str):
 @require_GET
 @login_required
 @permission_required("acknowledgements.view_reports", raise_exception=True)
-def reports_export_xlsx(request, slug: str):
-    """The acknowledgements CSV as a workbook, built in a temporary file (XLSX cannot stream)."""
-    scope = _export_scope(request, slug)
-    if isinstance(scope, HttpResponse):
-        return scope
-    signatures = figures.signatures(scope.policy, scope.timeline, scope.moment, scope.filters)
-    about = [
-        ("Policy", scope.policy.name),
-        ("As of (UTC)", ledger.utc_iso(scope.moment) or ""),
-        ("Filters", ", ".join(f"{k}={v}" for k, v in scope.filters.as_record().items()) or "none"),
-        ("Exported by", exports.exported_by(request.user)),
-        ("Exported at (UTC)", ledger.utc_iso(timezone.now()) or ""),
-    ]
-    workbook = tempfile.TemporaryFile()  # noqa: SIM115 - FileResponse closes it when sent
-    try:
-        rows = exports.write_acknowledgements_xlsx(workbook, signatures, about=about)
-        services.record_export(
-            actor=request.user, what="acknowledgements.xlsx", filters=scope.record, rows=rows
-        )
-    except BaseException:
-        workbook.close()
-        raise
-    workbook.seek(0)
-    return _download(
-        workbook, filename=f"{scope.filename('acknowledgements')}.xlsx", content_type=XLSX_TYPE
-    )
-
-
-@require_GET
-@login_required
-@permission_required("acknowledgements.view_reports", raise_exception=True)
 def reports_export_pdf(request, slug: str):
     """The dashboard's figures and charts for one policy at a moment, as a PDF."""
     scope = _export_scope(request, slug)
@@ -472,37 +452,126 @@ def reports_export_pdf(request, slug: str):
     )
 
 
-@require_GET
+# --- Exports built in the background --------------------------------------------------------------
+#
+# An Excel workbook cannot be streamed and the audit package copies every receipt and the whole
+# ledger: at scale both take minutes, longer than a request may last. They are built by a task
+# (tasks.build_export); the person who asked follows its progress and downloads the file from
+# the job's page. The CSVs stream from the first row and the PDF summary costs the same for ten
+# people or a hundred thousand, so they stay in the request.
+
+RECENT_EXPORTS = 20
+JOB_CONTENT_TYPES = {
+    ExportJob.Kind.XLSX: XLSX_TYPE,
+    ExportJob.Kind.PACKAGE: "application/zip",
+}
+
+
+def _background_export(request, slug: str, kind: str, stem: str, extension: str):
+    """GET: what will be exported, with a button; POST: queue it and show its progress."""
+    scope = _export_scope(request, slug)
+    if isinstance(scope, HttpResponse):
+        return scope
+    if request.method == "POST":
+        job = services.request_export(
+            actor=request.user,
+            kind=kind,
+            policy=scope.policy,
+            as_of=scope.moment,
+            filters=scope.filters.as_record(),
+            filename=f"{scope.filename(stem)}.{extension}",
+        )
+        return redirect("acknowledgements:reports_export_job", job.pk)
+    return render(
+        request,
+        "acknowledgements/reports/export_request.html",
+        {
+            "scope": scope,
+            "kind": ExportJob.Kind(kind),
+            "recent": _recent_exports(request.user)[:5],
+        },
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+@permission_required("acknowledgements.view_reports", raise_exception=True)
+def reports_export_xlsx(request, slug: str):
+    """The acknowledgements CSV as a workbook, built by a task (XLSX cannot stream)."""
+    return _background_export(request, slug, ExportJob.Kind.XLSX, "acknowledgements", "xlsx")
+
+
+@require_http_methods(["GET", "POST"])
 @login_required
 @permission_required("acknowledgements.view_reports", raise_exception=True)
 def reports_export_package(request, slug: str):
     """One ZIP an external auditor can check without the portal (see its README.txt)."""
-    scope = _export_scope(request, slug)
-    if isinstance(scope, HttpResponse):
-        return scope
-    archive = tempfile.TemporaryFile()  # noqa: SIM115 - FileResponse closes it when sent
-    try:
-        summary = exports.write_package(
-            archive,
-            policy=scope.policy,
-            timeline=scope.timeline,
-            moment=scope.moment,
-            filters=scope.filters,
-            exported_by=exports.exported_by(request.user),
-        )
-        services.record_export(
-            actor=request.user,
-            what="audit-package.zip",
-            filters=scope.record,
-            rows=summary.signatures,
-        )
-    except BaseException:
-        archive.close()
-        raise
-    archive.seek(0)
-    return _download(
-        archive, filename=f"{scope.filename('audit-package')}.zip", content_type="application/zip"
+    return _background_export(request, slug, ExportJob.Kind.PACKAGE, "audit-package", "zip")
+
+
+def _recent_exports(user: User):
+    return ExportJob.objects.filter(requested_by=user).select_related("policy")[:RECENT_EXPORTS]
+
+
+def _my_job(request, pk: int) -> ExportJob:
+    """The job if the person asked for it; anyone else gets the 404 of a job that does not exist."""
+    return get_object_or_404(
+        ExportJob.objects.select_related("policy"), pk=pk, requested_by=request.user
     )
+
+
+@require_GET
+@login_required
+@permission_required("acknowledgements.view_reports", raise_exception=True)
+def reports_exports(request):
+    """The exports I asked for, newest first, with their state."""
+    jobs = list(_recent_exports(request.user))
+    return render(
+        request,
+        "acknowledgements/reports/exports.html",
+        {"jobs": jobs, "refresh": any(job.in_progress for job in jobs)},
+    )
+
+
+@require_GET
+@login_required
+@permission_required("acknowledgements.view_reports", raise_exception=True)
+def reports_export_job(request, pk: int):
+    """One export's progress, refreshing by itself until it is ready or has failed."""
+    return render(
+        request, "acknowledgements/reports/export_job.html", {"job": _my_job(request, pk)}
+    )
+
+
+@require_GET
+@login_required
+@permission_required("acknowledgements.view_reports", raise_exception=True)
+def reports_export_download(request, pk: int):
+    """The finished file (its export was recorded in the audit log when it was built)."""
+    job = _my_job(request, pk)
+    if job.status != ExportJob.Status.DONE or not job.file:
+        raise Http404(_("This export is not ready."))
+    return FileResponse(
+        job.file.open("rb"),
+        as_attachment=True,
+        filename=job.filename,
+        content_type=JOB_CONTENT_TYPES[job.kind],
+    )
+
+
+@require_POST
+@login_required
+@permission_required("acknowledgements.view_reports", raise_exception=True)
+def reports_export_retry(request, pk: int):
+    """Queue a failed export again."""
+    job = _my_job(request, pk)
+    try:
+        services.retry_export(actor=request.user, job=job)
+    except services.ActionRefused as refused:
+        messages.error(request, str(refused))
+    else:
+        messages.success(request, _("The export was queued again."))
+    return redirect("acknowledgements:reports_export_job", job.pk)
 
 
 urlpatterns = [
@@ -536,4 +605,12 @@ urlpatterns = [
         reports_export_package,
         name="reports_export_package",
     ),
+    path("reports/exports/", reports_exports, name="reports_exports"),
+    path("reports/exports/<int:pk>/", reports_export_job, name="reports_export_job"),
+    path(
+        "reports/exports/<int:pk>/download/",
+        reports_export_download,
+        name="reports_export_download",
+    ),
+    path("reports/exports/<int:pk>/retry/", reports_export_retry, name="reports_export_retry"),
 ]

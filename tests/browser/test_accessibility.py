@@ -106,6 +106,8 @@ AUDITOR_PAGES = [
     "/reports/policies/acceptable-use-policy/people/?status=pending",
     "/reports/audit-log/",
     "/reports/declines/",
+    "/reports/exports/",
+    "/reports/policies/acceptable-use-policy/export/acknowledgements.xlsx",
 ]
 
 

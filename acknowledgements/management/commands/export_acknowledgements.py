@@ -96,7 +96,7 @@ class Command(BaseCommand):
     def _write(target, format, policy, timeline, moment, signatures, by) -> int:
         if format == "csv":
             for block in exports.acknowledgements_csv(signatures):
-                target.write(block.encode("utf-8"))
+                target.write(block)
             return signatures.count()
         if format == "xlsx":
             return exports.write_acknowledgements_xlsx(
