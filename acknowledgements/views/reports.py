@@ -235,9 +235,13 @@ def reports_people(request, slug: str):
     form = PeopleFilterForm(request.GET or None)
     moment = _moment(form)
     filters = _people_filter(form)
-    timeline = coverage.timeline_for(policy, moment.value)
-    people = figures.people(timeline, moment.value, filters).prefetch_related("audiences")
+    # The revisions' audiences are not loaded: the list reads who is in scope in the database.
+    timeline = coverage.timeline_for(policy, moment.value, with_audiences=False)
+    people = figures.people(timeline, moment.value, filters).annotate(
+        audience_list=figures.current_audience_names()
+    )
     page = Paginator(people, PAGE_SIZE).get_page(request.GET.get("page"))
+    rows = [(person, figures.audience_names(person.audience_list, ", ")) for person in page]
     params = _filter_params(filters, moment)
     return render(
         request,
@@ -249,6 +253,7 @@ def reports_people(request, slug: str):
             "moment": moment,
             "filters": filters,
             "page": page,
+            "rows": rows,
             "page_url": _url("reports_people", slug, **params),
             "sort_links": _sort_links(filters, moment, slug),
             "exports": export_links(slug, params | {"sort": ""}),
