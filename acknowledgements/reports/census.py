@@ -93,7 +93,7 @@ class _Query:
         params: list = []
         for n, pk in enumerate(self.policies):
             signed = " OR ".join(
-                f"s{i}.id IS NOT NULL" for i, (_r, p) in enumerate(self.covering) if p == pk
+                f"s{i}.person_id IS NOT NULL" for i, (_r, p) in enumerate(self.covering) if p == pk
             )
             columns += [
                 f"CASE WHEN {signed} THEN 1 ELSE 0 END AS covered_{n}",
