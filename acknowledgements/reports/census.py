@@ -3,15 +3,16 @@
 The dashboard needs, for each policy, how many people in scope are signed, declined, overdue or
 pending (in total and per audience) and how many covering signatures were made each day. Asked
 policy by policy with `coverage.with_status`, that is a pass over everyone per policy and per
-figure. Here the database makes one pass over the people instead: one row per active person
-who had joined by the moment, with their audiences, the time they signed each covering revision
-and whether they declined one; the rows are then grouped twice (by those facts, and by signing
-day). Python applies `coverage.status_of` to the few hundred groups, so the rule that decides a
-status stays in coverage.py.
+figure. Here the database makes one pass over the people instead: for each active person who
+had joined by the moment, their audiences, and per policy whether a signature covers them,
+whether they declined and whether their due date has passed, and the day they signed each
+covering revision. People alike in all of these are counted together, which leaves a few
+thousand groups; Python applies `coverage.status_of` to each, so the rule that decides a status
+stays in coverage.py.
 
-Hand-written SQL because the ORM cannot group the result of a grouped query (audiences per
-person, then people per combination of facts) in one statement. It uses only what SQLite and
-PostgreSQL share, and Django's own backend operations for dates and time zones.
+Hand-written SQL because the ORM cannot group the result of a grouped query (audiences and
+signatures per person, then people per combination) in one statement. It uses only what SQLite
+and PostgreSQL share, and Django's own backend operations for dates and time zones.
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ from django.db import connections, router
 from ..coverage import Timeline, late_after, status_of
 from ..models import Acknowledgement, LedgerEntry, User
 
-# Bits 0-29 keep every sum within a 32-bit integer.
-AUDIENCES_PER_COLUMN = 30
+# Yes/no facts travel as bits of integer columns, which group faster than a column each (SQLite
+# and PostgreSQL both have `&`); 30 bits keep every column within a 32-bit integer.
+BITS_PER_COLUMN = 30
 
 
 @dataclass
@@ -48,10 +50,9 @@ def take(
     in_effect = {pk: t for pk, t in timelines.items() if t.current is not None}
     census = {pk: PolicyCensus() for pk in in_effect}
     scopes = {pk: {a.pk for a in t.current.audiences.all()} for pk, t in in_effect.items()}
-    audiences = sorted(set().union(*scopes.values()))
-    if not audiences:  # nobody can be in scope of anything
+    if not any(scopes.values()):  # nobody can be in scope of anything
         return census
-    query = _Query(in_effect, audiences, scopes, moment, zone)
+    query = _Query(in_effect, scopes, moment, zone)
     connection = connections[router.db_for_read(User)]
     with connection.cursor() as cursor:
         cursor.execute(*query.sql(connection))
@@ -61,32 +62,31 @@ def take(
     return census
 
 
+def _chunks(items: list) -> list[list]:
+    return [
+        items[start : start + BITS_PER_COLUMN] for start in range(0, len(items), BITS_PER_COLUMN)
+    ]
+
+
+def _unpack(columns: list[int], count: int) -> list[bool]:
+    return [bool(columns[n // BITS_PER_COLUMN] >> (n % BITS_PER_COLUMN) & 1) for n in range(count)]
+
+
 class _Query:
     """Builds the statement and reads its rows back (columns are named by position)."""
 
-    def __init__(self, timelines, audiences, scopes, moment, zone):
+    def __init__(self, timelines, scopes, moment, zone):
         self.timelines: dict[int, Timeline] = timelines
-        self.audiences: list[int] = audiences
         self.scopes: dict[int, set[int]] = scopes
         self.moment: dt.datetime = moment
         self.zone: dt.tzinfo = zone
-        self.policies = sorted(timelines)
-        # Each person's audiences as bits, AUDIENCES_PER_COLUMN to a column (SQLite and
-        # PostgreSQL both have `&`): grouping by one number costs less than by one flag each.
-        self.columns = [
-            audiences[start : start + AUDIENCES_PER_COLUMN]
-            for start in range(0, len(audiences), AUDIENCES_PER_COLUMN)
-        ]
-        self.scope_bits = {
-            pk: [
-                sum(1 << bit for bit, a in enumerate(chunk) if a in scopes[pk])
-                for chunk in self.columns
-            ]
-            for pk in self.policies
-        }
-        self.covering = sorted(
+        self.audiences: list[int] = sorted(set().union(*scopes.values()))
+        self.policies: list[int] = sorted(timelines)
+        self.covering: list[tuple[int, int]] = sorted(
             (revision, pk) for pk in self.policies for revision in timelines[pk].covering_ids
         )
+        # Per policy: covered, declined, late.
+        self.facts = 3 * len(self.policies)
 
     def sql(self, connection) -> tuple[str, list]:
         """The statement and its parameters, which follow the order of the text."""
@@ -101,42 +101,46 @@ class _Query:
             """Ids are integers from the database: written into the text, not parameters."""
             return ", ".join(str(int(item)) for item in items)
 
-        # One row per person in some current revision's audiences (an inner join leaves out
-        # the others): their audiences, then per policy whether a signature covers them,
-        # whether they declined and whether their due date has passed, then the day they
-        # signed each covering revision (NULL if they did not).
-        columns = [f"m.audiences_{c}" for c in range(len(self.columns))]
         params: list = []
+        facts = []
         for n, pk in enumerate(self.policies):
             signed = " OR ".join(
                 f"s.signed_{i} IS NOT NULL" for i, (_r, p) in enumerate(self.covering) if p == pk
             )
-            columns += [
-                f"CASE WHEN {signed} THEN 1 ELSE 0 END AS covered_{n}",
-                f"COALESCE(d.declined_{n}, 0) AS declined_{n}",
-            ]
             cutoff = late_after(self.timelines[pk], self.moment)
+            facts += [
+                f"CASE WHEN {signed} THEN 1 ELSE 0 END",
+                f"COALESCE(d.declined_{n}, 0)",
+                "CASE WHEN u.date_joined < %s THEN 1 ELSE 0 END" if cutoff else "0",
+            ]
             if cutoff:
-                columns.append(f"CASE WHEN u.date_joined < %s THEN 1 ELSE 0 END AS late_{n}")
                 params.append(ops.adapt_datetimefield_value(cutoff))
-            else:
-                columns.append(f"0 AS late_{n}")
+        columns = [f"m.audiences_{c} AS audiences_{c}" for c in range(len(_chunks(self.audiences)))]
+        columns += [
+            " + ".join(f"({fact}) * {1 << bit}" for bit, fact in enumerate(chunk))
+            + f" AS facts_{c}"
+            for c, chunk in enumerate(_chunks(facts))
+        ]
         for i in range(len(self.covering)):
             day, day_params = ops.datetime_cast_date_sql(f"s.signed_{i}", (), tzname)
             columns.append(f"{day} AS day_{i}")
             params += day_params
+
+        # Each person's audiences among those of the current revisions; people in none of them
+        # are in scope of nothing, and the inner join leaves them out.
         member_of = ", ".join(
-            f"SUM(CASE audience_id {' '.join(f'WHEN {int(a)} THEN {1 << bit}' for bit, a in enumerate(chunk))}"
-            f" ELSE 0 END) AS audiences_{c}"
-            for c, chunk in enumerate(self.columns)
+            "SUM(CASE audience_id "
+            + " ".join(f"WHEN {int(a)} THEN {1 << bit}" for bit, a in enumerate(chunk))
+            + f" ELSE 0 END) AS audiences_{c}"
+            for c, chunk in enumerate(_chunks(self.audiences))
         )
         joins = [
             f"JOIN (SELECT user_id, {member_of} FROM {q(membership)}"  # noqa: S608 - ids and quoted names only
             f" WHERE audience_id IN ({ids(self.audiences)}) GROUP BY user_id) m"
             " ON m.user_id = u.id"
         ]
-        # The covering signatures, one row per signer whatever the number of revisions (a
-        # person signs a revision once, so each column holds at most one time).
+        # When they signed each covering revision, one row per signer however many revisions
+        # cover a policy (a person signs a revision once, so each column holds one time at most).
         signed_at = ", ".join(
             f"MAX(CASE WHEN revision_id = {int(revision)} THEN signed_at END) AS signed_{i}"
             for i, (revision, _policy) in enumerate(self.covering)
@@ -164,48 +168,50 @@ class _Query:
         )
         params += [True, moment]
 
-        # Grouped once by those facts...
-        facts = [f"audiences_{c}" for c in range(len(self.columns))]
-        for n in range(len(self.policies)):
-            facts += [f"covered_{n}", f"declined_{n}", f"late_{n}"]
-        groups = [
-            f"SELECT NULL AS revision, NULL AS day, {', '.join(facts)}, COUNT(*) FROM person"  # noqa: S608 - ids and quoted names only
-            f" GROUP BY {', '.join(facts)}"
+        # People alike in all of that are counted together (a few thousand groups)...
+        names = [column.rsplit(" AS ", 1)[1] for column in columns]
+        audiences = [name for name in names if name.startswith("audiences_")]
+        facts = [name for name in names if name.startswith("facts_")]
+        alike = (
+            f"SELECT {', '.join(names)}, COUNT(*) AS people FROM ({person}) person"  # noqa: S608 - ids and quoted names only
+            f" GROUP BY {', '.join(names)}"
+        )
+        # ...then summed by audiences and facts, and per covering revision by signing day for
+        # the people in scope of its policy (the other columns are left empty).
+        totals = [
+            f"SELECT NULL AS revision, NULL AS day, {', '.join(audiences + facts)}, CAST(SUM(people) AS BIGINT)"  # noqa: S608 - ids and quoted names only
+            f" FROM alike GROUP BY {', '.join(audiences + facts)}"
         ]
-        # ...and once per covering revision by signing day, for the people in scope of its
-        # policy (the facts columns are left empty).
-        blank = ", ".join(["NULL"] * len(facts))
+        blank = ", ".join(["NULL"] * len(audiences + facts))
         for i, (revision, pk) in enumerate(self.covering):
             in_scope = " OR ".join(
                 f"(audiences_{c} & {mask}) <> 0"
-                for c, mask in enumerate(self.scope_bits[pk])
-                if mask
+                for c, chunk in enumerate(_chunks(self.audiences))
+                if (mask := sum(1 << bit for bit, a in enumerate(chunk) if a in self.scopes[pk]))
             )
-            groups.append(
-                f"SELECT {int(revision)}, day_{i}, {blank}, COUNT(*) FROM person"  # noqa: S608 - ids and quoted names only
+            totals.append(
+                f"SELECT {int(revision)}, day_{i}, {blank}, CAST(SUM(people) AS BIGINT) FROM alike"  # noqa: S608 - ids and quoted names only
                 f" WHERE day_{i} IS NOT NULL AND ({in_scope}) GROUP BY day_{i}"
             )
-        return f"WITH person AS ({person}) {' UNION ALL '.join(groups)}", params
+        return f"WITH alike AS ({alike}) {' UNION ALL '.join(totals)}", params
 
     def count(self, row: tuple, census: dict[int, PolicyCensus]) -> None:
-        revision, day, *facts, people = row
+        """Add one row of totals to the census of the policies it concerns."""
+        revision, day, *values, people = row
         if revision is not None:
             policy = dict(self.covering)[revision]
             census[policy].signatures_per_day[_as_date(day)] += people
             return
-        member_of = {
-            a
-            for chunk, bits in zip(self.columns, facts, strict=False)
-            for bit, a in enumerate(chunk)
-            if bits & (1 << bit)
-        }
-        policy_facts = facts[len(self.columns) :]
+        audience_columns = len(_chunks(self.audiences))
+        in_audience = _unpack(values[:audience_columns], len(self.audiences))
+        member_of = {a for a, member in zip(self.audiences, in_audience, strict=True) if member}
+        facts = _unpack(values[audience_columns:], self.facts)
         for n, pk in enumerate(self.policies):
             audiences = member_of & self.scopes[pk]
             if not audiences:
                 continue
-            covered, declined, late = policy_facts[3 * n : 3 * n + 3]
-            status = status_of(covered=bool(covered), declined=bool(declined), late=bool(late))
+            covered, declined, late = facts[3 * n : 3 * n + 3]
+            status = status_of(covered=covered, declined=declined, late=late)
             census[pk].people[None, status] += people
             for audience in audiences:
                 census[pk].people[audience, status] += people
