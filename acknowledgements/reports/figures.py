@@ -1,9 +1,10 @@
 """Figures at a moment: completion per policy and audience, people lists, histories, audit log.
 
-Every number comes from coverage.py (Timeline.at, people_in_scope, with_status) evaluated at the
-moment asked for, so an "as of" answer is computed from the signatures and declines recorded by
-then, never read from a snapshot. Counting happens in the database: a dashboard costs the same
-few queries for ten people or a hundred thousand.
+Every number comes from coverage.py's rules (Timeline.at, status_of; people_in_scope and
+with_status for the lists) evaluated at the moment asked for, so an "as of" answer is computed
+from the signatures and declines recorded by then, never read from a snapshot. Counting happens
+in the database: the dashboard's counts and charts for every policy are one statement
+(census.py), the same for ten people or a hundred thousand.
 """
 
 from __future__ import annotations
