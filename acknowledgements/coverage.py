@@ -24,6 +24,7 @@ from django.db.models import (
     ExpressionWrapper,
     F,
     OuterRef,
+    Q,
     QuerySet,
     Subquery,
     Value,
@@ -147,14 +148,9 @@ def standings_for(person: User, *, moment: dt.datetime | None = None) -> list[St
             (declines[r] for r in timeline.covering_ids if r in declines), default=None
         )
         due = due_at(timeline.baseline, person)
-        if covering_ack:
-            status = Status.SIGNED
-        elif declined_at:
-            status = Status.DECLINED
-        elif moment > due:
-            status = Status.OVERDUE
-        else:
-            status = Status.PENDING
+        status = status_of(
+            covered=covering_ack is not None, declined=declined_at is not None, late=moment > due
+        )
         standings.append(
             Standing(
                 policy=timeline.current.policy,
@@ -186,50 +182,111 @@ def people_in_scope(timeline: Timeline, moment: dt.datetime | None = None) -> Qu
     if timeline.current is None:
         return User.objects.none()
     moment = moment or timezone.now()
+    # The audience ids go into the SQL as values: PostgreSQL then knows how many people they
+    # hold, where a subquery would leave it guessing (and choosing nested loops over 100,000).
     audience_ids = [a.pk for a in timeline.current.audiences.all()]
-    members = User.objects.filter(audiences__in=audience_ids).values("pk")
-    return User.objects.filter(is_active=True, date_joined__lte=moment, pk__in=members)
+    members = User.audiences.through.objects.filter(audience_id__in=audience_ids)
+    return User.objects.filter(
+        is_active=True, date_joined__lte=moment, pk__in=members.values("user_id")
+    )
 
 
-def with_status(people: QuerySet[User], timeline: Timeline, moment: dt.datetime) -> QuerySet[User]:
-    """Annotate each person with `covered_at`, `covering_version`, `declined`, `due_at`, `status`.
-
-    The same rule as `standings_for`, as one query: signed beats declined beats overdue.
-    """
-    assert timeline.baseline is not None
-    covering = Acknowledgement.objects.filter(
+def _covering_signatures(timeline: Timeline, moment: dt.datetime) -> QuerySet[Acknowledgement]:
+    return Acknowledgement.objects.filter(
         person=OuterRef("pk"), revision_id__in=timeline.covering_ids, signed_at__lte=moment
-    ).order_by("-signed_at")
-    declined = LedgerEntry.objects.filter(
+    )
+
+
+def _declines(timeline: Timeline, moment: dt.datetime) -> QuerySet[LedgerEntry]:
+    return LedgerEntry.objects.filter(
         person=OuterRef("pk"),
         kind=LedgerEntry.Kind.DECLINED,
         revision_id__in=timeline.covering_ids,
         recorded_at__lte=moment,
     )
+
+
+NOBODY = Q(pk__in=[])
+
+
+def late_after(timeline: Timeline, moment: dt.datetime) -> dt.datetime | None:
+    """Who joined before this is overdue at `moment` unless covered; None: nobody is yet.
+
+    `due_at` is the later of the baseline's effective date and joining, plus `due_days`; it has
+    passed exactly when both of them lie more than `due_days` before the moment. Said this way,
+    the database compares `date_joined` with a constant instead of computing every due date.
+    """
+    assert timeline.baseline is not None
+    cutoff = moment - dt.timedelta(days=timeline.baseline.due_days)
+    return cutoff if timeline.baseline.effective_at < cutoff else None
+
+
+def status_of(*, covered: bool, declined: bool, late: bool) -> str:
+    """Signed beats declined beats overdue (a decline does not stop the clock, but says why)."""
+    if covered:
+        return Status.SIGNED
+    if declined:
+        return Status.DECLINED
+    return Status.OVERDUE if late else Status.PENDING
+
+
+def _by_status(*, covered: Q, declined: Q, late: Q) -> dict[str, Q]:
+    """`status_of` as SQL: for each status, the condition that gives it (they exclude each other)."""
+    return {
+        Status.SIGNED: covered,
+        Status.DECLINED: ~covered & declined,
+        Status.OVERDUE: ~covered & ~declined & late,
+        Status.PENDING: ~covered & ~declined & ~late,
+    }
+
+
+def status_conditions(timeline: Timeline, moment: dt.datetime) -> dict[str, Q]:
+    """For each status, the condition on a person in scope that gives it, for filtering.
+
+    Filtering on these rather than on the `status` annotation lets the database answer "who is
+    overdue" with anti-joins over the signatures and declines instead of a CASE per person.
+    """
+    cutoff = late_after(timeline, moment)
+    return _by_status(
+        covered=Q(Exists(_covering_signatures(timeline, moment))),
+        declined=Q(Exists(_declines(timeline, moment))),
+        late=Q(date_joined__lt=cutoff) if cutoff else NOBODY,
+    )
+
+
+def with_status(people: QuerySet[User], timeline: Timeline, moment: dt.datetime) -> QuerySet[User]:
+    """Annotate each person with `covered_at`, `covering_version`, `declined`, `due_at`, `status`.
+
+    The same rule as `standings_for`, as one query: signed beats declined beats overdue. To
+    filter on a status, use `status_conditions` (see there why).
+    """
+    assert timeline.baseline is not None
+    covering = _covering_signatures(timeline, moment).order_by("-signed_at")
     due = ExpressionWrapper(
         Greatest(Value(timeline.baseline.effective_at), F("date_joined"))
         + Value(dt.timedelta(days=timeline.baseline.due_days)),
         output_field=DateTimeField(),
     )
+    # From the annotations, so that a page of people costs a lookup per person shown rather
+    # than a pass over everyone's signatures.
+    by_status = _by_status(
+        covered=Q(covered_at__isnull=False), declined=Q(declined=True), late=Q(due_at__lt=moment)
+    )
     return people.annotate(
         covered_at=Subquery(covering.values("signed_at")[:1]),
         covering_version=Subquery(covering.values("revision__version")[:1]),
-        declined=Exists(declined),
+        declined=Exists(_declines(timeline, moment)),
         due_at=due,
     ).annotate(
         status=Case(
-            When(covered_at__isnull=False, then=Value(Status.SIGNED)),
-            When(declined=True, then=Value(Status.DECLINED)),
-            When(due_at__lt=moment, then=Value(Status.OVERDUE)),
-            default=Value(Status.PENDING),
+            *(When(condition, then=Value(status)) for status, condition in by_status.items()),
             output_field=CharField(),
-        )
+        ),
     )
 
 
 def uncovered_people(timeline: Timeline, moment: dt.datetime | None = None) -> QuerySet[User]:
     """People in scope without a signature that covers them at `moment` (annotated as above)."""
     moment = moment or timezone.now()
-    return with_status(people_in_scope(timeline, moment), timeline, moment).filter(
-        covered_at__isnull=True
-    )
+    covered = status_conditions(timeline, moment)[Status.SIGNED]
+    return with_status(people_in_scope(timeline, moment), timeline, moment).filter(~covered)

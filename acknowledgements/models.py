@@ -81,6 +81,10 @@ class User(AbstractBaseUser, PermissionsMixin):
         ordering = ["full_name", "email"]
         verbose_name = _("person")
         verbose_name_plural = _("people")
+        indexes = [
+            # Reports list people by name 50 at a time: read in order, not sorted from everyone.
+            models.Index(fields=["full_name", "email", "id"], name="person_by_name")
+        ]
 
     def __str__(self) -> str:
         return f"{self.full_name} <{self.email}>" if self.full_name else self.email
@@ -372,8 +376,11 @@ class Acknowledgement(models.Model):
             )
         ]
         indexes = [
-            # Reports: signatures of a revision over time, and "as of" cut-offs.
-            models.Index(fields=["revision", "signed_at"], name="acknowledgement_revision_time")
+            # Reports: signatures of a revision over time, and "as of" cut-offs; with the
+            # person, who is covered by a revision at a moment is read from the index alone.
+            models.Index(
+                fields=["revision", "signed_at", "person"], name="acknowledgement_coverage"
+            )
         ]
 
     def __str__(self) -> str:

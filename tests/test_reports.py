@@ -10,7 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from acknowledgements import coverage, services
-from acknowledgements.models import LedgerEntry, PolicyRevision
+from acknowledgements.models import Audience, LedgerEntry, PolicyRevision
 from acknowledgements.reports import charts, figures
 from acknowledgements.reports.figures import Completion, PeopleFilter
 from tests.conftest import client_evidence
@@ -358,12 +358,57 @@ def test_dashboard_figures_take_a_fixed_number_of_queries(
     with CaptureQueriesContext(connection) as queries:
         dashboard = figures.dashboard(moment)
     assert dashboard[0].completion.total == people
-    # Published revisions and their audiences, policies, then per policy: statuses, audiences,
-    # signatures per day.
-    assert len(queries) == 6
+    # Published revisions and their audiences, policies, then one for every policy's statuses,
+    # audiences and signatures per day.
+    assert len(queries) == 4
 
     timeline = at(policy, moment)
     with CaptureQueriesContext(connection) as queries:
         first_page = list(figures.people(timeline, moment).prefetch_related("audiences")[:50])
     assert len(first_page) == people
     assert len(queries) == 2
+
+
+def test_many_audiences_and_policies_are_counted_like_a_few(
+    make_policy, make_person, publish, sign
+):
+    """The dashboard packs audiences and policies into bits, 30 to a number: past 30 of them
+    (and past 10 policies, three facts each) the figures stay the same."""
+    extra = [Audience.objects.create(name=f"Team {n:02d}", slug=f"team-{n:02d}") for n in range(32)]
+    first, last = extra[0], extra[-1]
+    policies = [
+        make_policy(f"policy-{n:02d}", name=f"Policy {n:02d}", audience_slugs=("employees",))
+        for n in range(10)
+    ]
+    wide = make_policy("wide", name="Wide", audience_slugs=("employees",))
+    wide.audiences.set(extra)
+    revisions = [publish(policy, "1.0") for policy in policies]
+    wide_revision = services.create_draft(
+        actor=None,
+        policy=wide,
+        version="1.0",
+        body="# Wide\n\nText.\n",
+        change="material",
+        effective_at=timezone.now() - DAY,
+        due_days=14,
+        audiences=extra,
+    )
+    with time_machine.travel(timezone.now() - DAY, tick=True):
+        wide_revision = services.publish_revision(actor=None, revision=wide_revision)
+    both = make_person("Both Teams", audience=None)
+    both.audiences.set([first, last])
+    only_last = make_person("Last Team", audience=None)
+    only_last.audiences.set([last])
+    employee = make_person("Employee")
+    sign(both, wide_revision)
+    sign(employee, revisions[-1])
+
+    found = {f.policy.slug: f for f in figures.dashboard(timezone.now())}
+    assert found["wide"].completion == Completion(total=2, signed=1, pending=1)
+    rows = {row.audience.slug: row.completion for row in found["wide"].audiences}
+    assert rows[first.slug] == Completion(total=1, signed=1)
+    assert rows[last.slug] == Completion(total=2, signed=1, pending=1)
+    assert rows["team-15"] == Completion()
+    assert found["wide"].signatures.total == 1
+    assert found["policy-09"].completion == Completion(total=1, signed=1)
+    assert found["policy-00"].completion == Completion(total=1, pending=1)

@@ -1,16 +1,17 @@
 """Figures at a moment: completion per policy and audience, people lists, histories, audit log.
 
-Every number comes from coverage.py (Timeline.at, people_in_scope, with_status) evaluated at the
-moment asked for, so an "as of" answer is computed from the signatures and declines recorded by
-then, never read from a snapshot. Counting happens in the database: a dashboard costs the same
-few queries for ten people or a hundred thousand.
+Every number comes from coverage.py's rules (Timeline.at, status_of; people_in_scope and
+with_status for the lists) evaluated at the moment asked for, so an "as of" answer is computed
+from the signatures and declines recorded by then, never read from a snapshot. Counting happens
+in the database: the dashboard's counts and charts for every policy are one statement
+(census.py), the same for ten people or a hundred thousand.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -18,7 +19,6 @@ from typing import Any
 from django.db.models import (
     Case,
     CharField,
-    Count,
     F,
     Func,
     IntegerField,
@@ -30,7 +30,6 @@ from django.db.models import (
     Value,
     When,
 )
-from django.db.models.functions import TruncDate
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -46,6 +45,7 @@ from ..models import (
     PolicyRevision,
     User,
 )
+from . import census
 
 STATUSES = (Status.SIGNED, Status.PENDING, Status.OVERDUE, Status.DECLINED)
 STATUS_LABELS = {
@@ -96,20 +96,14 @@ def _scoped(timeline: Timeline, moment: dt.datetime) -> QuerySet[User]:
     return coverage.with_status(coverage.people_in_scope(timeline, moment), timeline, moment)
 
 
-def _tally(rows: Iterable[dict[str, Any]]) -> Completion:
-    counts = {row["status"]: row["people"] for row in rows}
-    return Completion(total=sum(counts.values()), **{s: counts.get(s, 0) for s in STATUSES})
+def _tally(counts: Counter, audience: int | None = None) -> Completion:
+    by_status = {status: counts[audience, status] for status in STATUSES}
+    return Completion(total=sum(by_status.values()), **by_status)
 
 
 def completion(timeline: Timeline, moment: dt.datetime) -> Completion:
-    """The people in scope of the current revision at `moment`, counted by status (one query).
-
-    Grouping by the status expression evaluates each person's status once.
-    """
-    if timeline.current is None:
-        return Completion()
-    rows = _scoped(timeline, moment).values("status").annotate(people=Count("pk")).order_by()
-    return _tally(rows)
+    """The people in scope of the current revision at `moment`, counted by status (one query)."""
+    return _policy_figures(None, timeline, moment, None).completion
 
 
 @dataclass(frozen=True)
@@ -123,23 +117,7 @@ def completion_by_audience(timeline: Timeline, moment: dt.datetime) -> list[Audi
 
     A person in two audiences counts in both rows, so the rows can add up to more than the total.
     """
-    if timeline.current is None:
-        return []
-    audiences = list(timeline.current.audiences.all())
-    rows = (
-        _scoped(timeline, moment)
-        .filter(audiences__in=audiences)
-        .values("audiences", "status")
-        .annotate(people=Count("pk"))
-        .order_by()
-    )
-    grouped: dict[int, list[dict[str, Any]]] = defaultdict(list)
-    for row in rows:
-        grouped[row["audiences"]].append(row)
-    return [
-        AudienceCompletion(audience, _tally(grouped[audience.pk]))
-        for audience in sorted(audiences, key=lambda a: a.name)
-    ]
+    return _policy_figures(None, timeline, moment, None).audiences
 
 
 # --- Signatures over time --------------------------------------------------------------------------
@@ -178,23 +156,15 @@ def signatures_over_time(
     Counted from the day the baseline (the material revision whose signatures count) took
     effect to the day of `moment`; one query.
     """
-    if timeline.current is None or timeline.baseline is None:
-        return None
-    zone = zone or timezone.get_current_timezone()
+    return _policy_figures(None, timeline, moment, zone).signatures
+
+
+def _signature_timeline(
+    timeline: Timeline, moment: dt.datetime, zone: dt.tzinfo, per_day: Counter[dt.date]
+) -> SignatureTimeline:
+    assert timeline.baseline is not None
     since = timezone.localtime(timeline.baseline.effective_at, zone).date()
     until = max(timezone.localtime(moment, zone).date(), since)
-    per_day = dict(
-        Acknowledgement.objects.filter(
-            revision_id__in=timeline.covering_ids,
-            signed_at__lte=moment,
-            person__in=coverage.people_in_scope(timeline, moment).values("pk"),
-        )
-        .annotate(day=TruncDate("signed_at", tzinfo=zone))
-        .values("day")
-        .annotate(signatures=Count("pk"))
-        .order_by()
-        .values_list("day", "signatures")
-    )
     span = (until - since).days + 1
     if span <= DAYS_PER_DAY_CHART:
         unit, starts = "day", _days(since, until)
@@ -236,7 +206,7 @@ def _months(since: dt.date, until: dt.date) -> list[dt.date]:
 
 @dataclass(frozen=True)
 class PolicyFigures:
-    policy: Policy
+    policy: Policy | None
     timeline: Timeline
     moment: dt.datetime
     completion: Completion
@@ -254,20 +224,35 @@ class PolicyFigures:
         return baseline.due_at if baseline else None
 
 
-def policy_figures(
-    policy: Policy, timeline: Timeline, moment: dt.datetime, zone: dt.tzinfo | None = None
+def _policy_figures(
+    policy: Policy | None,
+    timeline: Timeline,
+    moment: dt.datetime,
+    zone: dt.tzinfo | None,
+    found: census.PolicyCensus | None = None,
 ) -> PolicyFigures:
-    """One policy's completion, per-audience breakdown and signatures over time (three queries)."""
+    """One policy's figures from its census (taken here when not given)."""
     if timeline.current is None:
         return PolicyFigures(policy, timeline, moment, Completion())
+    zone = zone or timezone.get_current_timezone()
+    if found is None:
+        found = census.take({0: timeline}, moment, zone)[0]
+    audiences = sorted(timeline.current.audiences.all(), key=lambda a: a.name)
     return PolicyFigures(
         policy=policy,
         timeline=timeline,
         moment=moment,
-        completion=completion(timeline, moment),
-        audiences=completion_by_audience(timeline, moment),
-        signatures=signatures_over_time(timeline, moment, zone),
+        completion=_tally(found.people),
+        audiences=[AudienceCompletion(a, _tally(found.people, a.pk)) for a in audiences],
+        signatures=_signature_timeline(timeline, moment, zone, found.signatures_per_day),
     )
+
+
+def policy_figures(
+    policy: Policy, timeline: Timeline, moment: dt.datetime, zone: dt.tzinfo | None = None
+) -> PolicyFigures:
+    """One policy's completion, per-audience breakdown and signatures over time (one query)."""
+    return _policy_figures(policy, timeline, moment, zone)
 
 
 def timelines(moment: dt.datetime) -> list[tuple[Policy, Timeline]]:
@@ -282,8 +267,13 @@ def timelines(moment: dt.datetime) -> list[tuple[Policy, Timeline]]:
 
 
 def dashboard(moment: dt.datetime, zone: dt.tzinfo | None = None) -> list[PolicyFigures]:
+    """Every policy's figures: three queries for the timelines, one for all the figures."""
+    zone = zone or timezone.get_current_timezone()
+    policies = timelines(moment)
+    found = census.take({policy.pk: timeline for policy, timeline in policies}, moment, zone)
     return [
-        policy_figures(policy, timeline, moment, zone) for policy, timeline in timelines(moment)
+        _policy_figures(policy, timeline, moment, zone, found.get(policy.pk))
+        for policy, timeline in policies
     ]
 
 
@@ -377,7 +367,7 @@ def people(
         return User.objects.none()
     queryset = _scoped(timeline, moment)
     if filters.status:
-        queryset = queryset.filter(status=filters.status)
+        queryset = queryset.filter(coverage.status_conditions(timeline, moment)[filters.status])
     if filters.audience:
         queryset = queryset.filter(audiences=filters.audience)
     start, end = filters.signed_range()
@@ -409,9 +399,9 @@ def current_audience_names(person_field: str = "pk") -> Subquery:
     )
 
 
-def audience_names(aggregated: str | None) -> str:
+def audience_names(aggregated: str | None, separator: str = "; ") -> str:
     """Sorted, readable audience names from `current_audience_names` (SQLite cannot order them)."""
-    return "; ".join(sorted((aggregated or "").split(AUDIENCE_SEPARATOR))) if aggregated else ""
+    return separator.join(sorted(aggregated.split(AUDIENCE_SEPARATOR))) if aggregated else ""
 
 
 def signatures(

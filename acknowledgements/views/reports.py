@@ -27,7 +27,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from .. import coverage, ledger, services
 from ..forms import AsOfForm, AuditLogFilterForm, PeopleFilterForm
-from ..models import ExportJob, Policy, User
+from ..models import ExportJob, Policy, PolicyRevision, User
 from ..reports import charts, exports, figures
 from ..reports.figures import DEFAULT_SORT, PeopleFilter, PolicyFigures, StatusCount
 
@@ -237,18 +237,32 @@ def _sort_links(filters: PeopleFilter, moment: Moment, slug: str) -> dict[str, d
     return links
 
 
+def _policy_and_timeline(slug: str, moment: dt.datetime) -> tuple[Policy, coverage.Timeline]:
+    """The policy and its timeline; its published revisions bring the policy along."""
+    revisions = list(
+        PolicyRevision.objects.published()
+        .filter(policy__slug=slug)
+        .select_related("policy")
+        .prefetch_related("audiences")
+    )
+    policy = revisions[0].policy if revisions else get_object_or_404(Policy, slug=slug)
+    return policy, coverage.Timeline.at(revisions, moment)
+
+
 @require_GET
 @login_required
 @permission_required("acknowledgements.view_reports", raise_exception=True)
 def reports_people(request, slug: str):
     """Everyone in scope of a policy at a moment, filtered, sorted and paginated."""
-    policy = get_object_or_404(Policy, slug=slug)
     form = PeopleFilterForm(request.GET or None)
     moment = _moment(form)
     filters = _people_filter(form)
-    timeline = coverage.timeline_for(policy, moment.value)
-    people = figures.people(timeline, moment.value, filters).prefetch_related("audiences")
+    policy, timeline = _policy_and_timeline(slug, moment.value)
+    people = figures.people(timeline, moment.value, filters).annotate(
+        audience_list=figures.current_audience_names()
+    )
     page = Paginator(people, PAGE_SIZE).get_page(request.GET.get("page"))
+    rows = [(person, figures.audience_names(person.audience_list, ", ")) for person in page]
     params = _filter_params(filters, moment)
     return render(
         request,
@@ -260,6 +274,7 @@ def reports_people(request, slug: str):
             "moment": moment,
             "filters": filters,
             "page": page,
+            "rows": rows,
             "page_url": _url("reports_people", slug, **params),
             "sort_links": _sort_links(filters, moment, slug),
             "exports": export_links(slug, params | {"sort": ""}),
