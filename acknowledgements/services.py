@@ -1009,6 +1009,42 @@ def retry_export(*, actor: User, job: ExportJob) -> ExportJob:
     return job
 
 
+# A job still "running" this long after it started was cut off (its worker stopped): even the
+# largest audit package takes minutes.
+EXPORT_INTERRUPTED_AFTER = dt.timedelta(hours=2)
+
+
+@dataclass(frozen=True)
+class ExportTidying:
+    interrupted: int  # jobs left running by a stopped worker, now failed (and retryable)
+    removed: int  # finished exports older than the retention period, file and job deleted
+
+
+def tidy_exports(*, moment: dt.datetime | None = None) -> ExportTidying:
+    """Fail the jobs a stopped worker left running, so they can be tried again, and delete the
+    files (exports hold personal data) and jobs of exports older than
+    PORTAL_EXPORT_RETENTION_DAYS. Their audit records stay in the ledger. Safe to repeat."""
+    moment = moment or timezone.now()
+    interrupted = ExportJob.objects.filter(
+        status=ExportJob.Status.RUNNING, started_at__lt=moment - EXPORT_INTERRUPTED_AFTER
+    ).update(
+        status=ExportJob.Status.FAILED,
+        error="Interrupted: the worker building it stopped. Try again.",
+        finished_at=moment,
+    )
+    expired = ExportJob.objects.filter(
+        status__in=[ExportJob.Status.DONE, ExportJob.Status.FAILED],
+        finished_at__lt=moment - dt.timedelta(days=settings.PORTAL_EXPORT_RETENTION_DAYS),
+    )
+    removed = 0
+    for job in expired.iterator():
+        if job.file:
+            job.file.delete(save=False)
+        job.delete()
+        removed += 1
+    return ExportTidying(interrupted=interrupted, removed=removed)
+
+
 def build_export(*, job_id: int) -> ExportJob | None:
     """Build a queued export into storage, then record it in the audit log, once.
 

@@ -410,6 +410,8 @@ PORTAL_REQUIRE_MFA_FOR_STAFF = env_bool("PORTAL_REQUIRE_MFA_FOR_STAFF")
 # The raw IP address and user agent behind each ledger entry are kept this many days, then
 # removed by `manage.py redact_client_details` (the ledger keeps only their salted SHA-256).
 # Empty or 0 keeps them for as long as the ledger.
+# Finished exports hold personal data: `manage.py tidy_exports` deletes them after this long.
+PORTAL_EXPORT_RETENTION_DAYS = env_int("PORTAL_EXPORT_RETENTION_DAYS", 7)
 PORTAL_CLIENT_DETAILS_RETENTION_DAYS = env_int("PORTAL_CLIENT_DETAILS_RETENTION_DAYS", 0)
 if PORTAL_CLIENT_DETAILS_RETENTION_DAYS < 0:
     raise ImproperlyConfigured(

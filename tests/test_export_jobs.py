@@ -5,6 +5,7 @@ import io
 import re
 
 import pytest
+from django.core.management import call_command
 from django.utils import timezone
 from openpyxl import load_workbook
 
@@ -309,3 +310,50 @@ def test_the_export_is_of_the_moment_asked_even_if_built_later(auditor, signed, 
     job.refresh_from_db()
     assert job.rows_done == 3
     assert export_records()[0]["filters"]["as_of"] == ledger.utc_iso(asked_at)
+
+
+def test_tidying_fails_interrupted_jobs_and_deletes_old_exports(
+    auditor, signed, settings, django_capture_on_commit_callbacks
+):
+    settings.PORTAL_EXPORT_RETENTION_DAYS = 7
+    with django_capture_on_commit_callbacks(execute=True):
+        old, recent = (
+            services.request_export(
+                actor=auditor,
+                kind=ExportJob.Kind.XLSX,
+                policy=signed.policy,
+                as_of=timezone.now(),
+                filters={},
+                filename=f"{name}.xlsx",
+            )
+            for name in ("old", "recent")
+        )
+    old.refresh_from_db()
+    storage, old_file = old.file.storage, old.file.name
+    assert old.status == ExportJob.Status.DONE and storage.exists(old_file)
+    ExportJob.objects.filter(pk=old.pk).update(finished_at=timezone.now() - 8 * DAY)
+    stuck = ExportJob.objects.create(
+        requested_by=auditor,
+        kind=ExportJob.Kind.PACKAGE,
+        policy=signed.policy,
+        as_of=timezone.now(),
+        filename="stuck.zip",
+        status=ExportJob.Status.RUNNING,
+        started_at=timezone.now() - services.EXPORT_INTERRUPTED_AFTER - dt.timedelta(minutes=1),
+    )
+    records = len(export_records())
+
+    out = io.StringIO()
+    call_command("tidy_exports", stdout=out)
+
+    assert out.getvalue().strip() == (
+        "1 interrupted export(s) marked failed; 1 old export(s) deleted."
+    )
+    assert not ExportJob.objects.filter(pk=old.pk).exists() and not storage.exists(old_file)
+    assert ExportJob.objects.get(pk=recent.pk).status == ExportJob.Status.DONE
+    stuck.refresh_from_db()
+    assert stuck.status == ExportJob.Status.FAILED and "Interrupted" in stuck.error
+    services.retry_export(actor=auditor, job=stuck)  # a failed job can be tried again
+    assert len(export_records()) == records  # the audit records stay
+    call_command("tidy_exports", stdout=io.StringIO())
+    assert ExportJob.objects.filter(pk=recent.pk).exists()
