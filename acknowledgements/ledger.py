@@ -122,7 +122,10 @@ def _link_after_commit() -> None:
     """Have the transaction's new entries linked once it commits (one task per transaction)."""
     pending = transaction.get_connection().run_on_commit
     if not any(callback is _enqueue_link for _sids, callback, _robust in pending):
-        transaction.on_commit(_enqueue_link)
+        # Robust: the evidence is committed already, and the request must still succeed if the
+        # task cannot be queued; the next link (any later commit's, a receipt's, verify_ledger)
+        # links these entries too.
+        transaction.on_commit(_enqueue_link, robust=True)
 
 
 def _enqueue_link() -> None:

@@ -1,5 +1,6 @@
 import hashlib
 import json
+from types import SimpleNamespace
 
 import pytest
 from django.core.management import call_command
@@ -93,6 +94,24 @@ def test_one_link_task_per_committed_transaction(db, django_capture_on_commit_ca
         ledger.append(kind=LedgerEntry.Kind.ADMIN_ACTION, payload={"n": 1})
         ledger.append(kind=LedgerEntry.Kind.ADMIN_ACTION, payload={"n": 2})
     assert [callback.__name__ for callback in callbacks] == ["_enqueue_link"]
+
+
+def test_a_link_task_that_cannot_be_queued_loses_nothing(evidence_db, monkeypatch):
+    from acknowledgements import tasks
+
+    def refuse():
+        raise ConnectionError("the task queue is down")
+
+    monkeypatch.setattr(tasks, "link_ledger", SimpleNamespace(enqueue=refuse))
+    with transaction.atomic():  # commits: the failed enqueue is logged, not raised
+        entry = ledger.append(kind=LedgerEntry.Kind.ADMIN_ACTION, payload={"n": 1})
+    assert LedgerEntry.objects.get(pk=entry.pk).sequence is None
+
+    monkeypatch.undo()
+    with transaction.atomic():  # the next commit's link takes the waiting entry along
+        ledger.append(kind=LedgerEntry.Kind.ADMIN_ACTION, payload={"n": 2})
+    assert LedgerEntry.objects.get(pk=entry.pk).sequence == 1
+    assert ledger.verify_chain().rows_checked == 2
 
 
 def test_payload_covers_the_columns(db):
