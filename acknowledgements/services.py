@@ -882,6 +882,36 @@ def record_receipt_access(*, actor: User, acknowledgement: Acknowledgement) -> L
 # --- Receipts ----------------------------------------------------------------------------------
 
 
+# A signature without its receipt this long after it was recorded lost its task (a stopped
+# worker, a queue that refused it): rendering one takes well under a minute.
+RECEIPT_OVERDUE_AFTER = dt.timedelta(minutes=10)
+
+
+@dataclass(frozen=True)
+class Recovery:
+    linked: int  # ledger entries given their place in the chain
+    receipts_queued: int  # signatures whose receipt task is queued again
+
+
+def recover_interrupted_work(*, moment: dt.datetime | None = None) -> Recovery:
+    """Finish what a stopped worker or a lost task left undone; safe to repeat.
+
+    Entries still waiting for their place in the chain are linked, and the receipt of every
+    signature older than RECEIPT_OVERDUE_AFTER that has none is queued again (issuing a receipt
+    twice stores and records it once).
+    """
+    moment = moment or timezone.now()
+    linked = ledger.link_pending()
+    missing = list(
+        Acknowledgement.objects.filter(
+            receipt__isnull=True, signed_at__lt=moment - RECEIPT_OVERDUE_AFTER
+        ).values_list("pk", flat=True)
+    )
+    for acknowledgement_id in missing:
+        tasks.issue_receipt.enqueue(acknowledgement_id)
+    return Recovery(linked=linked, receipts_queued=len(missing))
+
+
 def issue_receipt(*, acknowledgement_id: int) -> Receipt:
     """Render, seal and store the receipt of a signature once; a repeated call returns it."""
     acknowledgement = Acknowledgement.objects.select_related(

@@ -1,6 +1,7 @@
 """From a signature to its sealed receipt: the tasks, the stored file, the email, the download."""
 
 import hashlib
+import io
 import json
 import re
 import shutil
@@ -9,6 +10,9 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import time_machine
+from django.core.management import call_command
+from django.utils import timezone
 
 from acknowledgements import ledger, services
 from acknowledgements.models import Acknowledgement, LedgerEntry, Receipt
@@ -255,3 +259,27 @@ def test_confirmation_page_offers_the_receipt_once_it_exists(
     assert receipt.sha256 in after
     assert "being prepared" not in after
     assert Acknowledgement.objects.count() == 1
+
+
+def test_a_receipt_whose_task_was_lost_is_issued_by_the_recovery(signer, revision, sign):
+    # The test's transaction never commits: the receipt task queued on commit never runs, as
+    # when a worker stops or the queue refuses the task.
+    acknowledgement = sign(signer, revision)
+    assert not Receipt.objects.exists()
+    waiting = LedgerEntry.objects.filter(sequence=None).count()
+
+    out = io.StringIO()
+    call_command("recover_work", stdout=out)  # too early: the task may still be on its way
+    assert "receipts queued again: 0." in out.getvalue()
+    assert f"Ledger entries linked: {waiting};" in out.getvalue()
+
+    with time_machine.travel(timezone.now() + services.RECEIPT_OVERDUE_AFTER, tick=False):
+        call_command("recover_work", stdout=out)
+        receipt = Receipt.objects.get()
+        call_command("recover_work", stdout=out)
+    assert receipt.acknowledgement == acknowledgement
+    assert out.getvalue().splitlines()[-2:] == [
+        "Ledger entries linked: 0; receipts queued again: 1.",
+        "Ledger entries linked: 1; receipts queued again: 0.",  # the receipt's own entry
+    ]
+    assert receipt_issued_entries().count() == 1
