@@ -85,10 +85,13 @@ def append(
     actor: User | None = None,
     revision: PolicyRevision | None = None,
     recorded_at: dt.datetime | None = None,
+    linked_by_caller: bool = False,
 ) -> LedgerEntry:
     """Record one evidence event; call inside the transaction that needs it.
 
-    The entry is linked into the chain right after that transaction commits.
+    The entry is linked into the chain by a task queued when that transaction commits, unless
+    `linked_by_caller`: the caller queues a task of its own that links first (a signature's
+    receipt task), which saves queueing a second one.
     `recorded_at` (default: now) lets a caller put the same server time in its own rows.
     """
     if not transaction.get_connection().in_atomic_block:
@@ -114,7 +117,8 @@ def append(
         payload=body,
         payload_sha256=sha256_hex(body),
     )
-    _link_after_commit()
+    if not linked_by_caller:
+        _link_after_commit()
     return entry
 
 

@@ -221,6 +221,7 @@ def record_acknowledgement(
         consent = ledger.append(
             kind=LedgerEntry.Kind.CONSENTED,
             person=person,
+            linked_by_caller=True,  # by the receipt task queued below
             payload={
                 "person": _person_snapshot(person),
                 "consent": CURRENT_ESIGN_CONSENT.as_evidence(statement_language),
@@ -234,6 +235,7 @@ def record_acknowledgement(
     signed_at = timezone.now()
     sealed = client.sealed()
     entry = ledger.append(
+        linked_by_caller=True,  # by the receipt task queued below, which links first
         recorded_at=signed_at,
         kind=LedgerEntry.Kind.SIGNED,
         person=person,

@@ -283,3 +283,23 @@ def test_a_receipt_whose_task_was_lost_is_issued_by_the_recovery(signer, revisio
         "Ledger entries linked: 1; receipts queued again: 0.",  # the receipt's own entry
     ]
     assert receipt_issued_entries().count() == 1
+
+
+def test_a_signature_queues_one_task_which_also_links_it(
+    signer, revision, sign, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks() as callbacks:
+        acknowledgement = sign(signer, revision)
+    # The receipt task links the signature (and the consent) first: no separate link task.
+    assert len(callbacks) == 1 and callbacks[0] is not ledger._enqueue_link
+    assert LedgerEntry.objects.filter(person=signer, sequence=None).count() == 2
+
+    callbacks[0]()  # the receipt task, run as the queue would
+
+    entry = LedgerEntry.objects.get(pk=acknowledgement.ledger_entry_id)
+    assert entry.sequence is not None
+    assert (
+        not LedgerEntry.objects.filter(person=signer, sequence=None)
+        .exclude(kind=LedgerEntry.Kind.RECEIPT_ISSUED)
+        .exists()
+    )
