@@ -103,7 +103,7 @@ def test_the_verify_page_is_in_french(french_signer, logged_in):
     not_a_pdf = SimpleUploadedFile("receipt.pdf", b"hello", content_type="application/pdf")
     verdict = text(client.post("/verify/", {"receipt": not_a_pdf}))
     assert f"Ce n{AP}est pas un accusé de réception" in verdict
-    assert "Sceau du portail présent" in verdict
+    assert "Sceau du portail présent</strong>\u00a0: " in verdict  # French colon spacing
     assert "✗ Échec" in verdict
 
     missing = client.post("/verify/", {})

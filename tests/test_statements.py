@@ -168,7 +168,7 @@ def test_the_receipt_shows_the_attestation_in_the_language_signed(
 
 def test_the_verify_page_explains_a_non_pdf_in_french(french_signer, logged_in):
     text = page_text(upload(logged_in(french_signer), b"hello"))
-    assert f"Sceau du portail présent: Le fichier n{AP}est pas un PDF." in text
+    assert f"Sceau du portail présent : Le fichier n{AP}est pas un PDF." in text
     assert "The file is not a PDF" not in text
 
 
