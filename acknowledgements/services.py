@@ -21,7 +21,7 @@ from django.utils.translation import gettext as _
 
 from . import coverage, ledger, policy_text, receipts, tasks
 from .coverage import Timeline
-from .evidence import ClientEvidence, SealedClient
+from .evidence import ClientEvidence
 from .models import (
     AUTHORITATIVE_LANGUAGE,
     Acknowledgement,
@@ -154,8 +154,8 @@ def record_view(
     ledger.lock_person(person)
     if first_viewed_at(person, revision) is not None:  # another request won the race
         return
-    sealed = client.sealed()
-    entry = ledger.append(
+    _append_from_client(
+        client=client,
         kind=LedgerEntry.Kind.VIEWED,
         person=person,
         revision=revision,
@@ -163,15 +163,17 @@ def record_view(
             "person": _person_snapshot(person),
             "policy": _revision_snapshot(revision),
             "text": _text_snapshot(revision, language),
-            **sealed.payload,
         },
     )
-    _keep_client_details(entry, sealed)
 
 
-def _keep_client_details(entry: LedgerEntry, sealed: SealedClient) -> None:
-    """Keep the raw IP address and user agent an entry's payload commits to, outside the ledger."""
-    ClientDetails.objects.create(ledger_entry=entry, **sealed.details_fields())
+def _append_from_client(*, client: ClientEvidence, payload: dict, **entry) -> LedgerEntry:
+    """Record an event of the client's request: its payload commits to the IP address and user
+    agent, which are kept beside the ledger entry (ClientDetails) for retention to remove."""
+    sealed = client.sealed()
+    recorded = ledger.append(payload={**payload, **sealed.payload}, **entry)
+    ClientDetails.objects.create(ledger_entry=recorded, **sealed.details_fields())
+    return recorded
 
 
 def _new_receipt_number() -> str:
@@ -217,24 +219,22 @@ def record_acknowledgement(
     if consent is None:
         if not consent_accepted:
             raise ActionRefused(_("Accept electronic signing to sign."))
-        sealed = client.sealed()
-        consent = ledger.append(
+        consent = _append_from_client(
+            client=client,
             kind=LedgerEntry.Kind.CONSENTED,
             person=person,
             linked_by_caller=True,  # by the receipt task queued below
             payload={
                 "person": _person_snapshot(person),
                 "consent": CURRENT_ESIGN_CONSENT.as_evidence(statement_language),
-                **sealed.payload,
             },
         )
-        _keep_client_details(consent, sealed)
     # The consent as accepted (perhaps long ago, in another language or version).
     accepted = ledger.decode(consent).get("consent") or {}
     receipt_number = _new_receipt_number()
     signed_at = timezone.now()
-    sealed = client.sealed()
-    entry = ledger.append(
+    entry = _append_from_client(
+        client=client,
         linked_by_caller=True,  # by the receipt task queued below, which links first
         recorded_at=signed_at,
         kind=LedgerEntry.Kind.SIGNED,
@@ -257,10 +257,8 @@ def record_acknowledgement(
             "checkbox_ticked": True,
             "first_viewed_at": ledger.utc_iso(first_viewed_at(person, revision)),
             "signed_at": ledger.utc_iso(signed_at),
-            **sealed.payload,
         },
     )
-    _keep_client_details(entry, sealed)
     acknowledgement = Acknowledgement.objects.create(
         person=person,
         revision=revision,
@@ -286,8 +284,8 @@ def record_decline(
     ledger.lock_person(person)
     if Acknowledgement.objects.filter(person=person, revision=revision).exists():
         raise ActionRefused(_("You have already signed this version."))
-    sealed = client.sealed()
-    entry = ledger.append(
+    return _append_from_client(
+        client=client,
         kind=LedgerEntry.Kind.DECLINED,
         person=person,
         revision=revision,
@@ -296,11 +294,8 @@ def record_decline(
             "policy": _revision_snapshot(revision),
             "text": _text_snapshot(revision, language),
             "reason": reason.strip() or None,
-            **sealed.payload,
         },
     )
-    _keep_client_details(entry, sealed)
-    return entry
 
 
 def _company() -> str:
