@@ -45,7 +45,9 @@ class SignForm(forms.Form):
         choices=settings.LANGUAGES, required=False, widget=forms.HiddenInput
     )
 
-    def __init__(self, *args, person, needs_consent: bool, **kwargs):
+    def __init__(self, *args, person, needs_consent: bool | None, **kwargs):
+        """`needs_consent` None (a submission): the consent box is read if sent, and the service
+        decides whether it was needed (see `show_consent`)."""
         super().__init__(*args, **kwargs)
         self.person = person
         self.fields["typed_name"].widget.attrs.update(
@@ -55,10 +57,20 @@ class SignForm(forms.Form):
         self.fields["statement_language"].initial = shown
         self.fields["agree"].label = CURRENT_ATTESTATION.text_in(shown)
         self.fields["consent"].label = CURRENT_ESIGN_CONSENT.text_in(shown)
-        if needs_consent:
-            self.fields["consent"].required = True
-        else:
+        if needs_consent is not None:
+            self.show_consent(needs_consent)
+
+    def show_consent(self, needed: bool) -> None:
+        """Show the consent box only to someone who has not accepted it yet, and then require
+        it: a submission checked without it gets the error next to the box with the others."""
+        if not needed:
             del self.fields["consent"]
+            return
+        field = self.fields["consent"]
+        field.required = True
+        checked = getattr(self, "cleaned_data", None)
+        if checked is not None and not checked.get("consent") and "consent" not in self.errors:
+            self.add_error("consent", field.error_messages["required"])
 
     def _statement_language(self) -> str:
         asked = self.data.get("statement_language") if self.is_bound else None

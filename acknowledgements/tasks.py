@@ -4,11 +4,29 @@ Services import this module to enqueue tasks after commit, so the functions here
 services they call when they run.
 """
 
+from functools import partial
+
+from django.db import transaction
 from django.tasks import task
+from django_tasks_db import DatabaseBackend
 
 # A task sends at most this many batches, then enqueues a successor for the rest: each run
 # stays short, and several workers share a large fan-out.
 BATCHES_PER_RUN = 20
+
+
+def enqueue_with_transaction(queued, *args) -> None:
+    """Queue a task to run only if the current transaction commits.
+
+    The database backend stores the task as a row of that transaction: it exists exactly when
+    the work it follows does (none is lost if the process stops between commit and enqueue),
+    and needs no commit of its own. Other backends (immediate: run in the web process) are
+    called once the transaction has committed.
+    """
+    if isinstance(queued.get_backend(), DatabaseBackend):
+        queued.enqueue(*args)
+    else:
+        transaction.on_commit(partial(queued.enqueue, *args))
 
 
 @task()

@@ -19,7 +19,7 @@ from django.conf import settings
 from django.contrib.auth.models import Group
 from django.core.cache import cache
 from django.db import connection
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from acknowledgements import services
 from acknowledgements.evidence import ClientEvidence
@@ -76,6 +76,15 @@ def _require_postgres(request):
 def _fresh_cache():
     """Rate limits live in the cache: each test starts with none used."""
     cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def _default_language():
+    """Each test starts in the default language: a request by someone who reads French
+    activates it for the thread, as a server's next request would reset it."""
+    translation.activate(settings.LANGUAGE_CODE)
+    yield
+    translation.activate(settings.LANGUAGE_CODE)
 
 
 # --- Factories ---------------------------------------------------------------------------------

@@ -1,9 +1,13 @@
 """Who must sign what: the timeline of a policy's revisions and each person's standing."""
 
 import datetime as dt
+from uuid import uuid4
 
 import pytest
 from django.utils import timezone
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from acknowledgements import services
 from acknowledgements.coverage import Status, Timeline, standings_for
@@ -13,6 +17,7 @@ from tests.conftest import client_evidence
 DAY = dt.timedelta(days=1)
 MATERIAL = PolicyRevision.Change.MATERIAL
 MINOR = PolicyRevision.Change.MINOR
+PUBLISHED = PolicyRevision.Status.PUBLISHED
 
 
 @pytest.fixture(autouse=True)
@@ -124,6 +129,43 @@ def test_upcoming_is_the_next_revision_to_come_into_effect():
 
     assert timeline.current == v1
     assert timeline.upcoming == v2
+
+
+# --- services.signing_facts: Timeline.at's choice of the current revision, as SQL -------------
+
+# A revision as (effective day, publication day or None for a draft), days after T0; few days
+# so that ties on both dates (decided by id) come up often.
+REVISION = st.tuples(st.integers(0, 4), st.one_of(st.none(), st.integers(0, 4)))
+
+
+@hypothesis_settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(revisions=st.lists(REVISION, min_size=1, max_size=5), day=st.integers(0, 5))
+def test_the_current_revision_in_sql_agrees_with_the_timeline(signer, revisions, day):
+    policy = Policy.objects.create(name=f"Policy {uuid4().hex}", slug=f"p{uuid4().hex}")
+    for number, (effective, published_on) in enumerate(revisions):
+        PolicyRevision.objects.create(
+            policy=policy,
+            version=f"{number}.0",
+            body="Text.",
+            body_html="<p>Text.</p>",
+            text_sha256="0" * 64,
+            effective_at=T0 + effective * DAY,
+            status=PolicyRevision.Status.DRAFT if published_on is None else PUBLISHED,
+            published_at=None if published_on is None else T0 + published_on * DAY,
+        )
+    moment = T0 + day * DAY + dt.timedelta(hours=1)
+    rows = list(PolicyRevision.objects.filter(policy=policy))
+
+    current_in_sql = []
+    for revision in rows:
+        facts = services.signing_facts(signer, revision, moment)
+        if facts["status"] == PUBLISHED and facts["in_effect"] and not facts["replaced"]:
+            current_in_sql.append(revision)
+
+    expected = Timeline.at(rows, moment).current
+    assert current_in_sql == ([expected] if expected else [])
 
 
 # --- standings_for on the database ------------------------------------------------------------

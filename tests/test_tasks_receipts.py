@@ -12,7 +12,9 @@ from types import SimpleNamespace
 import pytest
 import time_machine
 from django.core.management import call_command
+from django.db import transaction
 from django.utils import timezone
+from django_tasks_db.models import DBTaskResult
 
 from acknowledgements import ledger, services
 from acknowledgements.models import Acknowledgement, LedgerEntry, Receipt
@@ -303,3 +305,24 @@ def test_a_signature_queues_one_task_which_also_links_it(
         .exclude(kind=LedgerEntry.Kind.RECEIPT_ISSUED)
         .exists()
     )
+
+
+def test_with_the_database_queue_the_receipt_task_commits_with_the_signature(
+    settings, signer, revision, sign, make_person, django_capture_on_commit_callbacks
+):
+    settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+    other = make_person("Grace Hopper", email="grace@example.com")
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        with pytest.raises(RuntimeError), transaction.atomic():
+            sign(other, revision)
+            raise RuntimeError("the request fails after signing")
+        acknowledgement = sign(signer, revision)
+
+    # The task is a row of the signature's transaction: rolled back with the first signature,
+    # kept with the second, and nothing waits for a commit to queue it.
+    queued = DBTaskResult.objects.get()
+    assert queued.task_path == "acknowledgements.tasks.issue_receipt"
+    assert queued.args_kwargs == {"args": [acknowledgement.pk], "kwargs": {}}
+    assert callbacks == []
+    assert list(Acknowledgement.objects.all()) == [acknowledgement]

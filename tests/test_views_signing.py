@@ -185,12 +185,47 @@ def test_unticked_box_is_refused(logged_in, signer, revision):
 
 def test_consent_is_required_the_first_time(logged_in, signer, revision):
     signature = {key: value for key, value in SIGNATURE.items() if key != "consent"}
+    rows = evidence_rows()
 
     response = logged_in(signer).post(SIGN_URL, signature)
 
+    html = page_text(response)
     assert response.status_code == 400
-    assert "Accept electronic signing to sign." in page_text(response)
+    assert '<div class="field__errors" id="id_consent_error" role="alert">' in html
+    assert "Accept electronic signing to sign." in html
+    assert evidence_rows() == rows
     assert not Acknowledgement.objects.exists()
+
+
+def test_a_missing_consent_is_shown_with_the_other_mistakes(logged_in, signer, revision):
+    signature = {key: value for key, value in SIGNATURE.items() if key != "consent"}
+
+    response = logged_in(signer).post(SIGN_URL, signature | {"typed_name": "Ada Lovelac"})
+
+    html = page_text(response)
+    assert response.status_code == 400
+    assert 'id="id_typed_name_error"' in html
+    assert 'id="id_consent_error"' in html
+    assert not LedgerEntry.objects.filter(person=signer, kind=LedgerEntry.Kind.CONSENTED).exists()
+
+
+def test_someone_who_consented_before_signs_without_the_box(
+    logged_in, signer, policy, revision, publish
+):
+    client = logged_in(signer)
+    client.post(SIGN_URL, SIGNATURE)
+    publish(policy, "2.0")
+    next_version = "/policies/test-policy/v/2.0/sign/"
+    signature = {key: value for key, value in SIGNATURE.items() if key != "consent"}
+
+    mistaken = client.post(next_version, signature | {"typed_name": "Ada Lovelac"})
+    signed = client.post(next_version, signature)
+
+    assert mistaken.status_code == 400
+    assert 'name="consent"' not in page_text(mistaken)
+    assert signed.status_code == 302
+    assert LedgerEntry.objects.filter(person=signer, kind=LedgerEntry.Kind.CONSENTED).count() == 1
+    assert Acknowledgement.objects.filter(person=signer, revision__version="2.0").exists()
 
 
 def test_the_sign_address_takes_only_post(logged_in, signer, revision):

@@ -159,9 +159,7 @@ def _revision_named(slug: str, version: str) -> PolicyRevision:
 def _refused(request, revision: PolicyRevision) -> bool:
     """Whether the person may not sign the revision (the reason is shown as a message)."""
     try:
-        services.signable_revision(
-            person=request.user, policy=revision.policy, version=revision.version
-        )
+        services.check_signable(person=request.user, revision=revision)
     except services.ActionRefused as refused:
         messages.error(request, str(refused))
         return True
@@ -191,48 +189,51 @@ def sign(request, slug: str, version: str):
     if evidence.needs_fresh_sign_in(request):
         messages.warning(request, _("Please confirm it is you before signing."))
         return _reauthenticate(request, revision.policy)
-    form = SignForm(
-        request.POST,
-        person=request.user,
-        needs_consent=not services.has_consented(request.user),
-    )
-    if not form.is_valid():
-        # The form is shown again only to someone who may sign this revision.
-        if _refused(request, revision):
+    # Whether the consent box was needed is the service's to say: it reads the person's
+    # consent in the statement that checks everything else about the signature.
+    form = SignForm(request.POST, person=request.user, needs_consent=None)
+    if form.is_valid():
+        try:
+            acknowledgement = services.record_acknowledgement(
+                person=request.user,
+                revision=revision,
+                typed_name=form.cleaned_data["typed_name"],
+                checkbox_ticked=form.cleaned_data["agree"],
+                consent_accepted=form.cleaned_data["consent"],
+                client=evidence.from_request(
+                    request, browser_time_zone=form.cleaned_data["browser_time_zone"]
+                ),
+                language=form.cleaned_data["language"],
+                statement_language=form.cleaned_data["statement_language"],
+            )
+        except services.ConsentRequired as refused:
+            form.add_error("consent", str(refused))
+        except services.ActionRefused as refused:  # not signable (the form checked the rest)
+            messages.error(request, str(refused))
             return redirect("acknowledgements:home")
-        standing = next((s for s in request.standings if s.policy.pk == revision.policy_id), None)
-        return render(
-            request,
-            "acknowledgements/policy_detail.html",
-            _reading_context(
-                request,
-                revision.policy,
-                revision,
-                form.cleaned_data.get("language") or AUTHORITATIVE_LANGUAGE,
-                standing=standing,
-                sign_form=form,
-                decline_form=DeclineForm(initial={"language": form.cleaned_data.get("language")}),
-            ),
-            status=400,
-        )
-    try:
-        acknowledgement = services.record_acknowledgement(
-            person=request.user,
-            revision=revision,
-            typed_name=form.cleaned_data["typed_name"],
-            checkbox_ticked=form.cleaned_data["agree"],
-            consent_accepted=form.cleaned_data.get("consent", False),
-            client=evidence.from_request(
-                request, browser_time_zone=form.cleaned_data["browser_time_zone"]
-            ),
-            language=form.cleaned_data["language"],
-            statement_language=form.cleaned_data["statement_language"],
-        )
-    except services.ActionRefused as refused:  # not signable (the form checked the rest)
-        messages.error(request, str(refused))
+        else:
+            return redirect(
+                "acknowledgements:acknowledgement_detail",
+                receipt_number=acknowledgement.receipt_number,
+            )
+    # The form is shown again only to someone who may sign this revision.
+    if _refused(request, revision):
         return redirect("acknowledgements:home")
-    return redirect(
-        "acknowledgements:acknowledgement_detail", receipt_number=acknowledgement.receipt_number
+    form.show_consent(not services.has_consented(request.user))
+    standing = next((s for s in request.standings if s.policy.pk == revision.policy_id), None)
+    return render(
+        request,
+        "acknowledgements/policy_detail.html",
+        _reading_context(
+            request,
+            revision.policy,
+            revision,
+            form.cleaned_data.get("language") or AUTHORITATIVE_LANGUAGE,
+            standing=standing,
+            sign_form=form,
+            decline_form=DeclineForm(initial={"language": form.cleaned_data.get("language")}),
+        ),
+        status=400,
     )
 
 
