@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import re
 import secrets
@@ -13,13 +12,13 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.files.base import ContentFile, File
-from django.db import connections, router, transaction
+from django.db import transaction
 from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from . import coverage, ledger, policy_text, receipts, tasks
+from . import coverage, ledger, policy_text, receipts, signing_facts, tasks
 from .evidence import ClientEvidence
 from .models import (
     AUTHORITATIVE_LANGUAGE,
@@ -84,119 +83,13 @@ def typed_name_matches(typed: str, person: User) -> bool:
     )
 
 
-def signing_facts(person: User, revision: PolicyRevision, moment: dt.datetime) -> dict:
-    """What deciding a signature needs, in one statement: whether the revision may be signed
-    (for `_refusal`), whether the person signed it already, their first view of it and the
-    consent they accepted (its time and payload, None if never).
-
-    Hand-written because this runs in every signing request, where building the same query
-    with the ORM took several times longer than the database takes to answer it. "replaced"
-    is `coverage.Timeline.at`'s choice of the current revision as SQL (tests/test_coverage.py
-    compares the two on random timelines).
-    """
-    connection = connections[router.db_for_write(Acknowledgement)]
-    adapt = connection.ops.adapt_datetimefield_value
-    params = {
-        "person": person.pk,
-        "revision": revision.pk,
-        "moment": adapt(moment),
-        "published": PolicyRevision.Status.PUBLISHED.value,
-        "viewed": LedgerEntry.Kind.VIEWED.value,
-        "consented": LedgerEntry.Kind.CONSENTED.value,
-    }
-    with connection.cursor() as cursor:
-        cursor.execute(_signing_facts_sql(connection), params)
-        row = cursor.fetchone()
-    if row is None:
-        raise PolicyRevision.DoesNotExist
-    status, in_effect, replaced, applies, signed, first_viewed_at, consent_at, consent = row
-    recorded_at = LedgerEntry._meta.get_field("recorded_at")
-    return {
-        "status": status,
-        "in_effect": bool(in_effect),
-        "replaced": bool(replaced),
-        "applies": bool(applies),
-        "signed": bool(signed),
-        "first_viewed_at": _from_db(connection, recorded_at, first_viewed_at),
-        "consent_at": _from_db(connection, recorded_at, consent_at),
-        "consent": None if consent is None else json.loads(bytes(consent)),
-    }
-
-
-def _signing_facts_sql(connection) -> str:
-    table = {model: connection.ops.quote_name(model._meta.db_table) for model in _FACT_TABLES}
-    revision, ledger_table = table[PolicyRevision], table[LedgerEntry]
-    return f"""
-        SELECT r.status, r.effective_at <= %(moment)s AND r.published_at <= %(moment)s,
-            EXISTS (
-                SELECT 1 FROM {revision} later
-                WHERE later.policy_id = r.policy_id AND later.status = %(published)s
-                    AND later.effective_at <= %(moment)s AND later.published_at <= %(moment)s
-                    AND (later.effective_at > r.effective_at
-                        OR later.effective_at = r.effective_at
-                            AND (later.published_at > r.published_at
-                                OR later.published_at = r.published_at AND later.id > r.id))
-            ),
-            EXISTS (
-                SELECT 1 FROM {table[PolicyRevision.audiences.through]} meant
-                JOIN {table[User.audiences.through]} member
-                    ON member.audience_id = meant.audience_id AND member.user_id = %(person)s
-                WHERE meant.policyrevision_id = r.id
-            ),
-            EXISTS (
-                SELECT 1 FROM {table[Acknowledgement]} signature
-                WHERE signature.person_id = %(person)s AND signature.revision_id = r.id
-            ),
-            (
-                SELECT MIN(view.recorded_at) FROM {ledger_table} view
-                WHERE view.person_id = %(person)s AND view.kind = %(viewed)s
-                    AND view.revision_id = r.id
-            ),
-            consent.recorded_at, consent.payload
-        FROM {revision} r
-        LEFT JOIN {ledger_table} consent ON consent.id = (
-            SELECT MIN(id) FROM {ledger_table}
-            WHERE person_id = %(person)s AND kind = %(consented)s
-        )
-        WHERE r.id = %(revision)s
-    """  # noqa: S608 - quoted table names only; every value is a parameter
-
-
-_FACT_TABLES = (
-    PolicyRevision,
-    PolicyRevision.audiences.through,
-    User.audiences.through,
-    Acknowledgement,
-    LedgerEntry,
-)
-
-
-def _from_db(connection, field, value):
-    """A raw column's value as the ORM would give it (SQLite returns datetimes as text)."""
-    column = field.get_col(field.model._meta.db_table)
-    for convert in connection.ops.get_db_converters(column) + field.get_db_converters(connection):
-        value = convert(value, column, connection)
-    return value
-
-
-def _refusal(facts: dict) -> str | None:
-    """Why a revision cannot be signed (from `signing_facts`), or None: it must be published,
-    current for its policy, and meant for one of the person's audiences."""
-    if facts["status"] != PolicyRevision.Status.PUBLISHED:
-        return _("This version of the policy is not published.")
-    if not facts["in_effect"]:
-        return _("This version is not in effect yet.")
-    if facts["replaced"]:
-        return _("This version has been replaced; please read and sign the current version.")
-    if not facts["applies"]:
-        return _("This policy does not apply to you.")
-    return None
-
-
 def check_signable(*, person: User, revision: PolicyRevision) -> None:
     """Refuse (ActionRefused, with the reason) unless the person may sign the revision now."""
-    if reason := _refusal(signing_facts(person, revision, timezone.now())):
-        raise ActionRefused(reason)
+    facts = signing_facts.read(
+        person, policy_slug=revision.policy.slug, version=revision.version, moment=timezone.now()
+    )
+    if facts.refusal:
+        raise ActionRefused(facts.refusal)
 
 
 def has_consented(person: User) -> bool:
@@ -279,7 +172,8 @@ def _new_receipt_number() -> str:
 def record_acknowledgement(
     *,
     person: User,
-    revision: PolicyRevision,
+    policy_slug: str,
+    version: str,
     typed_name: str,
     checkbox_ticked: bool,
     consent_accepted: bool,
@@ -287,8 +181,10 @@ def record_acknowledgement(
     language: str = AUTHORITATIVE_LANGUAGE,
     statement_language: str | None = None,
 ) -> Acknowledgement:
-    """Sign a revision for a person; signing it again returns the first record unchanged.
+    """Sign a policy's version for a person; signing it again returns the first record unchanged.
 
+    The revision is named as the sign URL names it (PolicyRevision.DoesNotExist if there is
+    none): finding it is part of the one statement that decides the signature.
     `language` is that of the text the person read, `statement_language` that of the page
     showing the attestation and consent (default: `language`); the ledger records each with
     the SHA-256 of the text shown next to the authoritative English text's.
@@ -296,18 +192,21 @@ def record_acknowledgement(
     # Serialising this person's submissions lets the reads below see a signature committed a
     # moment ago (double click, two tabs), and keeps consent to one row.
     ledger.lock_person(person)
-    facts = signing_facts(person, revision, timezone.now())
-    if reason := _refusal(facts):
-        raise ActionRefused(reason)
-    if facts["signed"]:
+    facts = signing_facts.read(
+        person, policy_slug=policy_slug, version=version, moment=timezone.now()
+    )
+    revision = facts.revision
+    if facts.refusal:
+        raise ActionRefused(facts.refusal)
+    if facts.signed:
         return Acknowledgement.objects.get(person=person, revision=revision)
     if not checkbox_ticked:
         raise ActionRefused(_("Tick the box to confirm that you agree."))
     if not typed_name_matches(typed_name, person):
         raise ActionRefused(_("Type your full name exactly as it appears on your account."))
     statement_language = statement_language or language
-    if facts["consent"] is not None:  # accepted before (perhaps in another language)
-        accepted, accepted_at = facts["consent"], facts["consent_at"]
+    if facts.consent is not None:  # accepted before (perhaps in another language)
+        accepted, accepted_at = facts.consent, facts.consent_at
     elif consent_accepted:
         consent = _append_from_client(
             client=client,
@@ -347,7 +246,7 @@ def record_acknowledgement(
             },
             "typed_name": typed_name,
             "checkbox_ticked": True,
-            "first_viewed_at": ledger.utc_iso(facts["first_viewed_at"]),
+            "first_viewed_at": ledger.utc_iso(facts.first_viewed_at),
             "signed_at": ledger.utc_iso(signed_at),
         },
     )

@@ -142,7 +142,8 @@ def critical_section(count: int) -> dict:
             started = time.perf_counter()
             services.record_acknowledgement(
                 person=person,
-                revision=revision,
+                policy_slug=revision.policy.slug,
+                version=revision.version,
                 typed_name=person.full_name,
                 checkbox_ticked=True,
                 consent_accepted=True,

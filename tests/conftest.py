@@ -222,7 +222,8 @@ def sign(db):
     def do(person: User, revision: PolicyRevision, **overrides):
         arguments = {
             "person": person,
-            "revision": revision,
+            "policy_slug": revision.policy.slug,
+            "version": revision.version,
             "typed_name": person.full_name,
             "checkbox_ticked": True,
             "consent_accepted": True,

@@ -359,7 +359,8 @@ def _build() -> Scenario:
     with TestCase.captureOnCommitCallbacks(execute=True):  # issues the sealed receipt
         acknowledgement = services.record_acknowledgement(
             person=people[SIGNER],
-            revision=published,
+            policy_slug=published.policy.slug,
+            version=published.version,
             typed_name=people[SIGNER].full_name,
             checkbox_ticked=True,
             consent_accepted=True,

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from acknowledgements import services
+from acknowledgements import services, signing_facts
 from acknowledgements.coverage import Status, Timeline, standings_for
 from acknowledgements.models import Policy, PolicyRevision
 from tests.conftest import client_evidence
@@ -131,7 +131,7 @@ def test_upcoming_is_the_next_revision_to_come_into_effect():
     assert timeline.upcoming == v2
 
 
-# --- services.signing_facts: Timeline.at's choice of the current revision, as SQL -------------
+# --- signing_facts.read: Timeline.at's choice of the current revision, as SQL -------------
 
 # A revision as (effective day, publication day or None for a draft), days after T0; few days
 # so that ties on both dates (decided by id) come up often.
@@ -160,8 +160,10 @@ def test_the_current_revision_in_sql_agrees_with_the_timeline(signer, revisions,
 
     current_in_sql = []
     for revision in rows:
-        facts = services.signing_facts(signer, revision, moment)
-        if facts["status"] == PUBLISHED and facts["in_effect"] and not facts["replaced"]:
+        facts = signing_facts.read(
+            signer, policy_slug=policy.slug, version=revision.version, moment=moment
+        )
+        if facts.revision.is_published and facts.in_effect and not facts.replaced:
             current_in_sql.append(revision)
 
     expected = Timeline.at(rows, moment).current

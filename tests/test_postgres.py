@@ -301,7 +301,8 @@ def run_at_once(count: int, work: Callable[[int], object]) -> list[object]:
 def sign_as(person, revision) -> Acknowledgement:
     return services.record_acknowledgement(
         person=person,
-        revision=revision,
+        policy_slug=revision.policy.slug,
+        version=revision.version,
         typed_name=person.full_name,
         checkbox_ticked=True,
         consent_accepted=True,

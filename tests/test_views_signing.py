@@ -228,6 +228,15 @@ def test_someone_who_consented_before_signs_without_the_box(
     assert Acknowledgement.objects.filter(person=signer, revision__version="2.0").exists()
 
 
+def test_signing_a_version_that_does_not_exist_is_not_found(logged_in, signer, revision):
+    rows = evidence_rows()
+
+    response = logged_in(signer).post("/policies/test-policy/v/9.9/sign/", SIGNATURE)
+
+    assert response.status_code == 404
+    assert evidence_rows() == rows
+
+
 def test_the_sign_address_takes_only_post(logged_in, signer, revision):
     response = logged_in(signer).get(SIGN_URL)
 

@@ -150,7 +150,8 @@ def _may_read(person, revision: PolicyRevision) -> bool:
 
 def _revision_named(slug: str, version: str) -> PolicyRevision:
     """The revision a sign or decline URL names, in whatever state: the service decides, in
-    its transaction, whether this person may sign it, and says why not."""
+    its transaction, whether this person may sign it, and says why not. (A signature that
+    goes through needs no lookup here: the service finds the revision itself.)"""
     return get_object_or_404(
         PolicyRevision.objects.select_related("policy"), policy__slug=slug, version=version
     )
@@ -185,8 +186,8 @@ def _reauthenticate(request, policy: Policy):
 @require_POST
 @login_required
 def sign(request, slug: str, version: str):
-    revision = _revision_named(slug, version)
     if evidence.needs_fresh_sign_in(request):
+        revision = _revision_named(slug, version)
         messages.warning(request, _("Please confirm it is you before signing."))
         return _reauthenticate(request, revision.policy)
     # Whether the consent box was needed is the service's to say: it reads the person's
@@ -196,7 +197,8 @@ def sign(request, slug: str, version: str):
         try:
             acknowledgement = services.record_acknowledgement(
                 person=request.user,
-                revision=revision,
+                policy_slug=slug,
+                version=version,
                 typed_name=form.cleaned_data["typed_name"],
                 checkbox_ticked=form.cleaned_data["agree"],
                 consent_accepted=form.cleaned_data["consent"],
@@ -206,6 +208,8 @@ def sign(request, slug: str, version: str):
                 language=form.cleaned_data["language"],
                 statement_language=form.cleaned_data["statement_language"],
             )
+        except PolicyRevision.DoesNotExist:
+            raise Http404 from None
         except services.ConsentRequired as refused:
             form.add_error("consent", str(refused))
         except services.ActionRefused as refused:  # not signable (the form checked the rest)
@@ -217,6 +221,7 @@ def sign(request, slug: str, version: str):
                 receipt_number=acknowledgement.receipt_number,
             )
     # The form is shown again only to someone who may sign this revision.
+    revision = _revision_named(slug, version)
     if _refused(request, revision):
         return redirect("acknowledgements:home")
     form.show_consent(not services.has_consented(request.user))

@@ -36,7 +36,8 @@ def _material_revision_due_now() -> tuple[Policy, int]:
         person = User.objects.get(email=email)
         services.record_acknowledgement(
             person=person,
-            revision=revision,
+            policy_slug=revision.policy.slug,
+            version=revision.version,
             typed_name=person.full_name,
             checkbox_ticked=True,
             consent_accepted=True,

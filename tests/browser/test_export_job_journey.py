@@ -28,7 +28,8 @@ def signed(portal) -> int:
     for person in people[:3]:
         services.record_acknowledgement(
             person=person,
-            revision=revision,
+            policy_slug=revision.policy.slug,
+            version=revision.version,
             typed_name=person.full_name,
             checkbox_ticked=True,
             consent_accepted=True,

@@ -27,7 +27,8 @@ def employee_signed_1_1(portal):
     event loop of its own, which Playwright's would block)."""
     return services.record_acknowledgement(
         person=User.objects.get(email="employee@example.com"),
-        revision=PolicyRevision.objects.get(version="1.1"),
+        policy_slug="acceptable-use-policy",
+        version="1.1",
         typed_name="Demo Employee",
         checkbox_ticked=True,
         consent_accepted=True,
