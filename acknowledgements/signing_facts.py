@@ -18,21 +18,38 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import connections, router
+from django.db.backends.signals import connection_created
+from django.dispatch import receiver
 from django.utils.translation import gettext as _
 
 from .models import Acknowledgement, LedgerEntry, Policy, PolicyRevision, User
 
-# The revision's own columns that are read; its texts are loaded only if something asks.
+# The revision's own columns that are read (its texts are loaded only if something asks), then
+# the policy's name and slug, then the facts.
 REVISION_FIELDS = [
-    field.attname
+    field
     for field in PolicyRevision._meta.concrete_fields
     if field.name not in ("body", "body_html", "change_summary")
 ]
+FACTS = [
+    "policy_name",
+    "policy_slug",
+    "in_effect",
+    "replaced",
+    "applies",
+    "signed",
+    "first_viewed_at",
+    "consent_at",
+    "consent",
+]
+# Named in the SQL, and positional ($1...) in the statement PostgreSQL prepares.
+PARAMETERS = ["person", "slug", "version", "moment", "published", "viewed", "consented"]
+PREPARED_NAME = "portal_signing_facts"
 
 
 @dataclass(frozen=True)
 class SigningFacts:
-    revision: PolicyRevision  # with its policy's name and slug
+    revision: PolicyRevision  # without its texts; its policy with only its name and slug
     in_effect: bool
     replaced: bool  # a later revision of the policy is in effect
     applies: bool  # the revision is meant for one of the person's audiences
@@ -68,68 +85,105 @@ def read(person: User, *, policy_slug: str, version: str, moment: dt.datetime) -
         "viewed": LedgerEntry.Kind.VIEWED.value,
         "consented": LedgerEntry.Kind.CONSENTED.value,
     }
-    found = list(PolicyRevision.objects.db_manager(connection.alias).raw(_sql(connection), params))
-    if not found:
+    with connection.cursor() as cursor:
+        cursor.execute(_statement(connection), params)
+        row = cursor.fetchone()
+    if row is None:
         raise PolicyRevision.DoesNotExist
-    row = found[0]
-    row.policy = Policy.from_db(
-        connection.alias, ["id", "name", "slug"], [row.policy_id, row.policy_name, row.policy_slug]
+    own = row[: len(REVISION_FIELDS)]
+    facts = dict(zip(FACTS, row[len(REVISION_FIELDS) :], strict=True))
+    revision = PolicyRevision.from_db(
+        connection.alias,
+        [field.attname for field in REVISION_FIELDS],
+        [
+            _from_db(connection, field, value)
+            for field, value in zip(REVISION_FIELDS, own, strict=True)
+        ],
+    )
+    revision.policy = Policy.from_db(
+        connection.alias,
+        ["id", "name", "slug"],
+        [revision.policy_id, facts["policy_name"], facts["policy_slug"]],
     )
     recorded_at = LedgerEntry._meta.get_field("recorded_at")
     return SigningFacts(
-        revision=row,
-        in_effect=bool(row.in_effect),
-        replaced=bool(row.replaced),
-        applies=bool(row.applies),
-        signed=bool(row.signed),
-        first_viewed_at=_from_db(connection, recorded_at, row.first_viewed_at),
-        consent=None if row.consent is None else json.loads(bytes(row.consent)),
-        consent_at=_from_db(connection, recorded_at, row.consent_at),
+        revision=revision,
+        in_effect=bool(facts["in_effect"]),
+        replaced=bool(facts["replaced"]),
+        applies=bool(facts["applies"]),
+        signed=bool(facts["signed"]),
+        first_viewed_at=_from_db(connection, recorded_at, facts["first_viewed_at"]),
+        consent=None if facts["consent"] is None else json.loads(bytes(facts["consent"])),
+        consent_at=_from_db(connection, recorded_at, facts["consent_at"]),
     )
 
 
-def _sql(connection) -> str:
+def _statement(connection) -> str:
+    """The statement to run with the named parameters.
+
+    PostgreSQL spends longer planning this statement than running it, so each connection
+    prepares it once and then only executes it. A prepared statement lasts as long as the
+    database session: `connection_created` (below) forgets it when Django connects again.
+    """
+    if connection.vendor != "postgresql":
+        return _sql(connection, lambda name: f"%({name})s")
+    if not getattr(connection, "portal_signing_facts_prepared", False):
+        positional = _sql(connection, lambda name: f"${PARAMETERS.index(name) + 1}")
+        with connection.cursor() as cursor:
+            cursor.execute(f"PREPARE {PREPARED_NAME} AS {positional}")
+        connection.portal_signing_facts_prepared = True
+    return f"EXECUTE {PREPARED_NAME}({', '.join(f'%({name})s' for name in PARAMETERS)})"
+
+
+@receiver(connection_created)
+def _forget_prepared_statement(sender, connection, **kwargs) -> None:
+    connection.portal_signing_facts_prepared = False
+
+
+def _sql(connection, param) -> str:
+    """The statement's text, `param(name)` standing for each parameter."""
     q = connection.ops.quote_name
     revision, policy = q(PolicyRevision._meta.db_table), q(Policy._meta.db_table)
     meant_for = q(PolicyRevision.audiences.through._meta.db_table)
     member_of = q(User.audiences.through._meta.db_table)
     signature, ledger = q(Acknowledgement._meta.db_table), q(LedgerEntry._meta.db_table)
-    columns = ", ".join(f"r.{q(name)}" for name in REVISION_FIELDS)
+    columns = ", ".join(f"r.{q(field.column)}" for field in REVISION_FIELDS)
+    person, moment = param("person"), param("moment")
     return f"""
-        SELECT {columns}, p.name AS policy_name, p.slug AS policy_slug,
-            r.effective_at <= %(moment)s AND r.published_at <= %(moment)s AS in_effect,
+        SELECT {columns}, p.name, p.slug,
+            r.effective_at <= {moment} AND r.published_at <= {moment},
             EXISTS (
                 SELECT 1 FROM {revision} later
-                WHERE later.policy_id = r.policy_id AND later.status = %(published)s
-                    AND later.effective_at <= %(moment)s AND later.published_at <= %(moment)s
+                WHERE later.policy_id = r.policy_id AND later.status = {param("published")}
+                    AND later.effective_at <= {moment} AND later.published_at <= {moment}
                     AND (later.effective_at > r.effective_at
                         OR later.effective_at = r.effective_at
                             AND (later.published_at > r.published_at
                                 OR later.published_at = r.published_at AND later.id > r.id))
-            ) AS replaced,
+            ),
             EXISTS (
                 SELECT 1 FROM {meant_for} meant
                 JOIN {member_of} member
-                    ON member.audience_id = meant.audience_id AND member.user_id = %(person)s
+                    ON member.audience_id = meant.audience_id AND member.user_id = {person}
                 WHERE meant.policyrevision_id = r.id
-            ) AS applies,
+            ),
             EXISTS (
                 SELECT 1 FROM {signature} signature
-                WHERE signature.person_id = %(person)s AND signature.revision_id = r.id
-            ) AS signed,
+                WHERE signature.person_id = {person} AND signature.revision_id = r.id
+            ),
             (
                 SELECT MIN(viewed.recorded_at) FROM {ledger} viewed
-                WHERE viewed.person_id = %(person)s AND viewed.kind = %(viewed)s
+                WHERE viewed.person_id = {person} AND viewed.kind = {param("viewed")}
                     AND viewed.revision_id = r.id
-            ) AS first_viewed_at,
-            consent.recorded_at AS consent_at, consent.payload AS consent
+            ),
+            consent.recorded_at, consent.payload
         FROM {revision} r
         JOIN {policy} p ON p.id = r.policy_id
         LEFT JOIN {ledger} consent ON consent.id = (
             SELECT MIN(id) FROM {ledger}
-            WHERE person_id = %(person)s AND kind = %(consented)s
+            WHERE person_id = {person} AND kind = {param("consented")}
         )
-        WHERE p.slug = %(slug)s AND r.version = %(version)s
+        WHERE p.slug = {param("slug")} AND r.version = {param("version")}
     """  # noqa: S608 - quoted table and column names only; every value is a parameter
 
 

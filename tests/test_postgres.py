@@ -12,7 +12,7 @@ import pytest
 from django.db import DatabaseError, connection, connections, transaction
 from django.utils import timezone
 
-from acknowledgements import ledger, services
+from acknowledgements import ledger, services, signing_facts
 from acknowledgements.models import (
     Acknowledgement,
     Audience,
@@ -380,3 +380,54 @@ def test_different_people_signing_at_once_all_succeed(
     assert sequences == list(range(1, len(sequences) + 1))
     chain = ledger.verify_chain()
     assert chain.intact, chain.summary()
+
+
+def test_the_signing_statement_is_prepared_once_per_connection(evidence_db, signer, revision):
+    def facts():
+        return signing_facts.read(
+            signer,
+            policy_slug=revision.policy.slug,
+            version=revision.version,
+            moment=timezone.now(),
+        )
+
+    def prepared() -> list[str]:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT name FROM pg_prepared_statements")
+            return [name for (name,) in cursor.fetchall()]
+
+    first = facts()
+    assert prepared() == [signing_facts.PREPARED_NAME]
+    assert facts() == first  # executed again, not prepared again (that would fail)
+
+    connection.close()  # a new session has no prepared statements: it prepares again
+    assert facts() == first
+    assert prepared() == [signing_facts.PREPARED_NAME]
+    assert first.revision == revision and first.applies and not first.signed
+
+
+def test_signature_tables_carry_only_the_indexes_queries_use(db):
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT tablename, indexdef FROM pg_indexes WHERE tablename IN "
+            "('acknowledgements_acknowledgement', 'acknowledgements_ledgerentry')"
+        )
+        columns = {
+            (table, re.search(r"USING btree \((.*)\)", definition).group(1))
+            for table, definition in cursor.fetchall()
+        }
+
+    assert columns == {
+        ("acknowledgements_acknowledgement", "id"),
+        ("acknowledgements_acknowledgement", "person_id, revision_id"),
+        ("acknowledgements_acknowledgement", "revision_id, signed_at, person_id"),
+        ("acknowledgements_acknowledgement", "ledger_entry_id"),
+        ("acknowledgements_acknowledgement", "receipt_number"),
+        ("acknowledgements_ledgerentry", "id"),
+        ("acknowledgements_ledgerentry", "sequence"),
+        ("acknowledgements_ledgerentry", "row_hash"),
+        ("acknowledgements_ledgerentry", "person_id, kind, revision_id"),
+        ("acknowledgements_ledgerentry", "kind, recorded_at"),
+        ("acknowledgements_ledgerentry", "actor_id"),
+        ("acknowledgements_ledgerentry", "revision_id"),
+    }
