@@ -1,7 +1,7 @@
 """Background work. Tasks take ids, look the rows up again, and call services or modules.
 
-Services import this module to enqueue tasks after commit, so the functions here import the
-services they call when they run.
+Services import this module to queue tasks with their transaction (`enqueue_with_transaction`),
+so the functions here import the services they call when they run.
 """
 
 from functools import partial
