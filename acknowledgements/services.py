@@ -83,13 +83,15 @@ def typed_name_matches(typed: str, person: User) -> bool:
     )
 
 
-def check_signable(*, person: User, revision: PolicyRevision) -> None:
-    """Refuse (ActionRefused, with the reason) unless the person may sign the revision now."""
+def check_signable(*, person: User, revision: PolicyRevision) -> signing_facts.SigningFacts:
+    """Refuse (ActionRefused, with the reason) unless the person may sign the revision now;
+    otherwise return what the check read (whether they signed it already, among others)."""
     facts = signing_facts.read(
         person, policy_slug=revision.policy.slug, version=revision.version, moment=timezone.now()
     )
     if facts.refusal:
         raise ActionRefused(facts.refusal)
+    return facts
 
 
 def has_consented(person: User) -> bool:
@@ -271,9 +273,10 @@ def record_decline(
     language: str = AUTHORITATIVE_LANGUAGE,
 ) -> LedgerEntry:
     """Record that a person declined a revision; it does not sign it and leaves them pending."""
-    check_signable(person=person, revision=revision)
+    # As for a signature: serialised with the person's other submissions, then one statement
+    # says whether the revision may be signed and whether it was already.
     ledger.lock_person(person)
-    if Acknowledgement.objects.filter(person=person, revision=revision).exists():
+    if check_signable(person=person, revision=revision).signed:
         raise ActionRefused(_("You have already signed this version."))
     return _append_from_client(
         client=client,

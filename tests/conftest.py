@@ -215,23 +215,25 @@ def client_evidence(**overrides) -> ClientEvidence:
     return ClientEvidence(**(values | overrides))
 
 
+def sign_through_service(person: User, revision: PolicyRevision, **overrides):
+    """Sign a revision as the signing view does: the box ticked, the account's name typed and
+    e-signing accepted, unless `overrides` says otherwise."""
+    arguments = {
+        "person": person,
+        "policy_slug": revision.policy.slug,
+        "version": revision.version,
+        "typed_name": person.full_name,
+        "checkbox_ticked": True,
+        "consent_accepted": True,
+        "client": client_evidence(),
+    } | overrides
+    return services.record_acknowledgement(**arguments)
+
+
 @pytest.fixture
 def sign(db):
-    """Sign a revision through the service, as the signing view does."""
-
-    def do(person: User, revision: PolicyRevision, **overrides):
-        arguments = {
-            "person": person,
-            "policy_slug": revision.policy.slug,
-            "version": revision.version,
-            "typed_name": person.full_name,
-            "checkbox_ticked": True,
-            "consent_accepted": True,
-            "client": client_evidence(),
-        } | overrides
-        return services.record_acknowledgement(**arguments)
-
-    return do
+    """`sign_through_service`, for tests that use the database."""
+    return sign_through_service
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import pytest
 from django.db import DatabaseError, connection, connections, transaction
 from django.utils import timezone
 
-from acknowledgements import ledger, services, signing_facts
+from acknowledgements import ledger, signing_facts
 from acknowledgements.models import (
     Acknowledgement,
     Audience,
@@ -20,7 +20,7 @@ from acknowledgements.models import (
     PolicyRevision,
     Receipt,
 )
-from tests.conftest import client_evidence
+from tests.conftest import sign_through_service
 
 pytestmark = pytest.mark.postgres
 
@@ -298,18 +298,6 @@ def run_at_once(count: int, work: Callable[[int], object]) -> list[object]:
     return results
 
 
-def sign_as(person, revision) -> Acknowledgement:
-    return services.record_acknowledgement(
-        person=person,
-        policy_slug=revision.policy.slug,
-        version=revision.version,
-        typed_name=person.full_name,
-        checkbox_ticked=True,
-        consent_accepted=True,
-        client=client_evidence(),
-    )
-
-
 def test_concurrent_appends_keep_one_gapless_chain(evidence_db):
     before = LedgerEntry.objects.count()
 
@@ -343,7 +331,7 @@ def test_simultaneous_submissions_of_one_signature_record_it_once(
     person = make_person("Ada Lovelace", email="ada@example.com")
     revision = publish(make_policy(), "1.0")
 
-    acknowledgements = run_at_once(4, lambda _: sign_as(person, revision))
+    acknowledgements = run_at_once(4, lambda _: sign_through_service(person, revision))
 
     assert len({a.pk for a in acknowledgements}) == 1
     assert len({a.receipt_number for a in acknowledgements}) == 1
@@ -367,7 +355,7 @@ def test_different_people_signing_at_once_all_succeed(
     people = [make_person(f"Signer Number{i}", email=f"signer{i}@example.com") for i in range(4)]
     revision = publish(make_policy(), "1.0")
 
-    acknowledgements = run_at_once(len(people), lambda i: sign_as(people[i], revision))
+    acknowledgements = run_at_once(len(people), lambda i: sign_through_service(people[i], revision))
 
     assert {a.person_id for a in acknowledgements} == {p.pk for p in people}
     assert len({a.receipt_number for a in acknowledgements}) == len(people)

@@ -18,7 +18,7 @@ from playwright.sync_api import expect
 from acknowledgements import services
 from acknowledgements.models import Acknowledgement, Policy, User
 from tests.browser.conftest import ARTIFACTS, sign_in
-from tests.conftest import client_evidence
+from tests.conftest import client_evidence, sign_through_service
 
 SIGNERS = ["signer001@example.com", "signer002@example.com", "signer003@example.com"]
 
@@ -34,15 +34,7 @@ def _material_revision_due_now() -> tuple[Policy, int]:
     revision = services.publish_revision(actor=admin, revision=draft)
     for email in SIGNERS:
         person = User.objects.get(email=email)
-        services.record_acknowledgement(
-            person=person,
-            policy_slug=revision.policy.slug,
-            version=revision.version,
-            typed_name=person.full_name,
-            checkbox_ticked=True,
-            consent_accepted=True,
-            client=client_evidence(),
-        )
+        sign_through_service(person, revision)
     services.record_decline(
         person=User.objects.get(email="signer004@example.com"),
         revision=revision,

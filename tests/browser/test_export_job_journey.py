@@ -7,10 +7,10 @@ from django.utils import timezone
 from openpyxl import load_workbook
 from playwright.sync_api import expect
 
-from acknowledgements import coverage, ledger, services
+from acknowledgements import coverage, ledger
 from acknowledgements.models import Acknowledgement, ExportJob, LedgerEntry, Policy, User
 from tests.browser.conftest import sign_in
-from tests.conftest import client_evidence
+from tests.conftest import sign_through_service
 
 
 @pytest.fixture
@@ -26,15 +26,7 @@ def signed(portal) -> int:
         .order_by("email")
     )
     for person in people[:3]:
-        services.record_acknowledgement(
-            person=person,
-            policy_slug=revision.policy.slug,
-            version=revision.version,
-            typed_name=person.full_name,
-            checkbox_ticked=True,
-            consent_accepted=True,
-            client=client_evidence(),
-        )
+        sign_through_service(person, revision)
     return Acknowledgement.objects.filter(revision__policy=policy).count()
 
 

@@ -7,10 +7,9 @@ import pytest
 from django.core.management import call_command
 from playwright.sync_api import expect
 
-from acknowledgements import services
 from acknowledgements.models import Acknowledgement, Notification, PolicyRevision, User
 from tests.browser.conftest import sign_in
-from tests.conftest import client_evidence
+from tests.conftest import sign_through_service
 
 PHONE = {"width": 360, "height": 800}
 DESKTOP = {"width": 1280, "height": 900}
@@ -25,14 +24,9 @@ def sign_out(page) -> None:
 def employee_signed_1_1(portal):
     """The demo employee signed 1.1 (before the browser starts: sealing the receipt runs an
     event loop of its own, which Playwright's would block)."""
-    return services.record_acknowledgement(
-        person=User.objects.get(email="employee@example.com"),
-        policy_slug="acceptable-use-policy",
-        version="1.1",
-        typed_name="Demo Employee",
-        checkbox_ticked=True,
-        consent_accepted=True,
-        client=client_evidence(),
+    return sign_through_service(
+        User.objects.get(email="employee@example.com"),
+        PolicyRevision.objects.get(policy__slug="acceptable-use-policy", version="1.1"),
     )
 
 
