@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import secrets
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -23,9 +22,9 @@ from django.db.models import Count, F, Q
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone, translation
-from django.utils.html import escape
 
 from . import coverage
+from .mail import NAME_STAND_IN, GroupMessage
 from .models import ConcernReport, Notification, PolicyRevision, Receipt
 
 logger = logging.getLogger(__name__)
@@ -51,20 +50,10 @@ class _Rendered:
     text: str
     html: str
 
-    def message(self, to: str, *, name: str = "") -> EmailMultiAlternatives:
-        """The email to `to`, with `name` put in for NAME_STAND_IN (escaped in the HTML)."""
-        message = EmailMultiAlternatives(
-            subject=self.subject, body=self.text.replace(NAME_STAND_IN, name), to=[to]
-        )
-        message.attach_alternative(self.html.replace(NAME_STAND_IN, escape(name)), "text/html")
+    def message(self, to: str) -> EmailMultiAlternatives:
+        message = EmailMultiAlternatives(subject=self.subject, body=self.text, to=[to])
+        message.attach_alternative(self.html, "text/html")
         return message
-
-
-# Rendering three templates for each of 100,000 people is most of a fan-out's work, yet two
-# notifications of the same kind, revision, language and due date differ only by the person's
-# name. They are rendered once with this stand-in (letters, digits and hyphens, which escaping
-# leaves as they are) and the name is put in afterwards.
-NAME_STAND_IN = f"person-name-{secrets.token_hex(8)}"
 
 
 def _render(template: str, context: dict, language: str) -> _Rendered:
@@ -97,10 +86,15 @@ def _baseline(notification: Notification, baselines: dict[int, PolicyRevision]) 
     return baselines[revision.pk]
 
 
-def _render_notification(notification: Notification, due_at: dt.datetime) -> _Rendered:
-    """The notification's email for any person of its group (see NAME_STAND_IN)."""
+def _render_notification(notification: Notification, due_at: dt.datetime) -> GroupMessage:
+    """The notification's email for any person of its group.
+
+    Rendering three templates for each of 100,000 people would be most of a fan-out's work, yet
+    two notifications of the same kind, revision, language and due date differ only by the
+    person's name and address: they are rendered once with a stand-in for the name.
+    """
     revision = notification.revision
-    return _render(
+    rendered = _render(
         TEMPLATES[notification.kind],
         {
             "person": {"full_name": NAME_STAND_IN},
@@ -114,6 +108,7 @@ def _render_notification(notification: Notification, due_at: dt.datetime) -> _Re
         },
         language=notification.person.preferred_language,
     )
+    return GroupMessage(subject=rendered.subject, text=rendered.text, html=rendered.html)
 
 
 @dataclass
@@ -127,7 +122,7 @@ def _render_and_send(lane: list[tuple[Notification, dt.datetime]]) -> _Outcome:
     outcome = _Outcome()
     if not lane:
         return outcome
-    rendered: dict[tuple, _Rendered] = {}
+    rendered: dict[tuple, GroupMessage] = {}
     with mailers.default as mailer:
         for notification, due_at in lane:
             person = notification.person
@@ -140,7 +135,7 @@ def _render_and_send(lane: list[tuple[Notification, dt.datetime]]) -> _Outcome:
             )
             if group not in rendered:
                 rendered[group] = _render_notification(notification, due_at)
-            message = rendered[group].message(person.email, name=person.full_name)
+            message = rendered[group].email(person.email, name=person.full_name)
             try:
                 mailer.send_messages([message])
             except (OSError, ValueError) as error:  # smtplib errors are OSErrors

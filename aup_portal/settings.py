@@ -305,7 +305,7 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 if env_str("EMAIL_HOST"):
     MAILERS = {
         "default": {
-            "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+            "BACKEND": "acknowledgements.mail.SMTPBackend",
             "OPTIONS": {
                 "host": env_str("EMAIL_HOST"),
                 "port": env_int("EMAIL_PORT", 587),

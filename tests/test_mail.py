@@ -1,0 +1,194 @@
+"""Emails serialised once per group (mail.py): the bytes sent are the email Django would send."""
+
+import email
+import email.policy
+import socketserver
+import threading
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from acknowledgements import notifications, services
+from acknowledgements.mail import NAME_STAND_IN, SMTP_LINE_LIMIT, GroupMessage, PreparedEmail
+from acknowledgements.models import PolicyRevision
+from tests.conftest import POLICY_BODY
+
+TEXT = f"Bonjour {NAME_STAND_IN},\n\nLa politique a changé : relisez-la.\n\n— Voipkonnec\n"
+HTML = f"<p>Bonjour {NAME_STAND_IN},</p>\n<p>La <strong>politique</strong> a changé.</p>\n"
+GROUP = GroupMessage(subject="Action requise : signer la politique 3.0", text=TEXT, html=HTML)
+
+
+def parsed(data: bytes) -> email.message.EmailMessage:
+    return email.message_from_bytes(data, policy=email.policy.default)
+
+
+def content(message: email.message.EmailMessage, subtype: str) -> str:
+    return message.get_body((subtype,)).get_content().replace("\r\n", "\n")
+
+
+def assert_same_email(sent: bytes, django_email) -> None:
+    """The bytes read back give the headers and texts Django builds from the email's fields."""
+    ours, django = parsed(sent), parsed(django_email.message().as_bytes())
+    for header in ("Subject", "From", "To", "MIME-Version"):
+        assert str(ours[header]) == str(django[header]), header
+    assert ours.get_content_type() == django.get_content_type() == "multipart/alternative"
+    assert content(ours, "plain") == content(django, "plain")
+    assert content(ours, "html") == content(django, "html")
+    assert ours["Message-ID"] and ours["Date"]
+    assert max(len(line) for line in sent.split(b"\r\n")) <= SMTP_LINE_LIMIT
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+@given(name=st.text(max_size=200))
+def test_a_prepared_email_is_the_email_django_would_build(name):
+    prepared = GROUP.email("zoe.obrien@example.com", name=name)
+    # Every name a person can have goes the fast way, unless it holds a line break or another
+    # character that is not printable.
+    assert isinstance(prepared, PreparedEmail) == name.isprintable()
+    if isinstance(prepared, PreparedEmail):
+        assert_same_email(prepared.serialised, prepared)
+    assert NAME_STAND_IN not in prepared.body
+    assert name in prepared.body
+
+
+def test_each_prepared_email_has_its_own_message_id():
+    first, second = (GROUP.email(f"p{n}@example.com", name="Zoë") for n in range(2))
+    assert parsed(first.serialised)["Message-ID"] != parsed(second.serialised)["Message-ID"]
+
+
+def test_the_name_is_escaped_in_the_html_only():
+    prepared = GROUP.email("p@example.com", name="Zoë <O'Brien> & Co")
+    message = parsed(prepared.serialised)
+    assert "Bonjour Zoë <O'Brien> & Co," in content(message, "plain")
+    assert "Bonjour Zoë &lt;O&#x27;Brien&gt; &amp; Co," in content(message, "html")
+
+
+def test_a_group_with_a_line_too_long_for_smtp_is_built_by_django():
+    long_line = "word " * 250  # 1,250 bytes on one line: Django encodes it quoted-printable
+    group = GroupMessage(subject="S", text=TEXT + long_line, html=HTML)
+    message = group.email("p@example.com", name="Zoë")
+    assert not isinstance(message, PreparedEmail)
+    assert long_line in content(parsed(message.message().as_bytes()), "plain")
+
+
+def test_a_name_longer_than_its_line_allows_is_built_by_django():
+    # 900 bytes of text share the greeting's line: a 100-character name would pass 998 bytes.
+    group = GroupMessage(subject="S", text=f"{'x' * 900} {NAME_STAND_IN}\n", html=HTML)
+    assert isinstance(group.email("p@example.com", name="Zoë"), PreparedEmail)
+    assert not isinstance(group.email("p@example.com", name="Z" * 100), PreparedEmail)
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["zoë@example.com", "zoe@exämple.com", "Zoe <zoe@example.com>", "a@b.com, c@d.com"],
+)
+def test_an_address_that_is_not_plain_ascii_is_built_by_django(address):
+    assert not isinstance(GROUP.email(address, name="Zoë"), PreparedEmail)
+
+
+def test_a_subject_holding_the_name_is_built_by_django():
+    group = GroupMessage(subject=f"For {NAME_STAND_IN}", text=TEXT, html=HTML)
+    message = group.email("p@example.com", name="Zoë")
+    assert not isinstance(message, PreparedEmail)
+    assert message.subject == "For Zoë"
+
+
+# --- Through a real SMTP connection -------------------------------------------------------------
+
+
+class _SMTPHandler(socketserver.StreamRequestHandler):
+    """Just enough SMTP for smtplib: every message's envelope and bytes go to server.received."""
+
+    def handle(self):
+        recipients = []
+        self.wfile.write(b"220 test ESMTP\r\n")
+        while line := self.rfile.readline():
+            verb = line[:4].upper()
+            if verb == b"EHLO":
+                self.wfile.write(b"250-test\r\n250 8BITMIME\r\n")
+            elif verb == b"MAIL":
+                recipients = []
+                self.wfile.write(b"250 OK\r\n")
+            elif verb == b"RCPT":
+                recipients.append(line.split(b":", 1)[1].strip().strip(b"<>").decode())
+                self.wfile.write(b"250 OK\r\n")
+            elif verb == b"DATA":
+                self.wfile.write(b"354 go ahead\r\n")
+                data = b""
+                while (chunk := self.rfile.readline()) not in (b".\r\n", b""):
+                    data += chunk[1:] if chunk.startswith(b"..") else chunk
+                self.server.received.append((recipients, data))
+                self.wfile.write(b"250 OK\r\n")
+            elif verb == b"QUIT":
+                self.wfile.write(b"221 bye\r\n")
+                return
+            else:
+                self.wfile.write(b"250 OK\r\n")
+
+
+@pytest.fixture
+def smtp_server(settings):
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _SMTPHandler)
+    server.daemon_threads = True
+    server.received = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    settings.MAILERS = {
+        "default": {
+            "BACKEND": "acknowledgements.mail.SMTPBackend",
+            "OPTIONS": {"host": "127.0.0.1", "port": server.server_address[1], "use_tls": False},
+        }
+    }
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_fan_out_over_smtp_sends_each_person_their_own_email(
+    smtp_server, make_person, policy, monkeypatch
+):
+    def built_again(*args, **kwargs):
+        raise AssertionError("a prepared email's MIME message was built again")
+
+    monkeypatch.setattr(PreparedEmail, "message", built_again)
+    names = ["Zoë O'Brien", "Ana <Admin>", "Ли Вэй", "Plain Name"]
+    people = {
+        person.email: person
+        for n, name in enumerate(names)
+        for person in [make_person(name, email=f"person{n}@example.com")]
+    }
+    draft = services.create_draft(
+        actor=None,
+        policy=policy,
+        version="1.0",
+        body=POLICY_BODY,
+        change=PolicyRevision.Change.MATERIAL,
+        change_summary="Section 4 now covers personal devices.",
+    )
+    revision = services.publish_revision(actor=None, revision=draft)
+    services.queue_announcements(revision=revision)
+
+    assert notifications.send_batch() == len(people)
+
+    assert sorted(to for recipients, _data in smtp_server.received for to in recipients) == sorted(
+        people
+    )
+    for (address,), data in smtp_server.received:
+        message = parsed(data)
+        person = people[address]
+        assert message["To"] == address
+        assert f"Hello {person.full_name}," in content(message, "plain")
+        assert "Section 4 now covers personal devices." in content(message, "plain")
+        assert revision.version in str(message["Subject"])
+    assert len({parsed(data)["Message-ID"] for _to, data in smtp_server.received}) == len(people)
+
+
+def test_the_smtp_backend_refuses_a_prepared_email_to_an_address_with_a_line_break(smtp_server):
+    from django.core.mail import mailers
+
+    prepared = GROUP.email("p@example.com", name="Zoë")
+    prepared.to = ["p@example.com\r\nBcc: everyone@example.com"]
+    with mailers.default as mailer, pytest.raises(ValueError):
+        mailer.send_messages([prepared])
+    assert smtp_server.received == []
