@@ -70,6 +70,8 @@ class User(AbstractBaseUser, PermissionsMixin):
     is_active = models.BooleanField(_("active"), default=True)
     is_staff = models.BooleanField(_("staff status"), default=False)
     date_joined = models.DateTimeField(_("date joined"), default=timezone.now)
+    # The audiences' ids, sorted: the dashboard groups people by it (run_standings.py).
+    audience_key = models.TextField(default="", editable=False)
 
     objects = UserManager()
 
@@ -392,6 +394,41 @@ class Acknowledgement(models.Model):
 
     def __str__(self) -> str:
         return f"{self.receipt_number}: {self.person} signed {self.revision}"
+
+
+class RunStanding(models.Model):
+    """When a person first signed and first declined a revision of one run of a policy.
+
+    Derived from the evidence for the dashboard, never evidence itself (run_standings.py).
+    """
+
+    person = models.ForeignKey(User, on_delete=models.CASCADE, related_name="+", db_index=False)
+    run = models.ForeignKey(
+        PolicyRevision, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    # Copies of the person's, so that the census reads nothing else.
+    audience_key = models.TextField()
+    active = models.BooleanField()
+    joined = models.DateTimeField()
+    signed_at = models.DateTimeField(null=True)
+    declined_at = models.DateTimeField(null=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["person", "run"], name="one_standing_per_person_and_run"
+            )
+        ]
+        indexes = [
+            # The census reads a run's rows from this index alone.
+            models.Index(
+                fields=["run", "active", "audience_key", "joined", "signed_at", "declined_at"],
+                name="run_standing_census",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.person_id} in the run of revision {self.run_id}"
 
 
 class Receipt(models.Model):

@@ -18,7 +18,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from . import coverage, ledger, policy_text, receipts, signing_facts, tasks
+from . import coverage, ledger, policy_text, receipts, run_standings, signing_facts, tasks
 from .evidence import ClientEvidence
 from .models import (
     AUTHORITATIVE_LANGUAGE,
@@ -259,6 +259,7 @@ def record_acknowledgement(
         receipt_number=receipt_number,
         signed_at=signed_at,
     )
+    run_standings.record(person_id=person.pk, revision_id=revision.pk, signed_at=signed_at)
     tasks.enqueue_with_transaction(tasks.issue_receipt, acknowledgement.pk)
     return acknowledgement
 
@@ -278,7 +279,7 @@ def record_decline(
     ledger.lock_person(person)
     if check_signable(person=person, revision=revision).signed:
         raise ActionRefused(_("You have already signed this version."))
-    return _append_from_client(
+    entry = _append_from_client(
         client=client,
         kind=LedgerEntry.Kind.DECLINED,
         person=person,
@@ -290,6 +291,10 @@ def record_decline(
             "reason": reason.strip() or None,
         },
     )
+    run_standings.record(
+        person_id=person.pk, revision_id=revision.pk, declined_at=entry.recorded_at
+    )
+    return entry
 
 
 def _company() -> str:

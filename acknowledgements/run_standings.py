@@ -1,0 +1,214 @@
+"""Each person's standing in each run of a policy, kept as they sign and decline.
+
+A *run* is a material revision and the minor revisions after it: while a run is in effect, a
+signature of any of its revisions covers a person (coverage.py). Signing and declining are
+only possible on the revision in effect (signing_facts.py), so at any moment a person is
+covered exactly when they signed some revision of the run in effect then, by then; and they
+declined it when they declined one of its revisions by then. The first signature and the
+first decline in each run are therefore all the dashboard needs to count anyone at any moment.
+
+models.RunStanding keeps those two times per person and run, with copies of the person's
+audiences, active flag and joining date (kept in step by the signals below), so that the
+census (reports/census.py) reads one narrow row per person and run instead of grouping every
+signature and membership. It is derived, never evidence: `rebuild()` recomputes every row from
+the acknowledgements, the ledger's declines and the people, and tests check that the rows kept
+as things happen equal a rebuild.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterable
+
+from django.apps import apps as installed_apps
+from django.db import connection
+from django.db.models.signals import m2m_changed, post_delete, post_save, pre_delete
+
+AUDIENCE_SEPARATOR = ","
+
+
+def audience_key(audience_ids: Iterable[int]) -> str:
+    """A person's audiences as the census groups them: sorted ids, "" for none."""
+    return AUDIENCE_SEPARATOR.join(str(pk) for pk in sorted(set(audience_ids)))
+
+
+def audience_ids(key: str) -> frozenset[int]:
+    return frozenset(int(pk) for pk in key.split(AUDIENCE_SEPARATOR) if pk)
+
+
+def _run_of_sql(revision_param: str = "%s") -> str:
+    """SQL for the run a revision belongs to: the latest material revision of its policy at or
+    before it in coverage's order (effective, published, id), else the policy's first one.
+
+    Only revisions in effect are signed, and a revision published later takes effect later, so
+    a signed revision's run never changes.
+    """
+    revisions = _table("PolicyRevision")
+    at_or_before = (
+        "(m.effective_at < r.effective_at OR (m.effective_at = r.effective_at"
+        " AND (m.published_at < r.published_at OR (m.published_at = r.published_at"
+        " AND m.id <= r.id))))"
+    )
+    return (
+        f"COALESCE((SELECT m.id FROM {revisions} m JOIN {revisions} r ON r.id = {revision_param}"  # noqa: S608 - quoted names only
+        f" WHERE m.policy_id = r.policy_id AND m.status = 'published' AND m.change = 'material'"
+        f" AND {at_or_before} ORDER BY m.effective_at DESC, m.published_at DESC, m.id DESC"
+        f" LIMIT 1), (SELECT m.id FROM {revisions} m JOIN {revisions} r ON r.id = {revision_param}"
+        " WHERE m.policy_id = r.policy_id AND m.status = 'published'"
+        " ORDER BY m.effective_at, m.published_at, m.id LIMIT 1))"
+    )
+
+
+def record(
+    *,
+    person_id: int,
+    revision_id: int,
+    signed_at: dt.datetime | None = None,
+    declined_at: dt.datetime | None = None,
+) -> None:
+    """A signature or a decline of `revision_id` (one statement; the first of each counts)."""
+    ops = connection.ops
+    standings, people = _table("RunStanding"), _table("User")
+    sql = (
+        f"INSERT INTO {standings} (person_id, run_id, audience_key, active, joined, signed_at,"  # noqa: S608 - quoted names only
+        f" declined_at) SELECT u.id, {_run_of_sql()}, u.audience_key, u.is_active,"
+        f" u.date_joined, %s, %s FROM {people} u WHERE u.id = %s"
+        " ON CONFLICT (person_id, run_id) DO UPDATE SET"
+        f" signed_at = COALESCE({standings}.signed_at, excluded.signed_at),"
+        f" declined_at = COALESCE({standings}.declined_at, excluded.declined_at)"
+    )
+    params = [
+        revision_id,
+        revision_id,
+        ops.adapt_datetimefield_value(signed_at),
+        ops.adapt_datetimefield_value(declined_at),
+        person_id,
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+
+
+def refresh_people(person_ids: Iterable[int]) -> None:
+    """Copy these people's audiences, active flag and joining date to where the census reads them."""
+    User, RunStanding = _model("User"), _model("RunStanding")
+    ids = set(person_ids)
+    if not ids:
+        return
+    memberships = defaultdict(set)
+    for person_id, audience_id in User.audiences.through.objects.filter(
+        user_id__in=ids
+    ).values_list("user_id", "audience_id"):
+        memberships[person_id].add(audience_id)
+    for person in User.objects.filter(pk__in=ids).only("audience_key", "is_active", "date_joined"):
+        key = audience_key(memberships[person.pk])
+        if key != person.audience_key:
+            User.objects.filter(pk=person.pk).update(audience_key=key)
+        RunStanding.objects.filter(person_id=person.pk).update(
+            audience_key=key, active=person.is_active, joined=person.date_joined
+        )
+
+
+def rebuild(apps=installed_apps) -> int:
+    """Recompute every person's audience key and every standing from the evidence; rows made."""
+    User, RunStanding = apps.get_model("acknowledgements", "User"), _model("RunStanding", apps)
+    PolicyRevision = apps.get_model("acknowledgements", "PolicyRevision")
+    memberships = defaultdict(set)
+    for person_id, audience_id in User.audiences.through.objects.values_list(
+        "user_id", "audience_id"
+    ):
+        memberships[person_id].add(audience_id)
+    by_key = defaultdict(list)
+    for person_id, key in User.objects.values_list("pk", "audience_key"):
+        if audience_key(memberships[person_id]) != key:
+            by_key[audience_key(memberships[person_id])].append(person_id)
+    for key, ids in by_key.items():
+        for start in range(0, len(ids), 10_000):
+            User.objects.filter(pk__in=ids[start : start + 10_000]).update(audience_key=key)
+
+    runs = _runs(PolicyRevision.objects.filter(status="published"))
+    RunStanding.objects.all().delete()
+    if not runs:
+        return 0
+    q = connection.ops.quote_name
+    run_of = "CASE revision_id " + " ".join(f"WHEN {r} THEN {run}" for r, run in runs.items())
+    run_of += " END"
+    ids = ", ".join(str(r) for r in runs)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {q(RunStanding._meta.db_table)} (person_id, run_id, audience_key, active,"  # noqa: S608 - ids and quoted names only
+            " joined, signed_at, declined_at)"
+            " SELECT e.person_id, e.run_id, u.audience_key, u.is_active, u.date_joined,"
+            " MIN(e.signed_at), MIN(e.declined_at) FROM ("
+            f"SELECT person_id, {run_of} AS run_id, signed_at, NULL AS declined_at"
+            f" FROM {q(_model('Acknowledgement', apps)._meta.db_table)}"
+            f" WHERE revision_id IN ({ids})"
+            f" UNION ALL SELECT person_id, {run_of}, NULL, recorded_at"
+            f" FROM {q(_model('LedgerEntry', apps)._meta.db_table)}"
+            f" WHERE kind = 'declined' AND person_id IS NOT NULL AND revision_id IN ({ids})"
+            f") e JOIN {q(User._meta.db_table)} u ON u.id = e.person_id"
+            " GROUP BY e.person_id, e.run_id, u.audience_key, u.is_active, u.date_joined"
+        )
+        return cursor.rowcount
+
+
+def _runs(published) -> dict[int, int]:
+    """Each published revision's id mapped to its run's (as _run_of_sql decides it)."""
+    by_policy = defaultdict(list)
+    for revision in published.order_by("effective_at", "published_at", "pk"):
+        by_policy[revision.policy_id].append(revision)
+    runs = {}
+    for revisions in by_policy.values():
+        run = revisions[0].pk
+        for revision in revisions:
+            if revision.change == "material":
+                run = revision.pk
+            runs[revision.pk] = run
+    return runs
+
+
+def _model(name: str, apps=installed_apps):
+    return apps.get_model("acknowledgements", name)
+
+
+def _table(name: str) -> str:
+    return connection.ops.quote_name(_model(name)._meta.db_table)
+
+
+# --- Keeping the copies in step -----------------------------------------------------------------
+
+
+def _memberships_changed(sender, instance, action, reverse, pk_set, **kwargs) -> None:
+    if action == "pre_clear" and reverse:  # an audience emptied: remember who was in it
+        instance._members_before_clear = list(instance.members.values_list("pk", flat=True))
+    elif action in ("post_add", "post_remove", "post_clear"):
+        if not reverse:
+            refresh_people([instance.pk])
+        elif action == "post_clear":
+            refresh_people(getattr(instance, "_members_before_clear", []))
+        else:
+            refresh_people(pk_set or [])
+
+
+def _person_saved(sender, instance, created, update_fields, **kwargs) -> None:
+    watched = {"is_active", "date_joined", "audience_key"}
+    if not created and (update_fields is None or watched & set(update_fields)):
+        _model("RunStanding").objects.filter(person_id=instance.pk).update(
+            active=instance.is_active, joined=instance.date_joined
+        )
+
+
+def _audience_deleting(sender, instance, **kwargs) -> None:
+    instance._members_before_delete = list(instance.members.values_list("pk", flat=True))
+
+
+def _audience_deleted(sender, instance, **kwargs) -> None:
+    refresh_people(getattr(instance, "_members_before_delete", []))
+
+
+def connect_signals() -> None:
+    User, Audience = _model("User"), _model("Audience")
+    m2m_changed.connect(_memberships_changed, sender=User.audiences.through)
+    post_save.connect(_person_saved, sender=User)
+    pre_delete.connect(_audience_deleting, sender=Audience)
+    post_delete.connect(_audience_deleted, sender=Audience)
