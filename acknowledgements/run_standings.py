@@ -1,4 +1,4 @@
-"""Each person's standing in each run of a policy, kept as they sign and decline.
+"""Each person's standing in each run of a policy, and tallies of them, kept as people sign.
 
 A *run* is a material revision and the minor revisions after it: while a run is in effect, a
 signature of any of its revisions covers a person (coverage.py). Signing and declining are
@@ -7,18 +7,24 @@ covered exactly when they signed some revision of the run in effect then, by the
 declined it when they declined one of its revisions by then. The first signature and the
 first decline in each run are therefore all the dashboard needs to count anyone at any moment.
 
-models.RunStanding keeps those two times per person and run, with copies of the person's
-audiences, active flag and joining date (kept in step by the signals below), so that the
-census (reports/census.py) reads one narrow row per person and run instead of grouping every
-signature and membership. It is derived, never evidence: `rebuild()` recomputes every row from
-the acknowledgements, the ledger's declines and the people, and tests check that the rows kept
-as things happen equal a rebuild.
+- models.RunStanding keeps those two times per person and run, with copies of the person's
+  audiences, active flag and joining date (kept in step by the signals below).
+- models.CoverageTally counts the active people who first signed in a run, by audiences and
+  15-minute slot (UTC). Every time zone's offset is a whole number of such slots, so a slot
+  falls on one calendar day wherever the dashboard is read.
+
+The census (reports/census.py) adds up the tallies of the slots before the moment and reads
+standings only where the tallies cannot answer: the moment's own slot, people who joined
+recently (late or not), declines, and people whose joining date was set after they signed.
+All of it is derived, never evidence: `rebuild()` recomputes it from the acknowledgements, the
+ledger's declines and the people, and tests check that what is kept as things happen equals
+a rebuild.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 
 from django.apps import apps as installed_apps
@@ -60,6 +66,15 @@ def _run_of_sql(revision_param: str = "%s") -> str:
     )
 
 
+SLOT = dt.timedelta(minutes=15)
+
+
+def slot_of(moment: dt.datetime) -> dt.datetime:
+    """The start of the 15-minute slot (UTC) holding `moment`."""
+    utc = moment.astimezone(dt.UTC)
+    return utc.replace(minute=utc.minute - utc.minute % 15, second=0, microsecond=0)
+
+
 def record(
     *,
     person_id: int,
@@ -67,9 +82,10 @@ def record(
     signed_at: dt.datetime | None = None,
     declined_at: dt.datetime | None = None,
 ) -> None:
-    """A signature or a decline of `revision_id` (one statement; the first of each counts)."""
+    """A signature or a decline of `revision_id`: the first of each in its run counts."""
     ops = connection.ops
     standings, people = _table("RunStanding"), _table("User")
+    signed = ops.adapt_datetimefield_value(signed_at)
     sql = (
         f"INSERT INTO {standings} (person_id, run_id, audience_key, active, joined, signed_at,"  # noqa: S608 - quoted names only
         f" declined_at) SELECT u.id, {_run_of_sql()}, u.audience_key, u.is_active,"
@@ -77,21 +93,42 @@ def record(
         " ON CONFLICT (person_id, run_id) DO UPDATE SET"
         f" signed_at = COALESCE({standings}.signed_at, excluded.signed_at),"
         f" declined_at = COALESCE({standings}.declined_at, excluded.declined_at)"
+        " RETURNING run_id, audience_key, active, CASE WHEN signed_at = %s THEN 1 ELSE 0 END"
     )
     params = [
         revision_id,
         revision_id,
-        ops.adapt_datetimefield_value(signed_at),
+        signed,
         ops.adapt_datetimefield_value(declined_at),
         person_id,
+        signed,
     ]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
+        run_id, key, active, first_signature = cursor.fetchone()
+    if signed_at is not None and active and first_signature:
+        _count({(run_id, key, slot_of(signed_at)): 1})
+
+
+def _count(changes: dict[tuple[int, str, dt.datetime], int]) -> None:
+    """Add to the tallies (run, audiences, slot) -> people; one statement per change."""
+    ops = connection.ops
+    tallies = _table("CoverageTally")
+    sql = (
+        f"INSERT INTO {tallies} (run_id, audience_key, slot, people) VALUES (%s, %s, %s, %s)"  # noqa: S608 - quoted names only
+        " ON CONFLICT (run_id, audience_key, slot) DO UPDATE"
+        f" SET people = {tallies}.people + excluded.people"
+    )
+    with connection.cursor() as cursor:
+        for (run_id, key, slot), people in changes.items():
+            if people:
+                cursor.execute(sql, [run_id, key, ops.adapt_datetimefield_value(slot), people])
 
 
 def refresh_people(person_ids: Iterable[int]) -> None:
-    """Copy these people's audiences, active flag and joining date to where the census reads them."""
-    User, RunStanding = _model("User"), _model("RunStanding")
+    """Copy these people's audiences, active flag and joining date to where the census reads
+    them, moving their signatures between tallies when their audiences or activity changed."""
+    User = _model("User")
     ids = set(person_ids)
     if not ids:
         return
@@ -104,13 +141,25 @@ def refresh_people(person_ids: Iterable[int]) -> None:
         key = audience_key(memberships[person.pk])
         if key != person.audience_key:
             User.objects.filter(pk=person.pk).update(audience_key=key)
-        RunStanding.objects.filter(person_id=person.pk).update(
-            audience_key=key, active=person.is_active, joined=person.date_joined
-        )
+        _copy_to_standings(person.pk, key=key, active=person.is_active, joined=person.date_joined)
+
+
+def _copy_to_standings(person_id: int, *, key: str, active: bool, joined: dt.datetime) -> None:
+    standings = _model("RunStanding").objects.filter(person_id=person_id)
+    changes: dict[tuple[int, str, dt.datetime], int] = defaultdict(int)
+    for run_id, old_key, was_active, signed_at in standings.filter(
+        signed_at__isnull=False
+    ).values_list("run_id", "audience_key", "active", "signed_at"):
+        if was_active:
+            changes[run_id, old_key, slot_of(signed_at)] -= 1
+        if active:
+            changes[run_id, key, slot_of(signed_at)] += 1
+    _count(changes)
+    standings.update(audience_key=key, active=active, joined=joined)
 
 
 def rebuild(apps=installed_apps) -> int:
-    """Recompute every person's audience key and every standing from the evidence; rows made."""
+    """Recompute audience keys, standings and tallies from the evidence; the standings made."""
     User, RunStanding = apps.get_model("acknowledgements", "User"), _model("RunStanding", apps)
     PolicyRevision = apps.get_model("acknowledgements", "PolicyRevision")
     memberships = defaultdict(set)
@@ -127,6 +176,8 @@ def rebuild(apps=installed_apps) -> int:
             User.objects.filter(pk__in=ids[start : start + 10_000]).update(audience_key=key)
 
     runs = _runs(PolicyRevision.objects.filter(status="published"))
+    CoverageTally = _model("CoverageTally", apps)
+    CoverageTally.objects.all().delete()
     RunStanding.objects.all().delete()
     if not runs:
         return 0
@@ -149,7 +200,21 @@ def rebuild(apps=installed_apps) -> int:
             f") e JOIN {q(User._meta.db_table)} u ON u.id = e.person_id"
             " GROUP BY e.person_id, e.run_id, u.audience_key, u.is_active, u.date_joined"
         )
-        return cursor.rowcount
+        made = cursor.rowcount
+    tallies: Counter[tuple[int, str, dt.datetime]] = Counter()
+    signed = RunStanding.objects.filter(active=True, signed_at__isnull=False)
+    for run_id, key, signed_at in signed.values_list(
+        "run_id", "audience_key", "signed_at"
+    ).iterator(chunk_size=10_000):
+        tallies[run_id, key, slot_of(signed_at)] += 1
+    CoverageTally.objects.bulk_create(
+        (
+            CoverageTally(run_id=run_id, audience_key=key, slot=slot, people=people)
+            for (run_id, key, slot), people in tallies.items()
+        ),
+        batch_size=5_000,
+    )
+    return made
 
 
 def _runs(published) -> dict[int, int]:
@@ -191,11 +256,11 @@ def _memberships_changed(sender, instance, action, reverse, pk_set, **kwargs) ->
 
 
 def _person_saved(sender, instance, created, update_fields, **kwargs) -> None:
+    # Recomputed from the memberships rather than taken from `instance`: an instance loaded
+    # before its audiences changed would otherwise write back the key it was loaded with.
     watched = {"is_active", "date_joined", "audience_key"}
     if not created and (update_fields is None or watched & set(update_fields)):
-        _model("RunStanding").objects.filter(person_id=instance.pk).update(
-            active=instance.is_active, joined=instance.date_joined
-        )
+        refresh_people([instance.pk])
 
 
 def _audience_deleting(sender, instance, **kwargs) -> None:

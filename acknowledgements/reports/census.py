@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from django.db import connections, router
 
 from ..coverage import Timeline, late_after, status_of
-from ..models import RunStanding, User
-from ..run_standings import audience_ids
+from ..models import CoverageTally, RunStanding, User
+from ..run_standings import audience_ids, slot_of
 
 # Per-policy yes/no facts travel as bits of integer columns, which group faster than a column
 # each; 30 bits keep every column within a 32-bit integer.
@@ -70,14 +70,22 @@ def _unpack(columns: list[int], count: int) -> list[bool]:
 
 
 class CensusOutOfStep(RuntimeError):
-    """The standings count more people than there are: they need run_standings.rebuild()."""
+    """The tallies count more people than there are: they need run_standings.rebuild()."""
+
+
+# Bits of the flags of part 2's rows.
+COVERED, IN_MOMENTS_SLOT, DECLINED, JOINED, LATE = 1, 2, 4, 8, 16
 
 
 class _Query:
-    """Builds the statement and reads its rows back (columns are named by position)."""
+    """Builds the statement and reads its rows back (columns are named by position).
+
+    Every row is (part, run, audiences, late bits..., flags, day, people). Part 0 counts the
+    people, part 1 the tallies of the slots before the moment's, part 2 the standings the
+    tallies cannot answer (run_standings.py says why those).
+    """
 
     def __init__(self, timelines, scopes, moment, zone):
-        self.timelines: dict[int, Timeline] = timelines
         self.scopes: dict[int, set[int]] = scopes
         self.moment: dt.datetime = moment
         self.zone: dt.tzinfo = zone
@@ -89,100 +97,155 @@ class _Query:
         self.late_columns = len(_chunks(self.policies))
 
     def sql(self, connection) -> tuple[str, list]:
-        """The statement and its parameters, which follow the order of the text."""
+        """The statement and its parameters."""
         ops = connection.ops
         q = ops.quote_name
-        moment = ops.adapt_datetimefield_value(self.moment)
+        at = ops.adapt_datetimefield_value
         tzname = getattr(self.zone, "key", None) or str(self.zone)
+        moment, slot = at(self.moment), at(slot_of(self.moment))
+        runs = ", ".join(str(int(run)) for run in self.runs)
+        # Fragments and their parameters, in the order of the text.
+        sql: list[str] = []
+        params: list = []
 
-        def joined_before(column: str, pk: int, params: list) -> str:
+        def add(text: str, *values) -> None:
+            sql.append(text)
+            params.extend(values)
+
+        def joined_before(column: str, pk: int) -> None:
             if self.cutoffs[pk] is None:
-                return "0"
-            params.append(ops.adapt_datetimefield_value(self.cutoffs[pk]))
-            return f"CASE WHEN {column} < %s THEN 1 ELSE 0 END"
+                add("0")
+            else:
+                add(f"CASE WHEN {column} < %s THEN 1 ELSE 0 END", at(self.cutoffs[pk]))
 
-        # Everyone who counts at the moment, by audiences and late-or-not for each policy.
-        people_params: list = []
-        late_bits = [
-            " + ".join(
-                f"({joined_before('date_joined', pk, people_params)}) * {1 << bit}"
-                for bit, pk in enumerate(chunk)
-            )
-            for chunk in _chunks(self.policies)
-        ]
-        blanks = ", ".join(["NULL"] * 3)
-        people = (
-            f"SELECT NULL AS run, audience_key, {', '.join(late_bits)}, {blanks}, COUNT(*)"  # noqa: S608 - quoted names only
-            f" FROM {q(User._meta.db_table)} WHERE is_active = %s AND date_joined <= %s"
-            " AND audience_key <> '' GROUP BY audience_key"
-            + "".join(f", {n + 3}" for n in range(self.late_columns))
-        )
-        people_params += [True, moment]
+        def day_of(column: str) -> None:
+            day, day_params = ops.datetime_cast_date_sql(column, (), tzname)
+            add(day, *day_params)
 
-        # Who had signed or declined by then, in the runs in effect then.
-        standing_params: list = []
-        late = (
-            "CASE run_id "
-            + " ".join(
-                f"WHEN {int(run)} THEN {joined_before('joined', pk, standing_params)}"
-                for run, pk in self.runs.items()
-            )
-            + " END"
+        no_lates = ", ".join(["0"] * self.late_columns)
+        late_columns = ", ".join(str(n) for n in range(4, 4 + self.late_columns))
+        day_column = 5 + self.late_columns
+
+        # 0: the active people who had joined by the moment, by audiences and late or not.
+        add("SELECT 0, NULL, audience_key")
+        for chunk in _chunks(self.policies):
+            add(",")
+            for bit, pk in enumerate(chunk):
+                add(" + " if bit else "")
+                add("(")
+                joined_before("date_joined", pk)
+                add(f") * {1 << bit}")
+        add(
+            f", 0, NULL, COUNT(*) FROM {q(User._meta.db_table)}"
+            " WHERE is_active = %s AND date_joined <= %s AND audience_key <> ''"
+            f" GROUP BY audience_key, {late_columns}",
+            True,
+            moment,
         )
-        day, day_params = ops.datetime_cast_date_sql("signed_at", (), tzname)
-        others = ", ".join(["0"] * (self.late_columns - 1))
-        standing_params += [moment, moment, moment, *day_params]
-        standings = (
-            f"SELECT run_id, audience_key, {late}{', ' + others if others else ''},"  # noqa: S608 - ids and quoted names only
-            " CASE WHEN signed_at <= %s THEN 1 ELSE 0 END,"
-            " CASE WHEN declined_at <= %s THEN 1 ELSE 0 END,"
-            f" CASE WHEN signed_at <= %s THEN {day} END, COUNT(*)"
-            f" FROM {q(RunStanding._meta.db_table)}"
-            f" WHERE run_id IN ({', '.join(str(int(run)) for run in self.runs)})"
-            " AND active = %s AND joined <= %s AND audience_key <> ''"
-            " AND (signed_at <= %s OR declined_at <= %s)"
-            " GROUP BY " + ", ".join(str(n) for n in range(1, self.late_columns + 6))
+
+        # 1: who first signed in the slots before the moment's, by day.
+        add(f" UNION ALL SELECT 1, run_id, audience_key, {no_lates}, 0, ")
+        day_of("slot")
+        add(
+            f", SUM(people) FROM {q(CoverageTally._meta.db_table)}"
+            f" WHERE run_id IN ({runs}) AND slot < %s GROUP BY run_id, audience_key, {day_column}",
+            slot,
         )
-        standing_params += [True, moment, moment, moment]
-        return f"{people} UNION ALL {standings}", people_params + standing_params
+
+        # 2: the standings the tallies cannot answer: signed in the moment's slot or later,
+        # joined since the earliest late cut-off (or the moment), or declined.
+        add(f" UNION ALL SELECT 2, run_id, audience_key, {no_lates}, CASE run_id")
+        for run, pk in self.runs.items():
+            add(f" WHEN {int(run)} THEN ")
+            joined_before("joined", pk)
+        add(
+            f" END * {LATE}"
+            f" + CASE WHEN signed_at <= %s THEN {COVERED} ELSE 0 END"
+            f" + CASE WHEN signed_at >= %s THEN {IN_MOMENTS_SLOT} ELSE 0 END"
+            f" + CASE WHEN declined_at <= %s THEN {DECLINED} ELSE 0 END"
+            f" + CASE WHEN joined <= %s THEN {JOINED} ELSE 0 END, CASE WHEN signed_at <= %s THEN ",
+            moment,
+            slot,
+            moment,
+            moment,
+            moment,
+        )
+        day_of("signed_at")
+        recent = min([c for c in self.cutoffs.values() if c is not None] + [self.moment])
+        add(
+            f" END, COUNT(*) FROM {q(RunStanding._meta.db_table)} WHERE run_id IN ({runs})"
+            " AND active = %s AND (signed_at >= %s OR joined >= %s OR declined_at IS NOT NULL)"
+            f" GROUP BY run_id, audience_key, {day_column - 1}, {day_column}",
+            True,
+            slot,
+            at(recent),
+        )
+        return "".join(sql), params
 
     def count(self, rows: list[tuple]) -> dict[int, PolicyCensus]:
         """The census of each policy from the statement's rows."""
-        census = {pk: PolicyCensus() for pk in self.policies}
-        # People per (policy, audiences, late), less those who signed or declined.
-        silent: Counter[tuple[int, str, bool]] = Counter()
-        for run, key, *values in rows:
-            lates, (covered, declined, day, people) = values[: self.late_columns], values[-4:]
-            if run is None:
-                late_of = _unpack(lates, len(self.policies))
-                for n, pk in enumerate(self.policies):
-                    silent[pk, key, late_of[n]] += people
+        people: Counter[tuple[int, str, bool]] = Counter()  # (policy, audiences, late)
+        covered: Counter[tuple[int, str]] = Counter()
+        covered_in_time: Counter[tuple[int, str]] = Counter()  # joined since the cut-off
+        declined: Counter[tuple[int, str, bool]] = Counter()  # and not covered
+        per_day: Counter[tuple[int, str, dt.date]] = Counter()
+        for part, run, key, *values in rows:
+            lates, (flags, day, count) = values[: self.late_columns], values[-3:]
+            if part == 0:
+                for pk, late in zip(self.policies, _unpack(lates, len(self.policies)), strict=True):
+                    people[pk, key, late] += count
                 continue
             pk = self.runs[run]
-            late = bool(lates[0])
-            silent[pk, key, late] -= people
-            status = status_of(covered=bool(covered), declined=bool(declined), late=late)
-            if self._tally(census[pk], pk, key, status, people) and covered:
-                census[pk].signatures_per_day[_as_date(day)] += people
-        for (pk, key, late), people in silent.items():
-            if people < 0:
-                raise CensusOutOfStep(
-                    "The run standings count more people than there are: run "
-                    "`manage.py rebuild_run_standings`."
-                )
-            status = status_of(covered=False, declined=False, late=late)
-            self._tally(census[pk], pk, key, status, people)
-        return census
+            if part == 1:
+                covered[pk, key] += count
+                per_day[pk, key, _as_date(day)] += count
+                continue
+            joined = bool(flags & JOINED)
+            if flags & COVERED:
+                # Signed in the moment's slot: not in the tallies. Joined after the moment:
+                # in the tallies, but not counted yet.
+                if flags & IN_MOMENTS_SLOT and joined:
+                    change = count
+                elif not flags & IN_MOMENTS_SLOT and not joined:
+                    change = -count
+                else:
+                    change = 0
+                covered[pk, key] += change
+                per_day[pk, key, _as_date(day)] += change
+                if joined and not flags & LATE:
+                    covered_in_time[pk, key] += count
+            elif flags & DECLINED and joined:
+                declined[pk, key, bool(flags & LATE)] += count
 
-    def _tally(self, census: PolicyCensus, pk: int, key: str, status: str, people: int) -> bool:
-        """Count people with these audiences in the policy's scope; False if they are not."""
-        audiences = audience_ids(key) & self.scopes[pk]
-        if not audiences:
-            return False
-        census.people[None, status] += people
-        for audience in audiences:
-            census.people[audience, status] += people
-        return True
+        census = {pk: PolicyCensus() for pk in self.policies}
+        for pk, key in {(pk, key) for pk, key, _late in people} | set(covered):
+            audiences = audience_ids(key) & self.scopes[pk]
+            if not audiences:
+                continue
+            # The covered who joined before the late cut-off (if there is one yet) are late.
+            in_time = covered_in_time[pk, key] if self.cutoffs[pk] else covered[pk, key]
+            covered_by_late = {True: covered[pk, key] - in_time, False: in_time}
+            counts: Counter[str] = Counter()
+            for late in (True, False):
+                silent = people[pk, key, late] - covered_by_late[late] - declined[pk, key, late]
+                if min(silent, covered_by_late[late]) < 0:
+                    raise CensusOutOfStep(
+                        "The dashboard's tallies count more people than there are: run "
+                        "`manage.py rebuild_run_standings`."
+                    )
+                counts[status_of(covered=True, declined=False, late=late)] += covered_by_late[late]
+                counts[status_of(covered=False, declined=True, late=late)] += declined[
+                    pk, key, late
+                ]
+                counts[status_of(covered=False, declined=False, late=late)] += silent
+            for status, count in counts.items():
+                census[pk].people[None, status] += count
+                for audience in audiences:
+                    census[pk].people[audience, status] += count
+        for (pk, key, day), count in per_day.items():
+            if audience_ids(key) & self.scopes[pk]:
+                census[pk].signatures_per_day[day] += count
+        return census
 
 
 def _as_date(day) -> dt.date:

@@ -1,0 +1,308 @@
+"""The dashboard's run standings and tallies (run_standings.py, reports/census.py).
+
+The census adds tallies and a few standings instead of evaluating every person; here it must
+give, for random histories and at any moment, exactly what evaluating every person with
+coverage.py's rules gives (figures.people), and the rows kept as things happen must equal a
+rebuild from the evidence.
+"""
+
+import datetime as dt
+import zoneinfo
+from collections import Counter
+from uuid import uuid4
+
+import pytest
+import time_machine
+from django.core.management import call_command
+from django.db import transaction
+from django.utils import timezone
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
+
+from acknowledgements import coverage, run_standings, services
+from acknowledgements.models import (
+    Acknowledgement,
+    CoverageTally,
+    PolicyRevision,
+    RunStanding,
+    User,
+)
+from acknowledgements.reports import census, figures
+from acknowledgements.services import ActionRefused
+from tests.conftest import client_evidence
+
+DAY = dt.timedelta(days=1)
+MATERIAL, MINOR = PolicyRevision.Change.MATERIAL, PolicyRevision.Change.MINOR
+# 5 h 45 min ahead of UTC: a zone whose days start at a quarter past a UTC hour.
+KATHMANDU = zoneinfo.ZoneInfo("Asia/Kathmandu")
+AUDIENCES = ("employees", "contractors", "partners")
+
+
+class _RolledBack(Exception):
+    """Ends an example's transaction so that the next one starts from an empty database."""
+
+
+def kept_rows() -> tuple[list, list]:
+    standings = RunStanding.objects.values_list(
+        "person_id", "run_id", "audience_key", "active", "joined", "signed_at", "declined_at"
+    )
+    tallies = CoverageTally.objects.exclude(people=0).values_list(
+        "run_id", "audience_key", "slot", "people"
+    )
+    return sorted(standings), sorted(tallies)
+
+
+def expected_census(policy, moment, zone) -> census.PolicyCensus:
+    """Every person evaluated with coverage.py's rules: the census must agree with this."""
+    timeline = coverage.timeline_for(policy, moment)
+    expected = census.PolicyCensus()
+    if timeline.current is None:
+        return expected
+    scope = {a.pk for a in timeline.current.audiences.all()}
+    for person in figures.people(timeline, moment).prefetch_related("audiences"):
+        expected.people[None, person.status] += 1
+        for audience in {a.pk for a in person.audiences.all()} & scope:
+            expected.people[audience, person.status] += 1
+        first = (
+            Acknowledgement.objects.filter(
+                person=person, revision__in=timeline.covering_ids, signed_at__lte=moment
+            )
+            .order_by("signed_at")
+            .first()
+        )
+        if first:
+            expected.signatures_per_day[timezone.localtime(first.signed_at, zone).date()] += 1
+    return expected
+
+
+def counted(found: census.PolicyCensus) -> tuple[Counter, Counter]:
+    """Without the zero counts, which the census may or may not list."""
+    return (
+        Counter({k: v for k, v in found.people.items() if v}),
+        Counter({k: v for k, v in found.signatures_per_day.items() if v}),
+    )
+
+
+# A history over 40 days: revisions (day, material, due days) and what people do on which day
+# and at which minute.
+REVISIONS = st.lists(
+    st.tuples(st.integers(1, 39), st.booleans(), st.sampled_from([3, 10])), max_size=3
+)
+ACTION = st.tuples(
+    st.integers(0, 40),  # day
+    st.integers(0, 24 * 60 - 1),  # minute of the day
+    st.integers(0, 4),  # person
+    st.sampled_from(
+        ["sign", "sign", "sign", "decline", "deactivate", "reactivate", "audiences", "joined"]
+    ),
+    st.sets(st.sampled_from(AUDIENCES), max_size=2),  # for "audiences"
+    st.integers(-30, 45),  # for "joined": the day they joined
+)
+PERSON = st.tuples(st.sets(st.sampled_from(AUDIENCES), max_size=2), st.integers(-30, 35))
+
+
+@hypothesis_settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    people=st.lists(PERSON, min_size=5, max_size=5),
+    revisions=REVISIONS,
+    actions=st.lists(ACTION, max_size=25),
+    moments=st.lists(st.tuples(st.integers(0, 44), st.integers(0, 24 * 60 - 1)), max_size=4),
+)
+def test_the_census_counts_as_every_persons_standing_does(
+    make_policy, audiences, people, revisions, actions, moments
+):
+    t0 = (timezone.now() - 45 * DAY).replace(second=0, microsecond=0)
+    try:
+        with transaction.atomic():
+            policy = make_policy(
+                f"p-{uuid4().hex[:12]}", name=f"Policy {uuid4().hex}", audience_slugs=AUDIENCES
+            )
+            persons = [
+                User.objects.create_user(
+                    email=f"{uuid4().hex[:12]}@example.com",
+                    password=None,
+                    full_name=f"Person {n}",
+                    date_joined=t0 + joined * DAY,
+                )
+                for n, (_, joined) in enumerate(people)
+            ]
+            for person, (member_of, _) in zip(persons, people, strict=True):
+                person.audiences.set([audiences[slug] for slug in member_of])
+            schedule = [(0, True, 10), *sorted(revisions)]
+            events = [(day * 24 * 60, "publish", n) for n, (day, _, _) in enumerate(schedule)]
+            events += [(day * 24 * 60 + minute, "act", n) for n, (day, minute, *_) in enumerate(actions)]
+            for at_minute, what, n in sorted(events):
+                moment = t0 + dt.timedelta(minutes=at_minute)
+                with time_machine.travel(moment, tick=False):
+                    if what == "publish":
+                        _, material, due_days = schedule[n]
+                        draft = services.create_draft(
+                            actor=None,
+                            policy=policy,
+                            version=f"{n + 1}.0",
+                            body=f"# Policy\n\nVersion {n + 1}.\n",
+                            change=MATERIAL if material or n == 0 else MINOR,
+                            effective_at=moment,
+                            due_days=due_days,
+                        )
+                        services.publish_revision(actor=None, revision=draft)
+                    else:
+                        _act(policy, persons, audiences, moment, *actions[n][2:])
+
+            zone = KATHMANDU
+            checked = [timezone.now()] + [
+                t0 + day * DAY + dt.timedelta(minutes=minute) for day, minute in moments
+            ]
+            for moment in checked:
+                timeline = coverage.timeline_for(policy, moment)
+                found = census.take({policy.pk: timeline}, moment, zone).get(policy.pk)
+                found = found or census.PolicyCensus()
+                assert counted(found) == counted(expected_census(policy, moment, zone)), moment
+
+            kept = kept_rows()
+            run_standings.rebuild()
+            assert kept_rows() == kept
+            raise _RolledBack
+    except _RolledBack:
+        pass
+
+
+def _act(policy, persons, audiences, moment, person_index, action, member_of, joined_day):
+    person = User.objects.get(pk=persons[person_index].pk)
+    timeline = coverage.timeline_for(policy, moment)
+    if action in ("sign", "decline"):
+        if timeline.current is None:
+            return
+        try:
+            if action == "sign":
+                services.record_acknowledgement(
+                    person=person,
+                    policy_slug=policy.slug,
+                    version=timeline.current.version,
+                    typed_name=person.full_name,
+                    checkbox_ticked=True,
+                    consent_accepted=True,
+                    client=client_evidence(),
+                )
+            else:
+                services.record_decline(
+                    person=person, revision=timeline.current, reason="", client=client_evidence()
+                )
+        except ActionRefused:
+            pass  # not theirs to sign, or signed already: nothing is recorded
+    elif action in ("deactivate", "reactivate"):
+        person.is_active = action == "reactivate"
+        person.save(update_fields=["is_active"])
+    elif action == "audiences":
+        if len(member_of) == 1:  # from the audience's side, as a bulk change would be
+            audiences[next(iter(member_of))].members.add(person)
+        else:
+            person.audiences.set([audiences[slug] for slug in member_of])
+    else:  # joined: also after they signed, as an administrator may set it
+        person.date_joined = moment.replace(hour=0, minute=0) + (joined_day - 20) * DAY
+        person.save()
+
+
+# --- Kept in step -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def signed_employee(make_person, revision, sign):
+    person = make_person("Zoe Signer")
+    sign(person, revision)
+    return person
+
+
+def test_a_signature_and_a_decline_are_kept_as_they_happen(make_person, revision, sign):
+    signer, decliner = make_person("Sam Signer"), make_person("Dee Decliner")
+    acknowledgement = sign(signer, revision)
+    services.record_decline(person=decliner, revision=revision, reason="", client=client_evidence())
+
+    standings = {s.person_id: s for s in RunStanding.objects.all()}
+    assert standings[signer.pk].signed_at == acknowledgement.signed_at
+    assert standings[signer.pk].declined_at is None
+    assert standings[decliner.pk].signed_at is None
+    assert standings[decliner.pk].declined_at is not None
+    assert {s.run_id for s in standings.values()} == {revision.pk}
+    (tally,) = CoverageTally.objects.all()
+    assert (tally.run_id, tally.people) == (revision.pk, 1)
+    assert tally.slot == run_standings.slot_of(acknowledgement.signed_at)
+
+
+def test_signing_a_minor_revision_after_the_run_began_counts_once(
+    make_person, policy, publish, sign
+):
+    v1 = publish(policy, "1.0", effective_at=timezone.now() - 10 * DAY)
+    person = make_person()
+    with time_machine.travel(timezone.now() - 5 * DAY, tick=False):
+        first = sign(person, v1)
+    v11 = publish(policy, "1.1", change=MINOR)
+    sign(person, v11)
+
+    (standing,) = RunStanding.objects.all()
+    assert (standing.run_id, standing.signed_at) == (v1.pk, first.signed_at)
+    assert CoverageTally.objects.get().people == 1
+
+
+def test_changing_audiences_moves_the_tallies(signed_employee, audiences):
+    signed_employee.audiences.add(audiences["contractors"])
+    key = run_standings.audience_key([audiences["employees"].pk, audiences["contractors"].pk])
+    assert User.objects.get(pk=signed_employee.pk).audience_key == key
+    assert RunStanding.objects.get().audience_key == key
+    assert list(CoverageTally.objects.exclude(people=0).values_list("audience_key", "people")) == [
+        (key, 1)
+    ]
+
+
+def test_emptying_or_deleting_an_audience_moves_its_members(signed_employee, audiences):
+    audiences["employees"].members.clear()
+    assert RunStanding.objects.get().audience_key == ""
+    signed_employee.audiences.add(audiences["partners"])
+    audiences["partners"].delete()
+    assert User.objects.get(pk=signed_employee.pk).audience_key == ""
+    assert not CoverageTally.objects.exclude(audience_key="").exclude(people=0).exists()
+
+
+def test_deactivating_takes_a_person_out_of_the_tallies(signed_employee):
+    signed_employee.is_active = False
+    signed_employee.save()
+    assert not RunStanding.objects.get().active
+    assert CoverageTally.objects.get().people == 0
+    signed_employee.is_active = True
+    signed_employee.save(update_fields=["is_active"])
+    assert CoverageTally.objects.get().people == 1
+
+
+def test_a_stale_instance_saved_whole_keeps_the_audiences(signed_employee, audiences):
+    stale = User.objects.get(pk=signed_employee.pk)
+    signed_employee.audiences.add(audiences["contractors"])
+    stale.full_name = "Zoe Renamed"
+    stale.save()  # writes the audience key it was loaded with...
+    # ...which is put right from the memberships at once.
+    person = User.objects.get(pk=signed_employee.pk)
+    assert run_standings.audience_ids(person.audience_key) == {
+        audiences["employees"].pk,
+        audiences["contractors"].pk,
+    }
+
+
+def test_tallies_out_of_step_are_said_so_not_counted(signed_employee, revision):
+    CoverageTally.objects.update(people=5)
+    moment = timezone.now() + dt.timedelta(hours=1)  # past the signature's slot
+    with pytest.raises(census.CensusOutOfStep):
+        census.take({0: coverage.timeline_for(revision.policy, moment)}, moment, dt.UTC)
+    call_command("rebuild_run_standings", verbosity=0)
+    found = census.take({0: coverage.timeline_for(revision.policy, moment)}, moment, dt.UTC)
+    assert found[0].people[None, coverage.Status.SIGNED] == 1
+
+
+def test_slots_start_every_quarter_hour_in_utc():
+    paris = zoneinfo.ZoneInfo("Europe/Paris")
+    moment = dt.datetime(2026, 11, 28, 10, 29, 59, 999_999, tzinfo=paris)
+    assert run_standings.slot_of(moment) == dt.datetime(2026, 11, 28, 9, 15, tzinfo=dt.UTC)
+    assert run_standings.slot_of(moment + dt.timedelta(microseconds=1)) == dt.datetime(
+        2026, 11, 28, 9, 30, tzinfo=dt.UTC
+    )
