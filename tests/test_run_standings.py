@@ -94,7 +94,17 @@ ACTION = st.tuples(
     st.integers(0, 24 * 60 - 1),  # minute of the day
     st.integers(0, 4),  # person
     st.sampled_from(
-        ["sign", "sign", "sign", "decline", "deactivate", "reactivate", "audiences", "joined"]
+        [
+            "sign",
+            "sign",
+            "sign",
+            "decline",
+            "decline",
+            "deactivate",
+            "reactivate",
+            "audiences",
+            "joined",
+        ]
     ),
     st.sets(st.sampled_from(AUDIENCES), max_size=2),  # for "audiences"
     st.integers(-30, 45),  # for "joined": the day they joined
@@ -109,10 +119,12 @@ PERSON = st.tuples(st.sets(st.sampled_from(AUDIENCES), max_size=2), st.integers(
     people=st.lists(PERSON, min_size=5, max_size=5),
     revisions=REVISIONS,
     actions=st.lists(ACTION, max_size=25),
-    moments=st.lists(st.tuples(st.integers(0, 44), st.integers(0, 24 * 60 - 1)), max_size=4),
+    moments=st.lists(st.tuples(st.integers(0, 44), st.integers(0, 24 * 60 - 1)), max_size=3),
+    # Moments shortly after an action: in the same 15-minute slot, or just past it.
+    after_actions=st.lists(st.tuples(st.integers(0, 24), st.integers(0, 20)), max_size=4),
 )
 def test_the_census_counts_as_every_persons_standing_does(
-    make_policy, audiences, people, revisions, actions, moments
+    make_policy, audiences, people, revisions, actions, moments, after_actions
 ):
     t0 = (timezone.now() - 45 * DAY).replace(second=0, microsecond=0)
     try:
@@ -133,7 +145,9 @@ def test_the_census_counts_as_every_persons_standing_does(
                 person.audiences.set([audiences[slug] for slug in member_of])
             schedule = [(0, True, 10), *sorted(revisions)]
             events = [(day * 24 * 60, "publish", n) for n, (day, _, _) in enumerate(schedule)]
-            events += [(day * 24 * 60 + minute, "act", n) for n, (day, minute, *_) in enumerate(actions)]
+            events += [
+                (day * 24 * 60 + minute, "act", n) for n, (day, minute, *_) in enumerate(actions)
+            ]
             for at_minute, what, n in sorted(events):
                 moment = t0 + dt.timedelta(minutes=at_minute)
                 with time_machine.travel(moment, tick=False):
@@ -155,6 +169,11 @@ def test_the_census_counts_as_every_persons_standing_does(
             zone = KATHMANDU
             checked = [timezone.now()] + [
                 t0 + day * DAY + dt.timedelta(minutes=minute) for day, minute in moments
+            ]
+            checked += [
+                t0 + dt.timedelta(days=actions[n][0], minutes=actions[n][1] + offset)
+                for n, offset in after_actions
+                if n < len(actions)
             ]
             for moment in checked:
                 timeline = coverage.timeline_for(policy, moment)

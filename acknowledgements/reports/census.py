@@ -1,18 +1,22 @@
 """Every policy's counts and signatures per day at a moment, in one SQL statement.
 
 The dashboard needs, for each policy, how many people in scope are signed, declined, overdue or
-pending (in total and per audience) and how many people became covered each day. It reads two
-narrow tables kept for it (run_standings.py), in one statement:
+pending (in total and per audience) and how many of them became covered each day. Evaluating
+every person at 100,000 people is a pass over all of them and all their signatures; instead
+this statement reads what run_standings.py keeps for it:
 
-- the active people who had joined by the moment, counted by audiences and, per policy,
-  whether they joined before its late cut-off (coverage.late_after);
-- the standings in the runs in effect at the moment of people who had signed or declined by
-  then, counted by run, audiences, late, covered, declined and day of signing.
+- part 0: the active people who had joined by the moment, by audiences and, per policy,
+  whether they joined before its late cut-off (coverage.late_after): one index, no join;
+- part 1: the tallies of people who first signed in the runs in effect, in the 15-minute slots
+  before the moment's, by audiences and day;
+- part 2: the few standings the tallies cannot answer: first signed in the moment's slot (not
+  in the tallies yet) or later, joined since the earliest cut-off (whether a covered person is
+  late, or joined only after the moment), or declined.
 
-The people who neither signed nor declined are the first count less the second. Python applies
-`coverage.status_of` to each group, so the rule that decides a status stays in coverage.py.
-Hand-written SQL because the ORM cannot give both groupings in one statement; it uses only what
-SQLite and PostgreSQL share, and Django's own backend operations for dates and time zones.
+Python puts these together and applies `coverage.status_of`, so the rule that decides a status
+stays in coverage.py; counts that do not add up raise CensusOutOfStep rather than show wrong
+figures. Hand-written SQL because the ORM cannot give the three groupings in one statement; it
+uses only what SQLite and PostgreSQL share, and Django's own operations for dates and zones.
 """
 
 from __future__ import annotations

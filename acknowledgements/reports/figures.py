@@ -2,9 +2,10 @@
 
 Every number comes from coverage.py's rules (Timeline.at, status_of; people_in_scope and
 with_status for the lists) evaluated at the moment asked for, so an "as of" answer is computed
-from the signatures and declines recorded by then, never read from a snapshot. Counting happens
-in the database: the dashboard's counts and charts for every policy are one statement
-(census.py), the same for ten people or a hundred thousand.
+from the signatures and declines recorded by then, never read from a snapshot taken at the
+time. Counting happens in the database: the dashboard's counts and charts for every policy are
+one statement (census.py) over tallies kept as people sign (run_standings.py), which the tests
+check against every person's standing.
 """
 
 from __future__ import annotations
@@ -151,7 +152,8 @@ DAYS_PER_WEEK_CHART = 2 * 366
 def signatures_over_time(
     timeline: Timeline, moment: dt.datetime, zone: dt.tzinfo | None = None
 ) -> SignatureTimeline | None:
-    """Signatures by people in scope of the revisions that cover them, per day in `zone`.
+    """People in scope who became covered, per day in `zone`: each counts on the day of their
+    first signature of a revision that covers them (a second signature adds no coverage).
 
     Counted from the day the baseline (the material revision whose signatures count) took
     effect to the day of `moment`; one query.
