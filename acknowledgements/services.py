@@ -259,8 +259,10 @@ def record_acknowledgement(
         receipt_number=receipt_number,
         signed_at=signed_at,
     )
-    run_standings.record(person_id=person.pk, revision_id=revision.pk, signed_at=signed_at)
     tasks.enqueue_with_transaction(tasks.issue_receipt, acknowledgement.pk)
+    # Last before the commit: the tally row it updates is shared with everyone signing the
+    # same run in the same quarter of an hour, and stays locked until the commit.
+    run_standings.record(person_id=person.pk, revision_id=revision.pk, signed_at=signed_at)
     return acknowledgement
 
 

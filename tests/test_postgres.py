@@ -16,6 +16,7 @@ from acknowledgements import ledger, signing_facts
 from acknowledgements.models import (
     Acknowledgement,
     Audience,
+    CoverageTally,
     LedgerEntry,
     PolicyRevision,
     Receipt,
@@ -345,6 +346,7 @@ def test_simultaneous_submissions_of_one_signature_record_it_once(
     assert (
         Receipt.objects.get().acknowledgement.receipt_number == acknowledgements[0].receipt_number
     )
+    assert CoverageTally.objects.get(run=revision).people == 1
     chain = ledger.verify_chain()
     assert chain.intact, chain.summary()
 
@@ -368,6 +370,9 @@ def test_different_people_signing_at_once_all_succeed(
     assert sequences == list(range(1, len(sequences) + 1))
     chain = ledger.verify_chain()
     assert chain.intact, chain.summary()
+    # The dashboard's tally took every one of the simultaneous first signatures.
+    tallies = CoverageTally.objects.filter(run=revision)
+    assert sum(tallies.values_list("people", flat=True)) == len(people)
 
 
 def test_the_signing_statement_is_prepared_once_per_connection(evidence_db, signer, revision):

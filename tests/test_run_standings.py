@@ -171,9 +171,10 @@ def test_the_census_counts_as_every_persons_standing_does(
                 t0 + day * DAY + dt.timedelta(minutes=minute) for day, minute in moments
             ]
             checked += [
-                t0 + dt.timedelta(days=actions[n][0], minutes=actions[n][1] + offset)
+                t0 + dt.timedelta(days=day, minutes=minute + offset)
                 for n, offset in after_actions
-                if n < len(actions)
+                if actions
+                for day, minute, *_ in [actions[n % len(actions)]]
             ]
             for moment in checked:
                 timeline = coverage.timeline_for(policy, moment)
@@ -325,3 +326,21 @@ def test_slots_start_every_quarter_hour_in_utc():
     assert run_standings.slot_of(moment + dt.timedelta(microseconds=1)) == dt.datetime(
         2026, 11, 28, 9, 30, tzinfo=dt.UTC
     )
+
+
+def test_a_signature_counts_from_its_own_moment_within_its_slot(make_person, policy, publish, sign):
+    slot = run_standings.slot_of(timezone.now() - 3 * DAY)
+    revision = publish(policy, "1.0", effective_at=slot - DAY)
+    person = make_person()
+    with time_machine.travel(slot + dt.timedelta(minutes=5), tick=False):
+        signed_at = sign(person, revision).signed_at
+    timeline = coverage.timeline_for(policy, signed_at)
+    for moment, signed in [
+        (signed_at - dt.timedelta(microseconds=1), 0),
+        (signed_at, 1),  # the tallies do not hold it yet: read from the standing
+        (slot + dt.timedelta(minutes=14, seconds=59), 1),
+        (slot + run_standings.SLOT, 1),  # from the tallies
+    ]:
+        found = census.take({0: timeline}, moment, dt.UTC)[0]
+        assert found.people[None, coverage.Status.SIGNED] == signed, moment
+        assert sum(found.signatures_per_day.values()) == signed, moment
