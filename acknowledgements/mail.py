@@ -4,10 +4,11 @@ A fan-out sends one announcement to 100,000 people. Django builds every message'
 structure with the email package's header parsers, about 6 ms a message on a slow core, more
 than all the rest of a fan-out's work. Yet the emails of one group (same kind, revision,
 language and due date) differ only in the address, the name in the greeting and the
-Message-ID. So a group's message is serialised once with stand-ins for those three, and each
-person's bytes are the group's bytes with their values put in: `PreparedEmail` carries them and
-`SMTPBackend` sends them as they are. Any other backend (the console, the test outbox) builds
-the message from the email's fields as usual; a test checks that both give the same email.
+Message-ID. So a group's message is serialised once with stand-ins for those three (its Date
+is when that happened, in the same batch), and each person's bytes are the group's bytes with
+their values put in: `PreparedEmail` carries them and `SMTPBackend` sends them as they are.
+Any other backend (the console, the test outbox) builds the message from the email's fields as
+usual; a test checks that both give the same email.
 
 The bodies are sent 8bit, as Django itself sends a non-ASCII body with short lines, so a name
 goes in as its UTF-8 bytes with nothing to re-encode. A group with a line that could pass
@@ -38,7 +39,11 @@ LONGEST_ADDRESS = 254  # RFC 5321's path limit, less the angle brackets
 
 
 class PreparedEmail(EmailMultiAlternatives):
-    """An email that also carries its serialised MIME message, ready for the SMTP server."""
+    """An email that also carries its serialised MIME message, ready for the SMTP server.
+
+    Made whole by GroupMessage.email and sent as it is: changing its fields afterwards would
+    not change the bytes SMTPBackend sends.
+    """
 
     def __init__(self, *, serialised: bytes, **fields):
         super().__init__(**fields)

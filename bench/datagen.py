@@ -266,21 +266,27 @@ class Generator:
         ]
 
         def users() -> Iterator[bytes]:
-            rows = [(p.pk, p.email, p.name, p.joined) for p in self.people]
-            rows += [
-                (pk, email, name, self.now - dt.timedelta(days=2000)) for pk, email, name in staff
+            # audience_key: the one audience's id (run_standings.audience_key of it).
+            rows = [
+                (p.pk, p.email, p.name, p.joined, str(audience_ids[p.audience]))
+                for p in self.people
             ]
-            for pk, email, name, joined in rows:
+            rows += [
+                (pk, email, name, self.now - dt.timedelta(days=2000), "")
+                for pk, email, name in staff
+            ]
+            for pk, email, name, joined, key in rows:
                 yield _row(
                     _int8(pk), _text(password), NULL, _bool(False), _text(email), _text(name),
-                    _text("en"), _bool(True), _bool(False), _moment(joined), _text(""),
+                    _text("en"), _bool(True), _bool(False), _moment(joined), _text(""), _text(key),
                 )  # fmt: skip
 
         copy(
             cursor,
             "acknowledgements_user",
             ["id", "password", "last_login", "is_superuser", "email", "full_name",
-             "preferred_language", "is_active", "is_staff", "date_joined", "gate_exemption"],
+             "preferred_language", "is_active", "is_staff", "date_joined", "gate_exemption",
+             "audience_key"],
             users(),
         )  # fmt: skip
         copy(
