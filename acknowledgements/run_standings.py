@@ -43,26 +43,25 @@ def audience_ids(key: str) -> frozenset[int]:
     return frozenset(int(pk) for pk in key.split(AUDIENCE_SEPARATOR) if pk)
 
 
-def _run_of_sql(revision_param: str = "%s") -> str:
-    """SQL for the run a revision belongs to: the latest material revision of its policy at or
-    before it in coverage's order (effective, published, id), else the policy's first one.
+def run_of_sql(revision: str) -> str:
+    """SQL for the run of the revision row `revision`: the latest material revision of its policy
+    at or before it in coverage's order (effective, published, id), else the policy's first.
 
     Only revisions in effect are signed, and a revision published later takes effect later, so
-    a signed revision's run never changes.
+    a signed revision's run never changes. (`_runs` below says the same in Python.)
     """
     revisions = _table("PolicyRevision")
     at_or_before = (
-        "(m.effective_at < r.effective_at OR (m.effective_at = r.effective_at"
-        " AND (m.published_at < r.published_at OR (m.published_at = r.published_at"
-        " AND m.id <= r.id))))"
+        f"(m.effective_at < {revision}.effective_at OR (m.effective_at = {revision}.effective_at"
+        f" AND (m.published_at < {revision}.published_at"
+        f" OR (m.published_at = {revision}.published_at AND m.id <= {revision}.id))))"
     )
     return (
-        f"COALESCE((SELECT m.id FROM {revisions} m JOIN {revisions} r ON r.id = {revision_param}"  # noqa: S608 - quoted names only
-        f" WHERE m.policy_id = r.policy_id AND m.status = 'published' AND m.change = 'material'"
-        f" AND {at_or_before} ORDER BY m.effective_at DESC, m.published_at DESC, m.id DESC"
-        f" LIMIT 1), (SELECT m.id FROM {revisions} m JOIN {revisions} r ON r.id = {revision_param}"
-        " WHERE m.policy_id = r.policy_id AND m.status = 'published'"
-        " ORDER BY m.effective_at, m.published_at, m.id LIMIT 1))"
+        f"COALESCE((SELECT m.id FROM {revisions} m WHERE m.policy_id = {revision}.policy_id"  # noqa: S608 - quoted names only
+        f" AND m.status = 'published' AND m.change = 'material' AND {at_or_before}"
+        " ORDER BY m.effective_at DESC, m.published_at DESC, m.id DESC LIMIT 1),"
+        f" (SELECT m.id FROM {revisions} m WHERE m.policy_id = {revision}.policy_id"
+        " AND m.status = 'published' ORDER BY m.effective_at, m.published_at, m.id LIMIT 1))"
     )
 
 
@@ -78,34 +77,27 @@ def slot_of(moment: dt.datetime) -> dt.datetime:
 def record(
     *,
     person_id: int,
-    revision_id: int,
+    run_id: int,
     signed_at: dt.datetime | None = None,
     declined_at: dt.datetime | None = None,
 ) -> None:
-    """A signature or a decline of `revision_id`: the first of each in its run counts."""
+    """A signature or a decline in a run (signing_facts reads the run): the first of each counts."""
     ops = connection.ops
     standings, people = _table("RunStanding"), _table("User")
     signed = ops.adapt_datetimefield_value(signed_at)
     sql = (
         f"INSERT INTO {standings} (person_id, run_id, audience_key, active, joined, signed_at,"  # noqa: S608 - quoted names only
-        f" declined_at) SELECT u.id, {_run_of_sql()}, u.audience_key, u.is_active,"
-        f" u.date_joined, %s, %s FROM {people} u WHERE u.id = %s"
+        " declined_at) SELECT u.id, %s, u.audience_key, u.is_active, u.date_joined, %s, %s"
+        f" FROM {people} u WHERE u.id = %s"
         " ON CONFLICT (person_id, run_id) DO UPDATE SET"
         f" signed_at = COALESCE({standings}.signed_at, excluded.signed_at),"
         f" declined_at = COALESCE({standings}.declined_at, excluded.declined_at)"
-        " RETURNING run_id, audience_key, active, CASE WHEN signed_at = %s THEN 1 ELSE 0 END"
+        " RETURNING audience_key, active, CASE WHEN signed_at = %s THEN 1 ELSE 0 END"
     )
-    params = [
-        revision_id,
-        revision_id,
-        signed,
-        ops.adapt_datetimefield_value(declined_at),
-        person_id,
-        signed,
-    ]
+    params = [run_id, signed, ops.adapt_datetimefield_value(declined_at), person_id, signed]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        run_id, key, active, first_signature = cursor.fetchone()
+        key, active, first_signature = cursor.fetchone()
     if signed_at is not None and active and first_signature:
         _count({(run_id, key, slot_of(signed_at)): 1})
 
@@ -218,7 +210,7 @@ def rebuild(apps=installed_apps) -> int:
 
 
 def _runs(published) -> dict[int, int]:
-    """Each published revision's id mapped to its run's (as _run_of_sql decides it)."""
+    """Each published revision's id mapped to its run's (as run_of_sql decides it)."""
     by_policy = defaultdict(list)
     for revision in published.order_by("effective_at", "published_at", "pk"):
         by_policy[revision.policy_id].append(revision)

@@ -262,7 +262,7 @@ def record_acknowledgement(
     tasks.enqueue_with_transaction(tasks.issue_receipt, acknowledgement.pk)
     # Last before the commit: the tally row it updates is shared with everyone signing the
     # same run in the same quarter of an hour, and stays locked until the commit.
-    run_standings.record(person_id=person.pk, revision_id=revision.pk, signed_at=signed_at)
+    run_standings.record(person_id=person.pk, run_id=facts.run_id, signed_at=signed_at)
     return acknowledgement
 
 
@@ -279,7 +279,8 @@ def record_decline(
     # As for a signature: serialised with the person's other submissions, then one statement
     # says whether the revision may be signed and whether it was already.
     ledger.lock_person(person)
-    if check_signable(person=person, revision=revision).signed:
+    facts = check_signable(person=person, revision=revision)
+    if facts.signed:
         raise ActionRefused(_("You have already signed this version."))
     entry = _append_from_client(
         client=client,
@@ -293,9 +294,7 @@ def record_decline(
             "reason": reason.strip() or None,
         },
     )
-    run_standings.record(
-        person_id=person.pk, revision_id=revision.pk, declined_at=entry.recorded_at
-    )
+    run_standings.record(person_id=person.pk, run_id=facts.run_id, declined_at=entry.recorded_at)
     return entry
 
 

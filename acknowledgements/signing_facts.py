@@ -22,6 +22,7 @@ from django.db.backends.signals import connection_created
 from django.dispatch import receiver
 from django.utils.translation import gettext as _
 
+from . import run_standings
 from .models import Acknowledgement, LedgerEntry, Policy, PolicyRevision, User
 
 # The revision's own columns that are read (its texts are loaded only if something asks), then
@@ -41,6 +42,7 @@ FACTS = [
     "first_viewed_at",
     "consent_at",
     "consent",
+    "run",
 ]
 # Named in the SQL, and positional ($1...) in the statement PostgreSQL prepares.
 PARAMETERS = ["person", "slug", "version", "moment", "published", "viewed", "consented"]
@@ -57,6 +59,7 @@ class SigningFacts:
     first_viewed_at: dt.datetime | None
     consent: dict[str, Any] | None  # the payload of the person's first consent, if any
     consent_at: dt.datetime | None
+    run_id: int | None  # the material revision this one builds on (run_standings.py)
 
     @property
     def refusal(self) -> str | None:
@@ -115,6 +118,7 @@ def read(person: User, *, policy_slug: str, version: str, moment: dt.datetime) -
         first_viewed_at=_from_db(connection, recorded_at, facts["first_viewed_at"]),
         consent=None if facts["consent"] is None else json.loads(bytes(facts["consent"])),
         consent_at=_from_db(connection, recorded_at, facts["consent_at"]),
+        run_id=facts["run"],
     )
 
 
@@ -176,7 +180,8 @@ def _sql(connection, param) -> str:
                 WHERE viewed.person_id = {person} AND viewed.kind = {param("viewed")}
                     AND viewed.revision_id = r.id
             ),
-            consent.recorded_at, consent.payload
+            consent.recorded_at, consent.payload,
+            {run_standings.run_of_sql("r")}
         FROM {revision} r
         JOIN {policy} p ON p.id = r.policy_id
         LEFT JOIN {ledger} consent ON consent.id = (
