@@ -48,7 +48,7 @@ def run_of_sql(revision: str) -> str:
     at or before it in coverage's order (effective, published, id), else the policy's first.
 
     Only revisions in effect are signed, and a revision published later takes effect later, so
-    a signed revision's run never changes. (`_runs` below says the same in Python.)
+    a signed revision's run never changes.
     """
     revisions = _table("PolicyRevision")
     at_or_before = (
@@ -153,7 +153,6 @@ def _copy_to_standings(person_id: int, *, key: str, active: bool, joined: dt.dat
 def rebuild(apps=installed_apps) -> int:
     """Recompute audience keys, standings and tallies from the evidence; the standings made."""
     User, RunStanding = apps.get_model("acknowledgements", "User"), _model("RunStanding", apps)
-    PolicyRevision = apps.get_model("acknowledgements", "PolicyRevision")
     memberships = defaultdict(set)
     for person_id, audience_id in User.audiences.through.objects.values_list(
         "user_id", "audience_id"
@@ -167,7 +166,7 @@ def rebuild(apps=installed_apps) -> int:
         for start in range(0, len(ids), 10_000):
             User.objects.filter(pk__in=ids[start : start + 10_000]).update(audience_key=key)
 
-    runs = _runs(PolicyRevision.objects.filter(status="published"))
+    runs = _runs()
     CoverageTally = _model("CoverageTally", apps)
     CoverageTally.objects.all().delete()
     RunStanding.objects.all().delete()
@@ -209,19 +208,14 @@ def rebuild(apps=installed_apps) -> int:
     return made
 
 
-def _runs(published) -> dict[int, int]:
-    """Each published revision's id mapped to its run's (as run_of_sql decides it)."""
-    by_policy = defaultdict(list)
-    for revision in published.order_by("effective_at", "published_at", "pk"):
-        by_policy[revision.policy_id].append(revision)
-    runs = {}
-    for revisions in by_policy.values():
-        run = revisions[0].pk
-        for revision in revisions:
-            if revision.change == "material":
-                run = revision.pk
-            runs[revision.pk] = run
-    return runs
+def _runs() -> dict[int, int]:
+    """Each published revision's id mapped to its run's, by run_of_sql."""
+    revisions = _table("PolicyRevision")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT r.id, {run_of_sql('r')} FROM {revisions} r WHERE r.status = 'published'"  # noqa: S608 - quoted names only
+        )
+        return dict(cursor.fetchall())
 
 
 def _model(name: str, apps=installed_apps):
