@@ -11,18 +11,30 @@ PYTHON ?= $(shell for c in python3.13 python3.12 python3 python; do \
 	command -v $$c >/dev/null 2>&1 && $$c -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null \
 	&& { echo $$c; break; }; done)
 
-.PHONY: help run test lint format check-python venv migrate seed bench bench-smoke clean debian-packages
+.PHONY: help run test lint format check-python venv system-libraries migrate seed bench \
+	bench-smoke clean debian-packages
 
-# Debian packages: libharfbuzz-subset0 makes WeasyPrint's receipts several times faster (font
-# subsetting otherwise dominates a render); chromium runs the browser tests; poppler-utils
-# (pdftotext, pdfsig) lets tests and people look inside receipts.
-DEBIAN_PACKAGES := libharfbuzz-subset0 fonts-dejavu-core poppler-utils chromium
+# The system libraries WeasyPrint loads to render receipts (Debian and Ubuntu names): GLib and
+# Pango, and HarfBuzz's subsetter, without which a render is several times slower and WeasyPrint
+# warns (an error in the test run). `make run` and `make test` install them when they are missing.
+SYSTEM_LIBRARIES := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core
+# Optional: chromium runs the browser tests, poppler-utils (pdftotext, pdfsig) lets tests and
+# people look inside receipts. Tests that need them skip, with the reason, when they are missing.
+OPTIONAL_PACKAGES := poppler-utils chromium
+DEBIAN_PACKAGES := $(SYSTEM_LIBRARIES) $(OPTIONAL_PACKAGES)
+# apt-get as root, through sudo otherwise.
+APT_GET := $(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get
+# Succeeds when WeasyPrint finds every library it needs (a missing one is an OSError or a warning).
+PROBE_RECEIPT_LIBRARIES := $(PY) -W error -c 'import weasyprint'
+# The demo runs with debug pages, and its links (emails, receipts' verification URL and QR code)
+# point at the port it serves.
+RUN_ENV := DJANGO_DEBUG=$${DJANGO_DEBUG:-1} PORTAL_BASE_URL=$${PORTAL_BASE_URL:-http://127.0.0.1:$(PORT)}
 
 help:
 	@echo "make run    - install, migrate, load demo data and serve http://127.0.0.1:$(PORT)"
 	@echo "make test   - run the whole test suite"
 	@echo "make lint   - ruff checks and formatting check"
-	@echo "make debian-packages - the system libraries receipts and browser tests need"
+	@echo "make debian-packages - also Chromium and poppler-utils, for browser and PDF tests"
 	@echo "make bench  - performance benchmarks on PostgreSQL (bench/README.md); bench-smoke: tiny"
 
 check-python:
@@ -38,17 +50,31 @@ $(STAMP): pyproject.toml | check-python
 
 venv: check-python $(STAMP)
 
-migrate: venv
+# Receipts cannot be issued without these libraries, so run and test install them first: with
+# apt-get where there is one (as root or through sudo), or stop with one line naming them.
+system-libraries: venv
+	@$(PROBE_RECEIPT_LIBRARIES) 2>/dev/null || { \
+		echo "Installing the system libraries receipts need: $(SYSTEM_LIBRARIES)"; \
+		if command -v apt-get >/dev/null 2>&1 && { [ "$$(id -u)" = 0 ] || sudo -n true 2>/dev/null; }; then \
+			$(APT_GET) update -q && $(APT_GET) install -y -q --no-install-recommends $(SYSTEM_LIBRARIES); \
+		fi; \
+		$(PROBE_RECEIPT_LIBRARIES) 2>/dev/null || { \
+			echo "Receipts need Pango and HarfBuzz's subsetter: install them (Debian/Ubuntu: sudo apt-get install $(SYSTEM_LIBRARIES); macOS: brew install pango), then run make again."; \
+			exit 1; }; }
+
+migrate: system-libraries
 	$(PY) manage.py migrate --no-input -v 0
 
 seed: migrate
-	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(PY) manage.py seed_demo
+	$(RUN_ENV) $(PY) manage.py seed_demo
 
 run: seed
+	@# Receipts a failed render left without one (a library was missing) are issued now.
+	$(RUN_ENV) $(PY) manage.py recover_work --now
 	@echo "Serving the portal at http://127.0.0.1:$(PORT) (sign in as employee@example.com / $${DEMO_PASSWORD:-portal-demo-2026})"
-	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(PY) manage.py runserver 127.0.0.1:$(PORT)
+	$(RUN_ENV) $(PY) manage.py runserver 127.0.0.1:$(PORT)
 
-test: venv
+test: system-libraries
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: venv
@@ -71,8 +97,8 @@ bench-smoke: venv
 	$(PY) -m bench.run --size smoke
 
 debian-packages:
-	$(if $(filter 0,$(shell id -u)),,sudo) apt-get update -q
-	$(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(DEBIAN_PACKAGES)
+	$(APT_GET) update -q
+	$(APT_GET) install -y -q $(DEBIAN_PACKAGES)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache staticfiles

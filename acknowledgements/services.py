@@ -890,18 +890,21 @@ class Recovery:
     receipts_queued: int  # signatures whose receipt task is queued again
 
 
-def recover_interrupted_work(*, moment: dt.datetime | None = None) -> Recovery:
-    """Finish what a stopped worker or a lost task left undone; safe to repeat.
+def recover_interrupted_work(
+    *, moment: dt.datetime | None = None, receipts_after: dt.timedelta = RECEIPT_OVERDUE_AFTER
+) -> Recovery:
+    """Finish what a stopped worker, a lost task or a failed render left undone; safe to repeat.
 
     Entries still waiting for their place in the chain are linked, and the receipt of every
-    signature older than RECEIPT_OVERDUE_AFTER that has none is queued again (issuing a receipt
-    twice stores and records it once).
+    signature older than `receipts_after` that has none is queued again (issuing a receipt
+    twice stores and records it once). The wait leaves a running worker time to finish; with
+    no worker running, as when the portal starts, nothing needs to wait.
     """
     moment = moment or timezone.now()
     linked = ledger.link_pending()
     missing = list(
         Acknowledgement.objects.filter(
-            receipt__isnull=True, signed_at__lt=moment - RECEIPT_OVERDUE_AFTER
+            receipt__isnull=True, signed_at__lte=moment - receipts_after
         ).values_list("pk", flat=True)
     )
     for acknowledgement_id in missing:

@@ -287,6 +287,31 @@ def test_a_receipt_whose_task_was_lost_is_issued_by_the_recovery(signer, revisio
     assert receipt_issued_entries().count() == 1
 
 
+def test_a_receipt_whose_render_failed_for_a_missing_library_is_issued_once_it_is_installed(
+    signer, revision, sign, monkeypatch, django_capture_on_commit_callbacks, caplog
+):
+    import weasyprint
+
+    def library_missing(*args, **kwargs):
+        raise OSError("cannot load library 'libgobject-2.0-0'")
+
+    with monkeypatch.context() as missing:
+        missing.setattr(weasyprint, "HTML", library_missing)
+        with django_capture_on_commit_callbacks(execute=True):
+            acknowledgement = sign(signer, revision)
+    assert not Receipt.objects.exists()
+    assert "libgobject-2.0-0" in caplog.text  # the failed task says why
+
+    # The library is back (the portal restarted): the start-up recovery does not wait.
+    out = io.StringIO()
+    call_command("recover_work", "--now", stdout=out)
+    assert "receipts queued again: 1." in out.getvalue()
+    assert Receipt.objects.get().acknowledgement == acknowledgement
+    call_command("recover_work", "--now", stdout=out)
+    assert out.getvalue().splitlines()[-1].endswith("receipts queued again: 0.")
+    assert receipt_issued_entries().count() == 1
+
+
 def test_a_signature_queues_one_task_which_also_links_it(
     signer, revision, sign, django_capture_on_commit_callbacks
 ):

@@ -1,3 +1,5 @@
+import datetime as dt
+
 from django.core.management.base import BaseCommand
 
 from acknowledgements import services
@@ -5,13 +7,23 @@ from acknowledgements import services
 
 class Command(BaseCommand):
     help = (
-        "Finish what a stopped worker or a lost task left undone: link ledger entries still "
-        "waiting for their place in the chain, queue again the receipts of signatures that "
-        "have none after ten minutes. Safe to repeat; run it periodically."
+        "Finish what a stopped worker, a lost task or a failed render left undone: link ledger "
+        "entries still waiting for their place in the chain, queue again the receipts of "
+        "signatures that have none after ten minutes (at once with --now). Safe to repeat; run "
+        "it periodically."
     )
 
-    def handle(self, *args, **options):
-        recovered = services.recover_interrupted_work()
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--now",
+            action="store_true",
+            help="Queue every missing receipt, however recent: for when no worker is running "
+            "(the portal starting), so none can still be issuing it.",
+        )
+
+    def handle(self, *args, now: bool, **options):
+        wait = dt.timedelta(0) if now else services.RECEIPT_OVERDUE_AFTER
+        recovered = services.recover_interrupted_work(receipts_after=wait)
         self.stdout.write(
             f"Ledger entries linked: {recovered.linked}; "
             f"receipts queued again: {recovered.receipts_queued}."
