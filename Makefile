@@ -11,7 +11,7 @@ PYTHON ?= $(shell for c in python3.13 python3.12 python3 python; do \
 	command -v $$c >/dev/null 2>&1 && $$c -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null \
 	&& { echo $$c; break; }; done)
 
-.PHONY: help run test lint format check-python venv system-libraries migrate seed bench \
+.PHONY: help run test lint typecheck format check-python venv system-libraries migrate seed bench \
 	bench-smoke clean debian-packages
 
 # The system libraries WeasyPrint loads to render receipts (Debian and Ubuntu names): GLib and
@@ -33,7 +33,8 @@ RUN_ENV := DJANGO_DEBUG=$${DJANGO_DEBUG:-1} PORTAL_BASE_URL=$${PORTAL_BASE_URL:-
 help:
 	@echo "make run    - install, migrate, load demo data and serve http://127.0.0.1:$(PORT)"
 	@echo "make test   - run the whole test suite"
-	@echo "make lint   - ruff checks and formatting check"
+	@echo "make lint   - ruff checks, formatting check and the import layers"
+	@echo "make typecheck - mypy over the domain packages"
 	@echo "make debian-packages - also Chromium and poppler-utils, for browser and PDF tests"
 	@echo "make bench  - performance benchmarks on PostgreSQL (bench/README.md); bench-smoke: tiny"
 
@@ -53,12 +54,12 @@ venv: check-python $(STAMP)
 # Receipts cannot be issued without these libraries, so run and test install them first: with
 # apt-get where there is one (as root or through sudo), or stop with one line naming them.
 system-libraries: venv
-	@$(PROBE_RECEIPT_LIBRARIES) 2>/dev/null || { \
+	@$(PROBE_RECEIPT_LIBRARIES) >/dev/null 2>&1 || { \
 		echo "Installing the system libraries receipts need: $(SYSTEM_LIBRARIES)"; \
 		if command -v apt-get >/dev/null 2>&1 && { [ "$$(id -u)" = 0 ] || sudo -n true 2>/dev/null; }; then \
 			$(APT_GET) update -q && $(APT_GET) install -y -q --no-install-recommends $(SYSTEM_LIBRARIES); \
 		fi; \
-		$(PROBE_RECEIPT_LIBRARIES) 2>/dev/null || { \
+		$(PROBE_RECEIPT_LIBRARIES) >/dev/null 2>&1 || { \
 			echo "Receipts need Pango and HarfBuzz's subsetter: install them (Debian/Ubuntu: sudo apt-get install $(SYSTEM_LIBRARIES); macOS: brew install pango), then run make again."; \
 			exit 1; }; }
 
@@ -80,6 +81,10 @@ test: system-libraries
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports --no-logo
+
+typecheck: venv
+	$(VENV)/bin/mypy
 
 format: venv
 	$(VENV)/bin/ruff check --fix .

@@ -11,7 +11,7 @@ Single sign-on (allauth's OpenID Connect provider) follows these rules:
 - Audiences come from the PORTAL_OIDC_AUDIENCE_CLAIM claim (values matched against audience
   slugs and names, case-insensitively, after PORTAL_OIDC_AUDIENCE_MAP): set when the person is
   created and replaced at every later SSO sign-in, through the audited
-  `services.set_person_audiences`. When the claim is absent, audiences are left as they are.
+  `people_actions.set_person_audiences`. When the claim is absent, audiences are left as they are.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from django.db import transaction
 from django.shortcuts import redirect
 from django.utils.translation import gettext as _
 
-from . import services
-from .models import Audience, User
+from acknowledgements import people as people_actions
+from acknowledgements.models import Audience, User
 
 logger = logging.getLogger(__name__)
 
@@ -203,4 +203,4 @@ class PortalSocialAccountAdapter(DefaultSocialAccountAdapter):
         audiences = audiences_from_claims(claims)
         if audiences is None:
             return
-        services.set_person_audiences(actor=None, person=user, audiences=audiences)
+        people_actions.set_person_audiences(actor=None, person=user, audiences=audiences)

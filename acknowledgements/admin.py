@@ -1,7 +1,19 @@
+"""The Django admin, for superusers. A change with a ledger meaning goes through the same audited
+action as the portal's own pages; evidence is shown and never edited."""
+
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 
-from .models import Acknowledgement, Audience, LedgerEntry, Policy, PolicyRevision, Receipt, User
+from acknowledgements import people
+from acknowledgements.models import (
+    Acknowledgement,
+    Audience,
+    LedgerEntry,
+    Policy,
+    PolicyRevision,
+    Receipt,
+    User,
+)
 
 
 @admin.register(User)
@@ -23,6 +35,16 @@ class UserAdmin(BaseUserAdmin):
     add_fieldsets = [
         (None, {"classes": ["wide"], "fields": ["email", "full_name", "password1", "password2"]}),
     ]
+
+    def save_related(self, request, form, formsets, change) -> None:
+        # Audiences decide who must sign what: set them through the audited action, not the
+        # form's plain many-to-many save, so the change leaves its ledger row.
+        audiences = form.cleaned_data.pop("audiences", None)
+        super().save_related(request, form, formsets, change)
+        if audiences is not None:
+            people.set_person_audiences(
+                actor=request.user, person=form.instance, audiences=list(audiences)
+            )
 
 
 admin.site.register(Audience)

@@ -6,6 +6,6 @@ class AcknowledgementsConfig(AppConfig):
     verbose_name = "Policy acknowledgements"
 
     def ready(self) -> None:
-        from . import run_standings
+        from acknowledgements.standings import tallies
 
-        run_standings.connect_signals()
+        tallies.connect_signals()

@@ -1,4 +1,5 @@
-"""Request ids for logs and evidence, times in the viewer's zone, and the signing gate."""
+"""Request ids for logs and evidence, times in the viewer's zone, the signing gate, and the
+sign-in pages' Content-Security-Policy."""
 
 import re
 import uuid
@@ -13,9 +14,11 @@ from django.utils import timezone, translation
 from django.utils.functional import SimpleLazyObject
 from django.utils.translation import gettext as _
 
-from .coverage import standings_for
-from .proxies import is_trusted_proxy
-from .request_log import request_id_context
+from acknowledgements import sso
+from acknowledgements.evidence.client_evidence import browser_zone
+from acknowledgements.proxies import is_trusted_proxy
+from acknowledgements.request_log import request_id_context
+from acknowledgements.standings.coverage import standings_for
 
 # A request id from the load balancer is kept only when a trusted proxy sent it and it looks
 # like one; otherwise a client could choose the id written into its own evidence.
@@ -42,13 +45,8 @@ class RequestIdMiddleware:
 
 def viewer_zone(request) -> zoneinfo.ZoneInfo | None:
     """The IANA zone the browser reported (cookie set by static/js/portal.js), if valid."""
-    name = request.COOKIES.get(TIMEZONE_COOKIE, "")
-    if not name or len(name) > 64:
-        return None
-    try:
-        return zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        return None
+    name = browser_zone(request.COOKIES.get(TIMEZONE_COOKIE, ""))
+    return zoneinfo.ZoneInfo(name) if name else None
 
 
 class ViewerTimezoneMiddleware:
@@ -164,4 +162,31 @@ class PreferredLanguageMiddleware:
         response = self.get_response(request)
         if user.is_authenticated:
             response.headers.setdefault("Content-Language", translation.get_language())
+        return response
+
+
+ACCOUNT_PAGES_PREFIX = "/accounts/"
+
+
+class SsoFormActionMiddleware:
+    """Pages under /accounts/ may send their forms on to the configured identity providers."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if (
+            request.path_info.startswith(ACCOUNT_PAGES_PREFIX)
+            and response.get("Content-Type", "").startswith("text/html")
+            and not 300 <= response.status_code < 400
+        ):
+            # form-action also governs the redirects that follow a form's POST: the SSO
+            # buttons post to the portal, which redirects to the identity provider, and the
+            # browser aborts that redirect unless the provider's origin is listed.
+            policy = getattr(response, "_csp_config", settings.SECURE_CSP)
+            allowed = policy.get("form-action") if policy else None
+            if allowed and (origins := sso.sign_in_origins(request)):
+                allowed = [allowed] if isinstance(allowed, str) else list(allowed)
+                response._csp_config = {**policy, "form-action": [*allowed, *origins]}
         return response

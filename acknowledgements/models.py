@@ -8,11 +8,12 @@ its ledger entry and unique per person and revision.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
-from django.db import models
+from django.db import connection, models
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -143,8 +144,11 @@ class PolicyRevisionQuerySet(models.QuerySet["PolicyRevision"]):
         """Published revisions whose effective date has passed at `at` (default: now)."""
         return self.published().filter(effective_at__lte=at or timezone.now())
 
+    def in_publication_order(self) -> PolicyRevisionQuerySet:
+        return self.order_by(*PolicyRevision.PUBLICATION_ORDER)
+
     def newest_first(self) -> PolicyRevisionQuerySet:
-        return self.order_by("-effective_at", "-published_at", "-pk")
+        return self.order_by(*(f"-{field}" for field in PolicyRevision.PUBLICATION_ORDER))
 
 
 class PolicyRevision(models.Model):
@@ -191,6 +195,11 @@ class PolicyRevision(models.Model):
 
     objects = PolicyRevisionQuerySet.as_manager()
 
+    # The order of a policy's published revisions, the one rule every reader follows (sort keys,
+    # querysets and SQL): by when they take effect, then by when they were published, then by
+    # id. A revision's signatures count from the latest material revision at or before it.
+    PUBLICATION_ORDER = ("effective_at", "published_at", "id")
+
     class Meta:
         ordering = ["policy", "-effective_at"]
         verbose_name = _("policy revision")
@@ -216,8 +225,27 @@ class PolicyRevision(models.Model):
         return self.change == self.Change.MATERIAL
 
     @property
-    def due_at(self):
-        return self.effective_at + timezone.timedelta(days=self.due_days)
+    def due_at(self) -> dt.datetime:
+        return self.effective_at + dt.timedelta(days=self.due_days)
+
+    @property
+    def publication_position(self) -> tuple:
+        """Where the revision stands in PUBLICATION_ORDER: compare or sort by it."""
+        return tuple(getattr(self, field) for field in self.PUBLICATION_ORDER)
+
+    @classmethod
+    def sql_publication_position(cls, alias: str) -> str:
+        """PUBLICATION_ORDER as an SQL row value of the revision row `alias`: row values compare
+        field by field, in PostgreSQL and SQLite alike."""
+        return f"({cls.sql_publication_order(alias)})"
+
+    @classmethod
+    def sql_publication_order(cls, alias: str, *, descending: bool = False) -> str:
+        """An ORDER BY list putting revision rows `alias` in PUBLICATION_ORDER (or reversed)."""
+        # The three are plain columns named as their fields.
+        quoted = connection.ops.quote_name
+        direction = " DESC" if descending else ""
+        return ", ".join(f"{alias}.{quoted(field)}{direction}" for field in cls.PUBLICATION_ORDER)
 
     def _translation_shown(self, language: str) -> RevisionTranslation | None:
         """The frozen translation a reader of `language` is shown, if there is one."""

@@ -1,4 +1,4 @@
-from .views import account, concerns, health, manage, reports, signing
+from acknowledgements.views import account, concerns, health, manage, reports, signing
 
 app_name = "acknowledgements"
 

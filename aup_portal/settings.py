@@ -89,6 +89,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
+    # Below the CSP middleware, so it sets the sign-in pages' policy before the header is built.
+    "acknowledgements.middleware.SsoFormActionMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "acknowledgements.middleware.PreferredLanguageMiddleware",
     "acknowledgements.middleware.ViewerTimezoneMiddleware",
@@ -131,7 +133,7 @@ else:
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": BASE_DIR / "db.sqlite3",
+            "NAME": str(BASE_DIR / "db.sqlite3"),
             # IMMEDIATE takes SQLite's write lock at BEGIN, so the ledger's read-head-then-insert
             # cannot interleave with another writer.
             "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 20},
@@ -196,6 +198,8 @@ SESSION_SAVE_EVERY_REQUEST = True
 # (even with PORTAL_OPEN_SIGNUP off), provided the identity provider says their email address
 # is verified; an existing person with that verified address is connected instead. Audiences
 # follow the PORTAL_OIDC_AUDIENCE_CLAIM claim at every SSO sign-in (acknowledgements/adapters.py).
+# The pages under /accounts/ allow the providers' sign-in origins in the CSP's form-action
+# (acknowledgements/sso.py).
 SOCIALACCOUNT_ADAPTER = "acknowledgements.adapters.PortalSocialAccountAdapter"
 SOCIALACCOUNT_AUTO_SIGNUP = True
 SOCIALACCOUNT_EMAIL_VERIFICATION = "none"  # the adapter requires the IdP's email_verified
@@ -305,7 +309,7 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 if env_str("EMAIL_HOST"):
     MAILERS = {
         "default": {
-            "BACKEND": "acknowledgements.mail.SMTPBackend",
+            "BACKEND": "acknowledgements.notifications.mail.SMTPBackend",
             "OPTIONS": {
                 "host": env_str("EMAIL_HOST"),
                 "port": env_int("EMAIL_PORT", 587),

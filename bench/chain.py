@@ -7,7 +7,7 @@
    pg_advisory_xact_lock; read the head (ORDER BY sequence DESC LIMIT 1); INSERT the next row;
    COMMIT -- at 1, 5 (the gunicorn workers) and 32 clients. Both tables are copies of the
    ledger table (same columns and indexes, no foreign keys); payloads are 1,800 bytes.
-2. The application's own critical section: services.record_acknowledgement run in-process,
+2. The application's own critical section: signing_actions.record_acknowledgement run in-process,
    one signature after another with no contention. The signing transaction takes no chain
    lock; the link task that its commit enqueues (here: ledger.link_pending called right
    after, in the same process) takes it to link the new entries. Timed from the moment the
@@ -24,6 +24,7 @@ import subprocess
 import tempfile
 import time
 
+from acknowledgements.signing import actions as signing_actions
 from bench.common import (
     OUT,
     Figure,
@@ -100,9 +101,10 @@ def critical_section(count: int) -> dict:
     from django.db import connection
     from django.utils import timezone
 
-    from acknowledgements import coverage, ledger, services
-    from acknowledgements.evidence import ClientEvidence
+    from acknowledgements.evidence import ledger
+    from acknowledgements.evidence.client_evidence import ClientEvidence
     from acknowledgements.models import Acknowledgement, LedgerEntry, Policy, User
+    from acknowledgements.standings import coverage
 
     policy = Policy.objects.get(slug="information-security-policy")
     revision = coverage.timeline_for(policy).current
@@ -140,7 +142,7 @@ def critical_section(count: int) -> dict:
                 locale="en",
             )
             started = time.perf_counter()
-            services.record_acknowledgement(
+            signing_actions.record_acknowledgement(
                 person=person,
                 policy_slug=revision.policy.slug,
                 version=revision.version,
@@ -173,7 +175,7 @@ def main() -> None:
     args = main_args(__doc__.splitlines()[0])
     chosen = size(args.size)
     django_setup()
-    from acknowledgements import ledger
+    from acknowledgements.evidence import ledger
 
     url = os.environ["DATABASE_URL"]
     figures: list[Figure] = []

@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 
 from acknowledgements.demo_people import AUDIENCE_WEIGHTS, FIRST_NAMES, LAST_NAMES
+from acknowledgements.evidence import snapshots as evidence_snapshots
 from bench.common import (
     ADMIN_EMAIL,
     AUDITOR_EMAIL,
@@ -312,10 +313,9 @@ class Generator:
     # Policies and revisions -------------------------------------------------------------------
 
     def make_policies(self) -> None:
-        from acknowledgements import policy_text
         from acknowledgements.models import Audience, Policy, PolicyRevision, User
-
-        from .common import ROOT
+        from acknowledgements.policies import text as policy_text
+        from bench.common import ROOT
 
         admin = User.objects.get(pk=self.admin_pk)
         audiences = {a.slug: a for a in Audience.objects.all()}
@@ -516,8 +516,8 @@ class Generator:
         """(payload before the ledger's envelope, person_id, actor_id, revision_id, client
         details: the raw IP address, its salt, the user agent and its salt, as kept beside a
         person's entries in ClientDetails; None for the others)."""
-        from acknowledgements import ledger, services
-        from acknowledgements.evidence import ClientEvidence
+        from acknowledgements.evidence import ledger
+        from acknowledgements.evidence.client_evidence import ClientEvidence
 
         admin = self.admin_user
         kind = event.kind
@@ -547,7 +547,7 @@ class Generator:
                     revision_id = revision.pk
             payload = {
                 "action": kind,
-                "actor": services._person_snapshot(admin),
+                "actor": evidence_snapshots.person_snapshot(admin),
                 "details": details,
             }
             return payload, None, admin.pk, revision_id, None
@@ -581,14 +581,14 @@ class Generator:
         details = (sealed.ip, sealed.ip_salt, sealed.user_agent, sealed.user_agent_salt)
         if kind == "consented":
             payload = {
-                "person": services._person_snapshot(user),
+                "person": evidence_snapshots.person_snapshot(user),
                 "consent": self.consent_evidence,
                 **client,
             }
             return payload, person.pk, None, None, details
         revision = self.revisions[event.revision]
         snapshots = {
-            "person": services._person_snapshot(user),
+            "person": evidence_snapshots.person_snapshot(user),
             "policy": self.revision_snapshots[event.revision],
             "text": self.text_snapshots[event.revision],
         }
@@ -621,21 +621,25 @@ class Generator:
         """Everything payloads need from the database, read before the COPY starts."""
         from django.conf import settings
 
-        from acknowledgements import models, services
+        from acknowledgements import models
+        from acknowledgements.evidence.statements import CURRENT_ATTESTATION, CURRENT_ESIGN_CONSENT
         from acknowledgements.models import User
-        from acknowledgements.statements import CURRENT_ATTESTATION, CURRENT_ESIGN_CONSENT
 
         self.admin_user = User.objects.get(pk=self.admin_pk)
         self.company = settings.PORTAL_COMPANY_NAME
         self.attestation_evidence = CURRENT_ATTESTATION.as_evidence()
         self.consent_evidence = CURRENT_ESIGN_CONSENT.as_evidence()
-        self.revision_snapshots = [services._revision_snapshot(r) for r in self.revisions]
+        self.revision_snapshots = [evidence_snapshots.revision_snapshot(r) for r in self.revisions]
         # As record_acknowledgement writes it for someone reading the authoritative text (the
         # snapshot takes the language read once translations exist).
         language = getattr(models, "AUTHORITATIVE_LANGUAGE", "en")
-        takes_language = "language" in inspect.signature(services._text_snapshot).parameters
+        takes_language = (
+            "language" in inspect.signature(evidence_snapshots.text_snapshot).parameters
+        )
         self.text_snapshots = [
-            services._text_snapshot(r, language) if takes_language else services._text_snapshot(r)
+            evidence_snapshots.text_snapshot(r, language)
+            if takes_language
+            else evidence_snapshots.text_snapshot(r)
             for r in self.revisions
         ]
         self.revision_audiences = [
@@ -654,7 +658,7 @@ class Generator:
 
     def bodies(self, chunk: int) -> list[tuple]:
         """Canonical payload bytes of one chunk of events (run in worker processes)."""
-        from acknowledgements import ledger
+        from acknowledgements.evidence import ledger
 
         rng = random.Random(self.seed * 1_000_003 + chunk)
         out = []
@@ -682,7 +686,7 @@ class Generator:
         """Chain the rows in one pass and stream them in; payloads are built by worker processes."""
         import multiprocessing
 
-        from acknowledgements import ledger
+        from acknowledgements.evidence import ledger
 
         self.prepare_payloads(events)
         chunks = range((len(events) + CHUNK - 1) // CHUNK)
@@ -789,7 +793,8 @@ class Generator:
     def run(self) -> dict:
         from django.db import connection, transaction
 
-        from acknowledgements import ledger, run_standings
+        from acknowledgements.evidence import ledger
+        from acknowledgements.standings import tallies as run_standings
 
         started = time.perf_counter()
         step = time.perf_counter()

@@ -46,8 +46,8 @@ def export_sql(policy) -> tuple[str, int]:
     from django.db import connection
     from django.utils import timezone
 
-    from acknowledgements import coverage
     from acknowledgements.reports import exports, figures
+    from acknowledgements.standings import coverage
 
     moment = timezone.now()
     signatures = figures.signatures(policy, coverage.timeline_for(policy, moment), moment)

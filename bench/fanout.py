@@ -5,9 +5,9 @@
 A local SMTP sink (bench/smtp_sink.py, asyncio, a separate process) receives the mail; the
 portal's own settings send to it (EMAIL_HOST=127.0.0.1, EMAIL_PORT, EMAIL_USE_TLS=0: Django's
 SMTP backend, one connection per batch). Each run publishes a new material revision of the
-Acceptable Use Policy (services.create_draft + services.publish_revision; the announce task it
+Acceptable Use Policy (policy_actions.create_draft + policy_actions.publish_revision; the announce task it
 queues is left in the queue) and then does, in this one process, what the tasks do:
-services.queue_announcements (tasks.announce_revision), then notifications.send_batch until
+notification_actions.queue_announcements (tasks.announce_revision), then notifications.send_batch until
 nothing is left (tasks.send_notifications). The first two batches (50 and 500 notifications)
 run under CaptureQueriesContext: the statement count must not grow with the batch. At the
 sink, every person in scope must appear exactly once per run. A run stops at the target (300
@@ -24,6 +24,8 @@ import os
 import subprocess
 import time
 
+from acknowledgements.notifications import actions as notification_actions
+from acknowledgements.policies import actions as policy_actions
 from bench.common import (
     ADMIN_EMAIL,
     OUT,
@@ -53,7 +55,7 @@ def bare_smtp(count: int, template_message) -> float:
 
     from django.core.mail import mailers
 
-    from acknowledgements.mail import PreparedEmail
+    from acknowledgements.notifications.mail import PreparedEmail
 
     serialised = template_message.message(policy=email.policy.SMTP).as_bytes()
     sent, started = 0, time.perf_counter()
@@ -71,8 +73,9 @@ def rendered_message(policy, emails: set[str]):
     from django.core import mail
     from django.test.utils import override_settings
 
-    from acknowledgements import coverage, notifications
     from acknowledgements.models import Notification, User
+    from acknowledgements.notifications import sending as notifications
+    from acknowledgements.standings import coverage
 
     person = User.objects.filter(email=min(emails)).get()
     Notification.objects.create(
@@ -121,8 +124,8 @@ def measure(chosen, recipients_file) -> dict:
     from django.db.models import Count
     from django.test.utils import CaptureQueriesContext
 
-    from acknowledgements import notifications, services
     from acknowledgements.models import Audience, Notification, Policy, PolicyRevision, User
+    from acknowledgements.notifications import sending as notifications
 
     admin = User.objects.get(email=ADMIN_EMAIL)
     policy = Policy.objects.get(slug=POLICY_SLUG)
@@ -139,7 +142,7 @@ def measure(chosen, recipients_file) -> dict:
     latest = max(int(v.split(".")[0]) for v in policy.revisions.values_list("version", flat=True))
     runs = []
     for number in range(chosen.fanout_runs):
-        draft = services.create_draft(
+        draft = policy_actions.create_draft(
             actor=admin,
             policy=policy,
             version=f"{latest + 1 + number}.0",
@@ -148,10 +151,10 @@ def measure(chosen, recipients_file) -> dict:
             change_summary="A material revision published by the fan-out benchmark.",
             audiences=audiences,
         )
-        revision = services.publish_revision(actor=admin, revision=draft)
+        revision = policy_actions.publish_revision(actor=admin, revision=draft)
         offset = len(sink_lines(recipients_file))
         started = time.perf_counter()
-        queued = services.queue_announcements(revision=revision)
+        queued = notification_actions.queue_announcements(revision=revision)
         queue_s = time.perf_counter() - started
         counts = {}
         for batch in (50, 500):

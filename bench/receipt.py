@@ -5,7 +5,7 @@
 The document is a real signature of the generated data set, built as services.issue_receipt
 builds it. Its HTML is rendered once with the receipt template; the baseline is
 `weasyprint.HTML(string=html).write_pdf()` of that HTML (no PDF/A, attachments, tags or seal);
-the figure is `receipts.issue_receipt(document, identity)` (render the template, PDF/A-3b with
+the figure is `receipt_seal.render_and_seal(document, identity)` (render the template, PDF/A-3b with
 evidence.json and the policy attached, tagged, then sealed with pyHanko). Both are warmed up
 once, then timed alternately `receipt_reps` times in one process; medians.
 
@@ -23,6 +23,9 @@ import subprocess
 import sys
 import time
 
+from acknowledgements.receipts import authority as receipt_authority
+from acknowledgements.receipts import document as receipt_document
+from acknowledgements.receipts import seal as receipt_seal
 from bench.common import Figure, django_setup, main_args, median, size, write_json
 
 RATIO_TARGET = 1.5
@@ -32,7 +35,6 @@ def document_and_identity():
     from django.conf import settings
     from django.urls import reverse
 
-    from acknowledgements import receipts
     from acknowledgements.models import Acknowledgement
 
     acknowledgement = (
@@ -40,9 +42,9 @@ def document_and_identity():
         .order_by("-pk")
         .first()
     )
-    identity = receipts.load_sealing_identity()
+    identity = receipt_authority.load_sealing_identity()
     entry, revision = acknowledgement.ledger_entry, acknowledgement.revision
-    document = receipts.ReceiptDocument(
+    document = receipt_document.ReceiptDocument(
         receipt_number=acknowledgement.receipt_number,
         payload=bytes(entry.payload),
         payload_sha256=entry.payload_sha256,
@@ -62,21 +64,20 @@ def measure(reps: int, without_hb_subset: bool) -> dict:
     import weasyprint.pdf.fonts
     from django.template.loader import render_to_string
 
-    from acknowledgements import receipts
-
     if without_hb_subset:
         weasyprint.pdf.fonts.harfbuzz_subset = None
         logging.getLogger("weasyprint").setLevel(logging.ERROR)  # its "using fontTools" warning
     document, identity = document_and_identity()
     html = render_to_string(
-        receipts.TEMPLATE_NAME, receipts._template_context(document, json.loads(document.payload))
+        receipt_document.TEMPLATE_NAME,
+        receipt_document._template_context(document, json.loads(document.payload)),
     )
 
     def bare() -> bytes:
         return weasyprint.HTML(string=html).write_pdf()
 
     def full() -> bytes:
-        return receipts.issue_receipt(document, identity)
+        return receipt_seal.render_and_seal(document, identity)
 
     bare(), full()  # warm: fonts, templates, pyHanko
     bare_s, full_s, render_s, seal_s = [], [], [], []
@@ -91,12 +92,12 @@ def measure(reps: int, without_hb_subset: bool) -> dict:
             continue  # the breakdown is for the full run
         # Where the time goes: the PDF/A-3b render alone, then the seal alone.
         started = time.perf_counter()
-        unsealed = receipts.render_receipt(document)
+        unsealed = receipt_document.render_receipt(document)
         render_s.append(time.perf_counter() - started)
         started = time.perf_counter()
-        receipts.seal_pdf(unsealed, identity)
+        receipt_seal.seal_pdf(unsealed, identity)
         seal_s.append(time.perf_counter() - started)
-    report = receipts.inspect_receipt(sealed, trust_roots_pem=[identity.root_pem])
+    report = receipt_seal.inspect_receipt(sealed, trust_roots_pem=[identity.root_pem])
     if not report.ok:
         raise SystemExit(f"the benchmark's receipt does not verify: {report.problem}")
     return {

@@ -169,8 +169,9 @@ def main() -> None:
     from django.db import connection
     from django.urls import reverse
 
-    from acknowledgements import coverage, ledger
+    from acknowledgements.evidence import ledger
     from acknowledgements.models import Acknowledgement, LedgerEntry, Policy, User
+    from acknowledgements.standings import coverage
     from bench import sessions
 
     url = os.environ["DATABASE_URL"]

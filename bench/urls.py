@@ -8,12 +8,11 @@ from django.urls import path
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from acknowledgements import ledger
-from acknowledgements.statements import CURRENT_ATTESTATION, CURRENT_ESIGN_CONSENT
+from acknowledgements.evidence import ledger
+from acknowledgements.evidence.statements import CURRENT_ATTESTATION, CURRENT_ESIGN_CONSENT
 from aup_portal.urls import handler500
 from aup_portal.urls import urlpatterns as portal_urlpatterns
-
-from .models import BenchRow
+from bench.models import BenchRow
 
 
 @require_POST

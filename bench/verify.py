@@ -20,7 +20,7 @@ def main() -> None:
     args = main_args(__doc__.splitlines()[0])
     chosen = size(args.size)
     django_setup()
-    from acknowledgements import ledger
+    from acknowledgements.evidence import ledger
     from acknowledgements.models import LedgerEntry
 
     rows = LedgerEntry.objects.count()

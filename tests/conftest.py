@@ -21,10 +21,11 @@ from django.core.cache import cache
 from django.db import connection
 from django.utils import timezone, translation
 
-from acknowledgements import services
-from acknowledgements.evidence import ClientEvidence
+from acknowledgements.evidence.client_evidence import ClientEvidence
 from acknowledgements.models import Audience, PolicyRevision, User
+from acknowledgements.policies import actions as policy_actions
 from acknowledgements.roles import AUDITORS, POLICY_ADMINISTRATORS, install_roles_and_audiences
+from acknowledgements.signing import actions as signing_actions
 
 PASSWORD = "correct-horse-battery-staple"
 APPEND_ONLY_TABLES = [
@@ -148,7 +149,7 @@ def make_policy(db, audiences):
         name: str = "Test Policy",
         audience_slugs: tuple[str, ...] = ("employees",),
     ):
-        return services.create_policy(
+        return policy_actions.create_policy(
             actor=None,
             name=name,
             slug=slug,
@@ -172,7 +173,7 @@ def publish(db):
         effective_at: dt.datetime | None = None,
         due_days: int = 14,
     ) -> PolicyRevision:
-        draft = services.create_draft(
+        draft = policy_actions.create_draft(
             actor=None,
             policy=policy,
             version=version,
@@ -182,10 +183,10 @@ def publish(db):
             due_days=due_days,
         )
         if effective_at is None or effective_at >= timezone.now():
-            return services.publish_revision(actor=None, revision=draft)
+            return policy_actions.publish_revision(actor=None, revision=draft)
         # A revision cannot take effect before it is published: publish it back then.
         with time_machine.travel(effective_at, tick=True):
-            return services.publish_revision(actor=None, revision=draft)
+            return policy_actions.publish_revision(actor=None, revision=draft)
 
     return make
 
@@ -227,7 +228,7 @@ def sign_through_service(person: User, revision: PolicyRevision, **overrides):
         "consent_accepted": True,
         "client": client_evidence(),
     } | overrides
-    return services.record_acknowledgement(**arguments)
+    return signing_actions.record_acknowledgement(**arguments)
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from django.test import Client, TestCase
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 
-from acknowledgements import coverage, services
+from acknowledgements import concerns as concern_actions
 from acknowledgements.models import (
     Acknowledgement,
     Audience,
@@ -36,7 +36,11 @@ from acknowledgements.models import (
     Receipt,
     User,
 )
+from acknowledgements.policies import actions as policy_actions
+from acknowledgements.reports import jobs as export_jobs
 from acknowledgements.roles import AUDITORS, POLICY_ADMINISTRATORS
+from acknowledgements.signing import actions as signing_actions
+from acknowledgements.standings import coverage
 from tests.conftest import PASSWORD, POLICY_BODY, client_evidence
 
 # --- Roles and cells ------------------------------------------------------------------------------
@@ -336,7 +340,7 @@ def _build() -> Scenario:
             email="root@example.com", password=PASSWORD, full_name="Root Superuser"
         ),
     }
-    policy = services.create_policy(
+    policy = policy_actions.create_policy(
         actor=None,
         name="Test Policy",
         slug="test-policy",
@@ -345,7 +349,7 @@ def _build() -> Scenario:
     )
 
     def draft(version: str) -> PolicyRevision:
-        return services.create_draft(
+        return policy_actions.create_draft(
             actor=None,
             policy=policy,
             version=version,
@@ -355,9 +359,9 @@ def _build() -> Scenario:
             due_days=DUE_DAYS,
         )
 
-    published = services.publish_revision(actor=None, revision=draft("1.0"))
+    published = policy_actions.publish_revision(actor=None, revision=draft("1.0"))
     with TestCase.captureOnCommitCallbacks(execute=True):  # issues the sealed receipt
-        acknowledgement = services.record_acknowledgement(
+        acknowledgement = signing_actions.record_acknowledgement(
             person=people[SIGNER],
             policy_slug=published.policy.slug,
             version=published.version,
@@ -367,7 +371,7 @@ def _build() -> Scenario:
             client=client_evidence(),
         )
     assert Receipt.objects.filter(acknowledgement=acknowledgement).exists()
-    services.record_decline(
+    signing_actions.record_decline(
         person=people["decliner"], revision=published, reason="No.", client=client_evidence()
     )
     # A failed email, so that retrying (manage_retry_failed) has something to do.
@@ -379,7 +383,7 @@ def _build() -> Scenario:
         attempts=5,
         last_error="550 mailbox unavailable",
     )
-    concern = services.report_concern(
+    concern = concern_actions.report_concern(
         reporter=people[SIGNER],
         category=ConcernReport.Category.SECURITY,
         description="A laptop was left unlocked.",
@@ -387,7 +391,7 @@ def _build() -> Scenario:
         attachment=SimpleUploadedFile("note.txt", b"what I saw\n"),
     )
     # The auditor's workbook, built (tasks run after commit, which the scenario never reaches).
-    job = services.request_export(
+    job = export_jobs.request_export(
         actor=people[AUDITOR],
         kind=ExportJob.Kind.XLSX,
         policy=policy,
@@ -395,7 +399,7 @@ def _build() -> Scenario:
         filters={},
         filename="test-policy-acknowledgements.xlsx",
     )
-    services.build_export(job_id=job.pk)
+    export_jobs.build_export(job_id=job.pk)
     job.refresh_from_db()
     assert job.status == ExportJob.Status.DONE, job.error
     return Scenario(people, policy, published, draft("2.0"), acknowledgement, concern, job)

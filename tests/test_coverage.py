@@ -9,21 +9,16 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from acknowledgements import services, signing_facts
-from acknowledgements.coverage import Status, Timeline, standings_for
 from acknowledgements.models import Policy, PolicyRevision
+from acknowledgements.signing import actions as signing_actions
+from acknowledgements.signing import facts as signing_facts
+from acknowledgements.standings.coverage import Status, Timeline, standings_for
 from tests.conftest import client_evidence
 
 DAY = dt.timedelta(days=1)
 MATERIAL = PolicyRevision.Change.MATERIAL
 MINOR = PolicyRevision.Change.MINOR
 PUBLISHED = PolicyRevision.Status.PUBLISHED
-
-
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    # Every factory person gets a password; the production hasher takes most of a second.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 def days_ago(days: float) -> dt.datetime:
@@ -292,7 +287,7 @@ def test_due_date_counts_from_the_later_of_effective_date_and_joining(
 
 def test_declined_person_is_declined_and_still_must_sign(signer, policy, publish):
     revision = publish(policy, "1.0", effective_at=days_ago(2), due_days=14)
-    entry = services.record_decline(
+    entry = signing_actions.record_decline(
         person=signer, revision=revision, reason="No", client=client_evidence()
     )
 
@@ -306,7 +301,9 @@ def test_declined_person_is_declined_and_still_must_sign(signer, policy, publish
 
 def test_a_decline_does_not_stop_the_clock(signer, policy, publish):
     revision = publish(policy, "1.0", effective_at=days_ago(30), due_days=14)
-    services.record_decline(person=signer, revision=revision, reason="", client=client_evidence())
+    signing_actions.record_decline(
+        person=signer, revision=revision, reason="", client=client_evidence()
+    )
 
     standing = standing_of(signer, policy)
 
@@ -316,7 +313,9 @@ def test_a_decline_does_not_stop_the_clock(signer, policy, publish):
 
 def test_signing_after_declining_counts_as_signed(signer, policy, publish, sign):
     revision = publish(policy, "1.0")
-    services.record_decline(person=signer, revision=revision, reason="", client=client_evidence())
+    signing_actions.record_decline(
+        person=signer, revision=revision, reason="", client=client_evidence()
+    )
 
     sign(signer, revision)
 

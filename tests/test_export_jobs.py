@@ -2,17 +2,19 @@
 
 import datetime as dt
 import io
-import re
 
 import pytest
 from django.core.management import call_command
 from django.utils import timezone
 from openpyxl import load_workbook
 
-from acknowledgements import coverage, ledger, services
+from acknowledgements.evidence import ledger
 from acknowledgements.models import ExportJob, LedgerEntry
 from acknowledgements.reports import exports, figures
+from acknowledgements.reports import jobs as export_jobs
+from acknowledgements.standings import coverage
 from tests.conftest import downloaded
+from tests.pages import html_of
 
 DAY = dt.timedelta(days=1)
 XLSX = "/reports/policies/test-policy/export/acknowledgements.xlsx"
@@ -32,10 +34,6 @@ def export_records() -> list[dict]:
     return [p["details"] for e in entries if (p := ledger.decode(e))["action"] == "export"]
 
 
-def page_text(response) -> str:
-    return re.sub(r"\s+", " ", response.content.decode())
-
-
 def test_an_auditor_asks_for_a_workbook_follows_it_and_downloads_it(
     client, logged_in, auditor, signed, built_export
 ):
@@ -47,7 +45,7 @@ def test_an_auditor_asks_for_a_workbook_follows_it_and_downloads_it(
     assert (job.requested_by, job.kind, job.status) == (auditor, "acknowledgements.xlsx", "done")
     assert job.filters == {"status": "signed"}
     assert (job.rows_done, job.rows_total, job.attempts) == (3, 3, 1)
-    text = page_text(page)
+    text = html_of(page)
     assert "The file is ready." in text
     assert "3 of 3 rows written" in text
     assert 'max="3" value="3"' in text
@@ -77,10 +75,10 @@ def test_my_exports_lists_mine_newest_first(client, logged_in, auditor, make_per
     other = make_person("Other Auditor", email="other@example.com", audience=None, role=AUDITORS)
     policy = signed.policy
     for who, kind in [(auditor, "acknowledgements.xlsx"), (other, "audit-package.zip")]:
-        services.request_export(
+        export_jobs.request_export(
             actor=who, kind=kind, policy=policy, as_of=timezone.now(), filters={}, filename="f"
         )
-    services.request_export(
+    export_jobs.request_export(
         actor=auditor,
         kind="audit-package.zip",
         policy=policy,
@@ -89,7 +87,7 @@ def test_my_exports_lists_mine_newest_first(client, logged_in, auditor, make_per
         filename="f",
     )
 
-    page = page_text(logged_in(auditor).get("/reports/exports/"))
+    page = html_of(logged_in(auditor).get("/reports/exports/"))
 
     assert page.count("Waiting to start") == 2  # the other auditor's is not listed
     assert page.index("Audit package (ZIP)") < page.index("Acknowledgements (Excel)")
@@ -109,7 +107,7 @@ def test_the_job_page_shows_progress_while_it_runs(client, logged_in, auditor, s
     )
     client = logged_in(auditor)
 
-    running = page_text(client.get(f"/reports/exports/{job.pk}/"))
+    running = html_of(client.get(f"/reports/exports/{job.pk}/"))
 
     assert '<label for="export-job-bar">40 of 160 rows written</label>' in running
     assert '<progress id="export-job-bar" max="160" value="40">25 %</progress>' in running
@@ -119,7 +117,7 @@ def test_the_job_page_shows_progress_while_it_runs(client, logged_in, auditor, s
     assert client.get(f"/reports/exports/{job.pk}/download/").status_code == 404
 
     ExportJob.objects.filter(pk=job.pk).update(status=ExportJob.Status.QUEUED, rows_done=0)
-    queued = page_text(client.get(f"/reports/exports/{job.pk}/"))
+    queued = html_of(client.get(f"/reports/exports/{job.pk}/"))
     assert '<progress id="export-job-bar">Waiting to start</progress>' in queued
     assert 'data-refresh-seconds="3"' in queued
 
@@ -159,7 +157,7 @@ def test_progress_is_saved_while_the_file_is_written(auditor, signed, monkeypatc
     from django.test.utils import CaptureQueriesContext
 
     monkeypatch.setattr(exports, "PROGRESS_ROWS", 1)
-    job = services.request_export(
+    job = export_jobs.request_export(
         actor=auditor,
         kind=ExportJob.Kind.XLSX,
         policy=signed.policy,
@@ -169,7 +167,7 @@ def test_progress_is_saved_while_the_file_is_written(auditor, signed, monkeypatc
     )
 
     with CaptureQueriesContext(connection) as queries:
-        services.build_export(job_id=job.pk)
+        export_jobs.build_export(job_id=job.pk)
 
     updates = [
         q["sql"] for q in queries if q["sql"].startswith("UPDATE") and "rows_done" in q["sql"]
@@ -194,7 +192,7 @@ def test_nobody_else_sees_or_downloads_a_job(client, logged_in, auditor, signed,
     from acknowledgements.models import User
     from tests.conftest import PASSWORD
 
-    job = services.request_export(
+    job = export_jobs.request_export(
         actor=auditor,
         kind=ExportJob.Kind.XLSX,
         policy=signed.policy,
@@ -202,7 +200,7 @@ def test_nobody_else_sees_or_downloads_a_job(client, logged_in, auditor, signed,
         filters={},
         filename="x.xlsx",
     )
-    services.build_export(job_id=job.pk)
+    export_jobs.build_export(job_id=job.pk)
     if who == "superuser":
         User.objects.create_superuser(email="root@example.com", password=PASSWORD, full_name="R")
         client.post("/accounts/login/", {"login": "root@example.com", "password": PASSWORD})
@@ -242,7 +240,7 @@ def test_a_failed_export_says_so_and_can_be_tried_again(
     assert job.status == ExportJob.Status.FAILED
     assert not job.file and job.size is None
     assert job.error
-    text = page_text(page)
+    text = html_of(page)
     assert 'role="alert"' in text
     assert "This export failed. No file was kept and nothing was recorded in the audit log." in text
     assert "Try again" in text
@@ -257,7 +255,7 @@ def test_a_failed_export_says_so_and_can_be_tried_again(
 
     job.refresh_from_db()
     assert (job.status, job.attempts, job.error) == ("done", 2, "")
-    assert "The export was queued again." in page_text(page)
+    assert "The export was queued again." in html_of(page)
     assert downloaded(client, page).startswith(b"PK")
     assert [record["rows"] for record in export_records()] == [3]  # recorded once
 
@@ -269,14 +267,14 @@ def test_only_a_failed_export_can_be_tried_again(client, logged_in, auditor, sig
 
     response = client.post(f"/reports/exports/{job.pk}/retry/", follow=True)
 
-    assert "Only an export that failed can be tried again." in page_text(response)
+    assert "Only an export that failed can be tried again." in html_of(response)
     job.refresh_from_db()
     assert (job.status, job.attempts) == ("done", 1)
     assert len(export_records()) == 1
 
 
 def test_a_job_delivered_twice_is_built_and_recorded_once(auditor, signed):
-    job = services.request_export(
+    job = export_jobs.request_export(
         actor=auditor,
         kind=ExportJob.Kind.PACKAGE,
         policy=signed.policy,
@@ -285,8 +283,8 @@ def test_a_job_delivered_twice_is_built_and_recorded_once(auditor, signed):
         filename="p.zip",
     )
 
-    assert services.build_export(job_id=job.pk).status == ExportJob.Status.DONE
-    assert services.build_export(job_id=job.pk) is None
+    assert export_jobs.build_export(job_id=job.pk).status == ExportJob.Status.DONE
+    assert export_jobs.build_export(job_id=job.pk) is None
 
     assert [record["what"] for record in export_records()] == ["audit-package.zip"]
     job.refresh_from_db()
@@ -295,7 +293,7 @@ def test_a_job_delivered_twice_is_built_and_recorded_once(auditor, signed):
 
 def test_the_export_is_of_the_moment_asked_even_if_built_later(auditor, signed, make_person, sign):
     asked_at = timezone.now()
-    job = services.request_export(
+    job = export_jobs.request_export(
         actor=auditor,
         kind=ExportJob.Kind.XLSX,
         policy=signed.policy,
@@ -305,7 +303,7 @@ def test_the_export_is_of_the_moment_asked_even_if_built_later(auditor, signed, 
     )
     sign(make_person("Late Signer", email="late@example.com"), signed)  # after the request
 
-    services.build_export(job_id=job.pk)
+    export_jobs.build_export(job_id=job.pk)
 
     job.refresh_from_db()
     assert job.rows_done == 3
@@ -318,7 +316,7 @@ def test_tidying_fails_interrupted_jobs_and_deletes_old_exports(
     settings.PORTAL_EXPORT_RETENTION_DAYS = 7
     with django_capture_on_commit_callbacks(execute=True):
         old, recent = (
-            services.request_export(
+            export_jobs.request_export(
                 actor=auditor,
                 kind=ExportJob.Kind.XLSX,
                 policy=signed.policy,
@@ -339,7 +337,7 @@ def test_tidying_fails_interrupted_jobs_and_deletes_old_exports(
         as_of=timezone.now(),
         filename="stuck.zip",
         status=ExportJob.Status.RUNNING,
-        started_at=timezone.now() - services.EXPORT_INTERRUPTED_AFTER - dt.timedelta(minutes=1),
+        started_at=timezone.now() - export_jobs.EXPORT_INTERRUPTED_AFTER - dt.timedelta(minutes=1),
     )
     records = len(export_records())
 
@@ -353,7 +351,7 @@ def test_tidying_fails_interrupted_jobs_and_deletes_old_exports(
     assert ExportJob.objects.get(pk=recent.pk).status == ExportJob.Status.DONE
     stuck.refresh_from_db()
     assert stuck.status == ExportJob.Status.FAILED and "Interrupted" in stuck.error
-    services.retry_export(actor=auditor, job=stuck)  # a failed job can be tried again
+    export_jobs.retry_export(actor=auditor, job=stuck)  # a failed job can be tried again
     assert len(export_records()) == records  # the audit records stay
     call_command("tidy_exports", stdout=io.StringIO())
     assert ExportJob.objects.filter(pk=recent.pk).exists()

@@ -21,7 +21,7 @@ from django.db import connection
 from django.utils import timezone
 from openpyxl import load_workbook
 
-from acknowledgements import coverage, ledger, receipts
+from acknowledgements.evidence import ledger
 from acknowledgements.models import (
     Acknowledgement,
     Audience,
@@ -31,7 +31,9 @@ from acknowledgements.models import (
     Policy,
     Receipt,
 )
+from acknowledgements.receipts import authority as receipt_authority
 from acknowledgements.reports import exports, figures
+from acknowledgements.standings import coverage
 from tests.conftest import client_evidence
 
 DAY = dt.timedelta(days=1)
@@ -486,7 +488,7 @@ def test_package_contains_everything_an_auditor_needs(package, sealed):
     assert f"row_hash: {last['row_hash']}" in (folder / "chain-head.txt").read_text()
     verification = (folder / "verification.txt").read_text()
     assert verification.startswith(f"Ledger intact: {len(lines)} rows checked")
-    identity = receipts.load_sealing_identity()
+    identity = receipt_authority.load_sealing_identity()
     assert (folder / "sealing-root.pem").read_bytes() == identity.root_pem
     assert (folder / "sealing-certificate.pem").read_bytes() == identity.certificate_pem
     readme = (folder / "README.txt").read_text()

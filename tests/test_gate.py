@@ -6,7 +6,8 @@ import pytest
 import time_machine
 from django.utils import timezone
 
-from acknowledgements import services
+from acknowledgements import people as people_actions
+from acknowledgements.signing import actions as signing_actions
 from tests.conftest import client_evidence
 
 POLICY_URL = "/policies/test-policy/"
@@ -75,7 +76,9 @@ def test_signing_lifts_the_gate(logged_in, signer, overdue):
 
 def test_an_exempt_account_is_not_gated(logged_in, make_person, admin_user, overdue):
     robot = make_person("Backup Robot")
-    services.set_gate_exemption(actor=admin_user, person=robot, reason="Backup service account")
+    people_actions.set_gate_exemption(
+        actor=admin_user, person=robot, reason="Backup service account"
+    )
 
     response = logged_in(robot).get("/")
 
@@ -140,7 +143,9 @@ def test_a_material_revision_brings_the_banner_back(logged_in, signer, pending, 
 
 
 def test_a_decline_does_not_stop_the_clock(logged_in, signer, overdue):
-    services.record_decline(person=signer, revision=overdue, reason="No.", client=client_evidence())
+    signing_actions.record_decline(
+        person=signer, revision=overdue, reason="No.", client=client_evidence()
+    )
 
     assert logged_in(signer).get("/").status_code == 302
 

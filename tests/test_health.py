@@ -1,5 +1,7 @@
 from django.db import OperationalError, connection
 
+from acknowledgements.receipts import authority as receipt_authority
+
 
 def test_healthz_answers_without_the_database(client):
     def unreachable(execute, sql, params, many, context):
@@ -28,13 +30,12 @@ def test_readyz_is_503_when_the_database_is_unreachable(db, client):
 
 
 def test_readyz_is_503_when_the_sealing_key_cannot_be_loaded(db, client, settings, tmp_path):
-    from acknowledgements import receipts
 
     missing = tmp_path / "missing.pem"
     settings.PORTAL_SEALING_KEY = str(missing)
     settings.PORTAL_SEALING_CERT = str(missing)
     settings.PORTAL_SEALING_ROOT = str(missing)
-    receipts.clear_sealing_identity_cache()
+    receipt_authority.clear_sealing_identity_cache()
     response = client.get("/readyz")
     assert response.status_code == 503
     assert response.json()["problems"] == ["sealing key not loadable"]

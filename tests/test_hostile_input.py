@@ -4,7 +4,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from acknowledgements.models import Acknowledgement, LedgerEntry, User
-from acknowledgements.services import comparable_name, typed_name_matches
+from acknowledgements.signing.names import comparable_name, typed_name_matches
 
 
 @given(st.text(max_size=300), st.text(max_size=300))

@@ -6,7 +6,7 @@ import pytest
 from django.core.management import call_command
 from django.db import connection, transaction
 
-from acknowledgements import ledger
+from acknowledgements.evidence import ledger
 from acknowledgements.models import LedgerEntry
 from tests.conftest import set_evidence_triggers
 
@@ -97,12 +97,11 @@ def test_one_link_task_per_committed_transaction(db, django_capture_on_commit_ca
 
 
 def test_a_link_task_that_cannot_be_queued_loses_nothing(evidence_db, monkeypatch):
-    from acknowledgements import tasks
 
     def refuse():
         raise ConnectionError("the task queue is down")
 
-    monkeypatch.setattr(tasks, "link_ledger", SimpleNamespace(enqueue=refuse))
+    monkeypatch.setattr(ledger, "link_ledger", SimpleNamespace(enqueue=refuse))
     with transaction.atomic():  # commits: the failed enqueue is logged, not raised
         entry = ledger.append(kind=LedgerEntry.Kind.ADMIN_ACTION, payload={"n": 1})
     assert LedgerEntry.objects.get(pk=entry.pk).sequence is None

@@ -9,9 +9,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from acknowledgements import notifications, services
-from acknowledgements.mail import NAME_STAND_IN, SMTP_LINE_LIMIT, GroupMessage, PreparedEmail
 from acknowledgements.models import PolicyRevision
+from acknowledgements.notifications import actions as notification_actions
+from acknowledgements.notifications import sending
+from acknowledgements.notifications.mail import (
+    NAME_STAND_IN,
+    SMTP_LINE_LIMIT,
+    GroupMessage,
+    PreparedEmail,
+)
+from acknowledgements.policies import actions as policy_actions
 from tests.conftest import POLICY_BODY
 
 TEXT = f"Bonjour {NAME_STAND_IN},\n\nLa politique a changé : relisez-la.\n\n— Voipkonnec\n"
@@ -136,7 +143,7 @@ def smtp_server(settings):
     thread.start()
     settings.MAILERS = {
         "default": {
-            "BACKEND": "acknowledgements.mail.SMTPBackend",
+            "BACKEND": "acknowledgements.notifications.mail.SMTPBackend",
             "OPTIONS": {"host": "127.0.0.1", "port": server.server_address[1], "use_tls": False},
         }
     }
@@ -158,7 +165,7 @@ def test_a_fan_out_over_smtp_sends_each_person_their_own_email(
         for n, name in enumerate(names)
         for person in [make_person(name, email=f"person{n}@example.com")]
     }
-    draft = services.create_draft(
+    draft = policy_actions.create_draft(
         actor=None,
         policy=policy,
         version="1.0",
@@ -166,10 +173,10 @@ def test_a_fan_out_over_smtp_sends_each_person_their_own_email(
         change=PolicyRevision.Change.MATERIAL,
         change_summary="Section 4 now covers personal devices.",
     )
-    revision = services.publish_revision(actor=None, revision=draft)
-    services.queue_announcements(revision=revision)
+    revision = policy_actions.publish_revision(actor=None, revision=draft)
+    notification_actions.queue_announcements(revision=revision)
 
-    assert notifications.send_batch() == len(people)
+    assert sending.send_batch() == len(people)
 
     assert sorted(to for recipients, _data in smtp_server.received for to in recipients) == sorted(
         people

@@ -4,7 +4,7 @@ from html.parser import HTMLParser
 from hypothesis import given
 from hypothesis import strategies as st
 
-from acknowledgements.policy_text import headings, normalise, render_html, text_sha256
+from acknowledgements.policies.text import headings, normalise, render_html, text_sha256
 
 
 def test_markdown_renders_headings_one_level_down_with_anchors():

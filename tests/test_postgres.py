@@ -12,7 +12,7 @@ import pytest
 from django.db import DatabaseError, connection, connections, transaction
 from django.utils import timezone
 
-from acknowledgements import ledger, signing_facts
+from acknowledgements.evidence import ledger
 from acknowledgements.models import (
     Acknowledgement,
     Audience,
@@ -21,6 +21,7 @@ from acknowledgements.models import (
     PolicyRevision,
     Receipt,
 )
+from acknowledgements.signing import facts as signing_facts
 from tests.conftest import sign_through_service
 
 pytestmark = pytest.mark.postgres
@@ -32,12 +33,6 @@ EVIDENCE_TABLES = [
 ]
 REFUSED = re.compile(r"append-only|not allowed|cannot change")
 THREAD_TIMEOUT = 60
-
-
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    # Every factory person gets a password; the production hasher takes most of a second.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture

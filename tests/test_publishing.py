@@ -15,7 +15,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from acknowledgements import coverage, notifications, policy_text, services, tasks
+from acknowledgements import concerns as concern_actions
+from acknowledgements import people as people_actions
+from acknowledgements.exceptions import ActionRefused
 from acknowledgements.models import (
     Audience,
     ConcernReport,
@@ -23,7 +25,13 @@ from acknowledgements.models import (
     Notification,
     PolicyRevision,
 )
-from acknowledgements.services import ActionRefused
+from acknowledgements.notifications import actions as notification_actions
+from acknowledgements.notifications import sending as notifications
+from acknowledgements.notifications import sending as notifications_sending
+from acknowledgements.policies import actions as policy_actions
+from acknowledgements.policies import text as policy_text
+from acknowledgements.policies import versions
+from acknowledgements.standings import coverage
 from tests.conftest import POLICY_BODY
 
 MATERIAL = PolicyRevision.Change.MATERIAL
@@ -61,7 +69,7 @@ def audit_entries(action: str | None = None) -> list[dict]:
 
 def draft_of(policy, version: str, **fields) -> PolicyRevision:
     values = {"body": POLICY_BODY + f"\nVersion {version}.\n", "change": MATERIAL} | fields
-    return services.create_draft(actor=None, policy=policy, version=version, **values)
+    return policy_actions.create_draft(actor=None, policy=policy, version=version, **values)
 
 
 def recipients(mailoutbox) -> Counter:
@@ -81,13 +89,13 @@ def employees(make_person):
 
 @pytest.mark.parametrize("label", ["2", "2.0", "2.1.1", "10.0.0.1", "0.9"])
 def test_version_labels_are_numbers_separated_by_dots(policy, label):
-    services.check_version_label(policy=policy, version=label)
+    versions.check_version_label(policy=policy, version=label)
 
 
 @pytest.mark.parametrize("label", ["", "v2", "2.", ".2", "2..0", "2.0-beta", "1.2.3.4.5", "12345"])
 def test_other_version_labels_are_refused(policy, label):
     with pytest.raises(ActionRefused, match="Write the version as numbers separated by dots"):
-        services.check_version_label(policy=policy, version=label)
+        versions.check_version_label(policy=policy, version=label)
 
 
 def test_a_version_label_is_used_once_per_policy(policy, make_policy):
@@ -116,7 +124,7 @@ def test_a_draft_overtaken_by_a_higher_published_version_cannot_be_published(pol
     publish(policy, "2.0")
 
     with pytest.raises(ActionRefused, match=r"after the latest published version, 2\.0"):
-        services.publish_revision(actor=None, revision=low)
+        policy_actions.publish_revision(actor=None, revision=low)
     low.refresh_from_db()
     assert not low.is_published
 
@@ -128,7 +136,7 @@ def test_publishing_freezes_the_text_html_and_hash(policy, admin_user):
     draft = draft_of(policy, "1.0", body="# Rules\r\n\r\nBe kind.   \r\n")
     assert (draft.body_html, draft.text_sha256) == ("", "")
 
-    published = services.publish_revision(actor=admin_user, revision=draft)
+    published = policy_actions.publish_revision(actor=admin_user, revision=draft)
 
     published.refresh_from_db()
     assert published.status == PolicyRevision.Status.PUBLISHED
@@ -137,11 +145,11 @@ def test_publishing_freezes_the_text_html_and_hash(policy, admin_user):
     assert published.body_html == policy_text.render_html(published.body)
     assert (published.published_by, published.published_at is not None) == (admin_user, True)
     with pytest.raises(ActionRefused, match="A published revision cannot be edited"):
-        services.update_draft(actor=None, revision=published, audiences=[], body="Changed.")
+        policy_actions.update_draft(actor=None, revision=published, audiences=[], body="Changed.")
     with pytest.raises(ActionRefused, match="A published revision cannot be deleted"):
-        services.delete_draft(actor=None, revision=published)
+        policy_actions.delete_draft(actor=None, revision=published)
     with pytest.raises(ActionRefused, match="already published"):
-        services.publish_revision(actor=None, revision=published)
+        policy_actions.publish_revision(actor=None, revision=published)
 
 
 def test_a_past_effective_date_becomes_the_moment_of_publication(policy):
@@ -149,14 +157,14 @@ def test_a_past_effective_date_becomes_the_moment_of_publication(policy):
     moment = timezone.now().replace(microsecond=0) + dt.timedelta(minutes=5)
 
     with time_machine.travel(moment, tick=False):
-        published = services.publish_revision(actor=None, revision=draft)
+        published = policy_actions.publish_revision(actor=None, revision=draft)
 
     assert published.effective_at == moment == published.published_at
 
 
 def test_a_future_effective_date_is_kept(policy):
     later = timezone.now() + dt.timedelta(days=7)
-    published = services.publish_revision(
+    published = policy_actions.publish_revision(
         actor=None, revision=draft_of(policy, "1.0", effective_at=later)
     )
 
@@ -168,19 +176,19 @@ def test_publishing_needs_an_audience(policy):
     draft = draft_of(policy, "1.0", audiences=[])
 
     with pytest.raises(ActionRefused, match="Choose at least one audience before publishing"):
-        services.publish_revision(actor=None, revision=draft)
+        policy_actions.publish_revision(actor=None, revision=draft)
 
 
 def test_each_step_is_audited_with_its_action_name(policy, admin_user, audiences):
-    draft = services.create_draft(
+    draft = policy_actions.create_draft(
         actor=admin_user, policy=policy, version="1.0", body=POLICY_BODY, change=MATERIAL
     )
-    services.update_draft(
+    policy_actions.update_draft(
         actor=admin_user, revision=draft, audiences=[audiences["partners"]], due_days=30
     )
-    services.publish_revision(actor=admin_user, revision=draft)
+    policy_actions.publish_revision(actor=admin_user, revision=draft)
     throwaway = draft_of(policy, "2.0")
-    services.delete_draft(actor=admin_user, revision=throwaway)
+    policy_actions.delete_draft(actor=admin_user, revision=throwaway)
 
     actions = [entry["action"] for entry in audit_entries()]
     assert actions == [
@@ -224,7 +232,7 @@ def test_a_material_revision_emails_everyone_in_its_audiences_once(
     draft = draft_of(policy, "2.0", change_summary="Section 3 on generative AI tools.", due_days=21)
 
     with django_capture_on_commit_callbacks(execute=True):
-        published = services.publish_revision(actor=None, revision=draft)
+        published = policy_actions.publish_revision(actor=None, revision=draft)
 
     assert recipients(mailoutbox) == Counter({p.email: 1 for p in employees})
     message = next(m for m in mailoutbox if m.to == [employees[0].email])
@@ -245,9 +253,9 @@ def test_announcing_again_sends_nobody_a_second_email(
     policy, employees, mailoutbox, django_capture_on_commit_callbacks
 ):
     with django_capture_on_commit_callbacks(execute=True):
-        published = services.publish_revision(actor=None, revision=draft_of(policy, "1.0"))
+        published = policy_actions.publish_revision(actor=None, revision=draft_of(policy, "1.0"))
 
-    tasks.announce_revision.enqueue(published.pk)  # a retried task
+    notification_actions.announce_revision.enqueue(published.pk)  # a retried task
 
     assert recipients(mailoutbox) == Counter({p.email: 1 for p in employees})
 
@@ -259,7 +267,7 @@ def test_a_minor_revision_emails_nobody_and_earlier_signatures_still_count(
     sign(employees[0], first)
 
     with django_capture_on_commit_callbacks(execute=True):
-        services.publish_revision(
+        policy_actions.publish_revision(
             actor=None, revision=draft_of(policy, "1.1", change=MINOR, announce=False)
         )
 
@@ -282,7 +290,7 @@ def test_each_person_gets_their_own_name_escaped_in_the_html(
     people[2].save(update_fields=["preferred_language"])
 
     with django_capture_on_commit_callbacks(execute=True):
-        services.publish_revision(actor=None, revision=draft_of(policy, "1.0"))
+        policy_actions.publish_revision(actor=None, revision=draft_of(policy, "1.0"))
 
     messages = {message.to[0]: message for message in mailoutbox}
     assert set(messages) == {person.email for person in people}
@@ -302,7 +310,7 @@ def test_an_announced_minor_revision_says_no_action_is_needed(
     publish(policy, "1.0")
 
     with django_capture_on_commit_callbacks(execute=True):
-        services.publish_revision(
+        policy_actions.publish_revision(
             actor=None,
             revision=draft_of(
                 policy, "1.1", change=MINOR, announce=True, change_summary="Typo in section 2."
@@ -325,8 +333,8 @@ def test_a_fan_out_cut_off_halfway_finishes_without_sending_anyone_twice(
 ):
     settings.PORTAL_EMAIL_BATCH_SIZE = 3
     people = [make_person(f"Person {n}", email=f"p{n}@example.com") for n in range(10)]
-    revision = services.publish_revision(actor=None, revision=draft_of(policy, "1.0"))
-    assert services.queue_announcements(revision=revision) == 10
+    revision = policy_actions.publish_revision(actor=None, revision=draft_of(policy, "1.0"))
+    assert notification_actions.queue_announcements(revision=revision) == 10
 
     # The worker sends one batch, then dies before the next.
     assert notifications.send_batch() == 3
@@ -334,8 +342,8 @@ def test_a_fan_out_cut_off_halfway_finishes_without_sending_anyone_twice(
     assert notifications.progress(revision) == notifications.Progress(7, 0, 3, 0)
 
     # Queuing again (a retried announce task) adds nobody; the next worker sends the rest.
-    services.queue_announcements(revision=revision)
-    tasks.send_notifications.enqueue()
+    notification_actions.queue_announcements(revision=revision)
+    notifications_sending.send_notifications.enqueue()
 
     assert recipients(mailoutbox) == Counter({p.email: 1 for p in people})
     assert notifications.progress(revision) == notifications.Progress(0, 0, 10, 0)
@@ -357,8 +365,8 @@ def test_a_batch_is_sent_over_parallel_connections_each_person_once(
 
     failing_mailer.open = count_open
     try:
-        revision = services.publish_revision(actor=None, revision=draft_of(policy, "1.0"))
-        services.queue_announcements(revision=revision)
+        revision = policy_actions.publish_revision(actor=None, revision=draft_of(policy, "1.0"))
+        notification_actions.queue_announcements(revision=revision)
         assert notifications.send_batch() == 5
     finally:
         failing_mailer.open = original_open
@@ -380,8 +388,8 @@ def test_each_batch_costs_the_same_number_of_queries_whatever_its_size(
     for n in range(6):
         make_person(f"Client {n}", audience="clients")
     for policy in (small, large):
-        revision = services.publish_revision(actor=None, revision=draft_of(policy, "1.0"))
-        services.queue_announcements(revision=revision)
+        revision = policy_actions.publish_revision(actor=None, revision=draft_of(policy, "1.0"))
+        notification_actions.queue_announcements(revision=revision)
     Notification.objects.filter(revision__policy=large).update(
         next_attempt_at=timezone.now() + dt.timedelta(hours=1)
     )
@@ -400,8 +408,8 @@ def test_a_refused_email_is_retried_with_backoff_then_marked_failed(
 ):
     settings.PORTAL_EMAIL_MAX_ATTEMPTS = 3
     failing_mailer.refused = {employees[0].email}
-    revision = services.publish_revision(actor=None, revision=draft_of(policy, "1.0"))
-    services.queue_announcements(revision=revision)
+    revision = policy_actions.publish_revision(actor=None, revision=draft_of(policy, "1.0"))
+    notification_actions.queue_announcements(revision=revision)
     start = timezone.now()
 
     with time_machine.travel(start, tick=False):
@@ -441,12 +449,15 @@ def test_retrying_failed_emails_requeues_them_and_is_audited(
     settings.PORTAL_EMAIL_MAX_ATTEMPTS = 1
     failing_mailer.refused = {employees[0].email, employees[1].email}
     with django_capture_on_commit_callbacks(execute=True):
-        revision = services.publish_revision(actor=None, revision=draft_of(policy, "1.0"))
+        revision = policy_actions.publish_revision(actor=None, revision=draft_of(policy, "1.0"))
     assert notifications.progress(revision).failed == 2
 
     failing_mailer.refused = set()  # the mail server is fixed
     with django_capture_on_commit_callbacks(execute=True):
-        assert services.retry_failed_notifications(actor=admin_user, revision=revision) == 2
+        assert (
+            notification_actions.retry_failed_notifications(actor=admin_user, revision=revision)
+            == 2
+        )
 
     everyone = [*employees, admin_user]  # the administrator is an employee too
     assert recipients(mailoutbox) == Counter({p.email: 1 for p in everyone})
@@ -454,15 +465,15 @@ def test_retrying_failed_emails_requeues_them_and_is_audited(
     (audit,) = audit_entries("notifications_retried")
     assert audit["details"]["count"] == 2
     assert audit["actor"]["email"] == admin_user.email
-    assert services.retry_failed_notifications(actor=admin_user, revision=revision) == 0
+    assert notification_actions.retry_failed_notifications(actor=admin_user, revision=revision) == 0
     assert len(audit_entries("notifications_retried")) == 1  # nothing to retry: no entry
 
 
 def test_a_batch_left_sending_by_a_dead_worker_is_marked_failed_not_resent(
     policy, employees, mailoutbox
 ):
-    revision = services.publish_revision(actor=None, revision=draft_of(policy, "1.0"))
-    services.queue_announcements(revision=revision)
+    revision = policy_actions.publish_revision(actor=None, revision=draft_of(policy, "1.0"))
+    notification_actions.queue_announcements(revision=revision)
     start = timezone.now()
     with time_machine.travel(start, tick=False):
         claimed = notifications._claim_batch(2)  # the worker died right after claiming
@@ -503,21 +514,23 @@ def test_reminders_go_out_once_per_offset_and_overdue_once(due_in_ten_days, empl
     revision = due_in_ten_days
     pending = [p.email for p in employees[1:]]
 
-    services.queue_reminders(moment=revision.effective_at + dt.timedelta(days=2))
+    notification_actions.queue_reminders(moment=revision.effective_at + dt.timedelta(days=2))
     assert reminders() == Counter()  # eight days left: too early
 
     for _ in range(2):
-        services.queue_reminders(moment=revision.effective_at + dt.timedelta(days=4))
+        notification_actions.queue_reminders(moment=revision.effective_at + dt.timedelta(days=4))
     assert reminders() == Counter({(email, "reminder", 7): 1 for email in pending})
 
     for _ in range(2):
-        services.queue_reminders(moment=revision.effective_at + dt.timedelta(days=9, hours=12))
+        notification_actions.queue_reminders(
+            moment=revision.effective_at + dt.timedelta(days=9, hours=12)
+        )
     assert reminders() == Counter(
         {(email, "reminder", days): 1 for email in pending for days in (7, 1)}
     )
 
     for _ in range(2):
-        services.queue_reminders(moment=revision.effective_at + dt.timedelta(days=11))
+        notification_actions.queue_reminders(moment=revision.effective_at + dt.timedelta(days=11))
     assert reminders() == Counter(
         {(email, "reminder", days): 1 for email in pending for days in (7, 1)}
         | {(email, "overdue", 0): 1 for email in pending}
@@ -548,9 +561,9 @@ def test_the_send_reminders_command(due_in_ten_days, employees, mailoutbox):
 
 def test_running_the_reminders_again_reports_nothing_new(due_in_ten_days):
     moment = due_in_ten_days.effective_at + dt.timedelta(days=4)
-    assert services.queue_reminders(moment=moment) == 4
+    assert notification_actions.queue_reminders(moment=moment) == 4
 
-    assert services.queue_reminders(moment=moment) == 0
+    assert notification_actions.queue_reminders(moment=moment) == 0
 
 
 def test_a_reminder_about_a_minor_revision_gives_the_real_due_date(
@@ -577,12 +590,12 @@ def test_a_reminder_about_a_minor_revision_gives_the_real_due_date(
 def test_granting_and_lifting_a_gate_exemption_is_audited(make_person, admin_user):
     robot = make_person("Backup Robot")
 
-    services.set_gate_exemption(actor=admin_user, person=robot, reason="  Nightly backups ")
-    services.set_gate_exemption(actor=admin_user, person=robot, reason="Nightly backups")
+    people_actions.set_gate_exemption(actor=admin_user, person=robot, reason="  Nightly backups ")
+    people_actions.set_gate_exemption(actor=admin_user, person=robot, reason="Nightly backups")
     robot.refresh_from_db()
     assert robot.gate_exemption == "Nightly backups" and robot.is_gate_exempt
 
-    services.set_gate_exemption(actor=admin_user, person=robot, reason="")
+    people_actions.set_gate_exemption(actor=admin_user, person=robot, reason="")
     robot.refresh_from_db()
     assert not robot.is_gate_exempt
 
@@ -601,7 +614,7 @@ def test_changing_a_person_s_audiences_is_audited(make_person, admin_user):
     person = make_person("Moving Person")
     partners = Audience.objects.get(slug="partners")
 
-    services.set_person_audiences(actor=admin_user, person=person, audiences=[partners])
+    people_actions.set_person_audiences(actor=admin_user, person=person, audiences=[partners])
 
     assert [a.slug for a in person.audiences.all()] == ["partners"]
     (audit,) = audit_entries("person_audiences_changed")
@@ -618,7 +631,7 @@ def test_a_concern_is_stored_and_emailed_to_compliance_after_commit(
     settings.PORTAL_COMPLIANCE_EMAIL = "officer@example.com"
 
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        report = services.report_concern(
+        report = concern_actions.report_concern(
             reporter=signer,
             category="violation",
             description="  Shared password.  ",
@@ -637,13 +650,13 @@ def test_a_concern_is_stored_and_emailed_to_compliance_after_commit(
 
 
 def test_moving_a_concern_is_audited_once_per_change(signer, admin_user):
-    report = services.report_concern(
+    report = concern_actions.report_concern(
         reporter=signer, category="other", description="Odd emails.", anonymous=False
     )
 
-    services.set_concern_status(actor=admin_user, report=report, status="in_review")
-    services.set_concern_status(actor=admin_user, report=report, status="in_review")
-    services.set_concern_status(actor=admin_user, report=report, status="closed")
+    concern_actions.set_concern_status(actor=admin_user, report=report, status="in_review")
+    concern_actions.set_concern_status(actor=admin_user, report=report, status="in_review")
+    concern_actions.set_concern_status(actor=admin_user, report=report, status="closed")
 
     report.refresh_from_db()
     assert report.status == "closed"

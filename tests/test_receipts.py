@@ -38,16 +38,11 @@ from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.timestamps import DummyTimeStamper
 
-from acknowledgements.receipts import (
-    NOT_RECORDED,
-    ReceiptDocument,
-    clear_sealing_identity_cache,
-    inspect_receipt,
-    issue_receipt,
-    load_sealing_identity,
-    render_receipt,
-    seal_pdf,
-)
+from acknowledgements.evidence.payload import NOT_RECORDED
+from acknowledgements.receipts.authority import clear_sealing_identity_cache, load_sealing_identity
+from acknowledgements.receipts.document import ReceiptDocument, render_receipt
+from acknowledgements.receipts.seal import inspect_receipt, seal_pdf
+from acknowledgements.receipts.seal import render_and_seal as issue_receipt
 
 POLICY_SOURCE = (
     "# Acceptable Use Policy\n\n"

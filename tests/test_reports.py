@@ -9,10 +9,13 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from acknowledgements import coverage, services
+from acknowledgements import people as people_actions
 from acknowledgements.models import Audience, LedgerEntry, PolicyRevision
+from acknowledgements.policies import actions as policy_actions
 from acknowledgements.reports import charts, figures
 from acknowledgements.reports.figures import Completion, PeopleFilter
+from acknowledgements.signing import actions as signing_actions
+from acknowledgements.standings import coverage
 from tests.conftest import client_evidence
 
 DAY = dt.timedelta(days=1)
@@ -36,7 +39,7 @@ def by_audience(policy, moment) -> dict[str, Completion]:
 
 def decline(person, revision, moment):
     with time_machine.travel(moment, tick=False):
-        return services.record_decline(
+        return signing_actions.record_decline(
             person=person, revision=revision, reason="Not yet", client=client_evidence()
         )
 
@@ -285,7 +288,9 @@ def test_person_history_lists_every_event_up_to_the_moment(scenario):
 
 
 def test_audit_log_decodes_and_filters_actions(scenario, admin_user):
-    services.set_gate_exemption(actor=admin_user, person=scenario["people"]["bob"], reason="kiosk")
+    people_actions.set_gate_exemption(
+        actor=admin_user, person=scenario["people"]["bob"], reason="kiosk"
+    )
     everything = figures.describe(figures.audit_entries())
     actions = [event.action for event in everything]
     assert actions[0] == "gate_exemption_granted"
@@ -343,7 +348,7 @@ def _population(make_person, publish, sign, policy, people: int, revisions: int)
         if n % 2:
             sign(person, published[-1])
         elif n % 3 == 0:
-            services.record_decline(
+            signing_actions.record_decline(
                 person=person, revision=published[-1], reason="", client=client_evidence()
             )
 
@@ -383,7 +388,7 @@ def test_many_audiences_and_policies_are_counted_like_a_few(
     wide = make_policy("wide", name="Wide", audience_slugs=("employees",))
     wide.audiences.set(extra)
     revisions = [publish(policy, "1.0") for policy in policies]
-    wide_revision = services.create_draft(
+    wide_revision = policy_actions.create_draft(
         actor=None,
         policy=wide,
         version="1.0",
@@ -394,7 +399,7 @@ def test_many_audiences_and_policies_are_counted_like_a_few(
         audiences=extra,
     )
     with time_machine.travel(timezone.now() - DAY, tick=True):
-        wide_revision = services.publish_revision(actor=None, revision=wide_revision)
+        wide_revision = policy_actions.publish_revision(actor=None, revision=wide_revision)
     both = make_person("Both Teams", audience=None)
     both.audiences.set([first, last])
     only_last = make_person("Last Team", audience=None)

@@ -19,10 +19,15 @@ from django.core.management import call_command
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
-from acknowledgements import evidence, ledger, personal_data, receipts, services, verification
-from acknowledgements.coverage import timeline_for
+from acknowledgements.evidence import client_evidence as evidence
+from acknowledgements.evidence import ledger
 from acknowledgements.models import ClientDetails, LedgerEntry, Receipt
-from acknowledgements.reports import exports, figures
+from acknowledgements.receipts import authority as receipt_authority
+from acknowledgements.receipts import seal as receipt_seal
+from acknowledgements.receipts import verification
+from acknowledgements.reports import exports, figures, personal_data
+from acknowledgements.signing import actions as signing_actions
+from acknowledgements.standings.coverage import timeline_for
 from tests.conftest import client_evidence
 
 DAYS = 30
@@ -38,7 +43,7 @@ def _retention(settings):
 @pytest.fixture
 def signed(signer, revision, sign, django_capture_on_commit_callbacks):
     """A view, a consent and a signature with its sealed receipt, all from IP and USER_AGENT."""
-    services.record_view(person=signer, revision=revision, client=client_evidence())
+    signing_actions.record_view(person=signer, revision=revision, client=client_evidence())
     with django_capture_on_commit_callbacks(execute=True):
         acknowledgement = sign(signer, revision)
     receipt = Receipt.objects.get(acknowledgement=acknowledgement)
@@ -139,8 +144,8 @@ def test_a_changed_kept_value_fails_verification(signed):
 
 
 def test_the_receipt_carries_the_commitments_and_never_the_values(signed):
-    report = receipts.inspect_receipt(
-        signed.pdf, trust_roots_pem=[receipts.load_sealing_identity().root_pem]
+    report = receipt_seal.inspect_receipt(
+        signed.pdf, trust_roots_pem=[receipt_authority.load_sealing_identity().root_pem]
     )
     assert report.evidence_json == bytes(signed.entry.payload)
     assert IP.encode() not in signed.pdf and b"TestBrowser" not in signed.pdf

@@ -9,8 +9,9 @@ import psycopg2
 import pytest
 from django.db import connection
 
-from acknowledgements import receipts, verification
 from acknowledgements.models import Receipt
+from acknowledgements.receipts import authority as receipt_authority
+from acknowledgements.receipts import verification
 from tests.test_deployment import ROOT, _environment
 
 SEALING = ["PORTAL_SEALING_KEY", "PORTAL_SEALING_CERT", "PORTAL_SEALING_ROOT"]
@@ -29,13 +30,13 @@ def receipt_then_new_root(
     with django_capture_on_commit_callbacks(execute=True):
         sign(signer, revision)
     old_root = tmp_path / "old-root.pem"
-    old_root.write_bytes(receipts.load_sealing_identity().root_pem)
+    old_root.write_bytes(receipt_authority.load_sealing_identity().root_pem)
     for name in SEALING:
         setattr(settings, name, "")
     settings.PORTAL_SEALING_DIR = tmp_path / "new-ca"
-    receipts.clear_sealing_identity_cache()
+    receipt_authority.clear_sealing_identity_cache()
     yield old_root
-    receipts.clear_sealing_identity_cache()
+    receipt_authority.clear_sealing_identity_cache()
 
 
 def test_after_a_root_rotation_old_receipts_fail_unless_the_old_root_stays_trusted(

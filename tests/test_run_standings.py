@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from acknowledgements import coverage, run_standings, services
+from acknowledgements.exceptions import ActionRefused
 from acknowledgements.models import (
     Acknowledgement,
     CoverageTally,
@@ -28,8 +28,11 @@ from acknowledgements.models import (
     RunStanding,
     User,
 )
+from acknowledgements.policies import actions as policy_actions
 from acknowledgements.reports import census, figures
-from acknowledgements.services import ActionRefused
+from acknowledgements.signing import actions as signing_actions
+from acknowledgements.standings import coverage
+from acknowledgements.standings import tallies as run_standings
 from tests.conftest import client_evidence
 
 DAY = dt.timedelta(days=1)
@@ -153,7 +156,7 @@ def test_the_census_counts_as_every_persons_standing_does(
                 with time_machine.travel(moment, tick=False):
                     if what == "publish":
                         _, material, due_days = schedule[n]
-                        draft = services.create_draft(
+                        draft = policy_actions.create_draft(
                             actor=None,
                             policy=policy,
                             version=f"{n + 1}.0",
@@ -162,7 +165,7 @@ def test_the_census_counts_as_every_persons_standing_does(
                             effective_at=moment,
                             due_days=due_days,
                         )
-                        services.publish_revision(actor=None, revision=draft)
+                        policy_actions.publish_revision(actor=None, revision=draft)
                     else:
                         _act(policy, persons, audiences, moment, *actions[n][2:])
 
@@ -198,7 +201,7 @@ def _act(policy, persons, audiences, moment, person_index, action, member_of, jo
             return
         try:
             if action == "sign":
-                services.record_acknowledgement(
+                signing_actions.record_acknowledgement(
                     person=person,
                     policy_slug=policy.slug,
                     version=timeline.current.version,
@@ -208,7 +211,7 @@ def _act(policy, persons, audiences, moment, person_index, action, member_of, jo
                     client=client_evidence(),
                 )
             else:
-                services.record_decline(
+                signing_actions.record_decline(
                     person=person, revision=timeline.current, reason="", client=client_evidence()
                 )
         except ActionRefused:
@@ -239,7 +242,9 @@ def signed_employee(make_person, revision, sign):
 def test_a_signature_and_a_decline_are_kept_as_they_happen(make_person, revision, sign):
     signer, decliner = make_person("Sam Signer"), make_person("Dee Decliner")
     acknowledgement = sign(signer, revision)
-    services.record_decline(person=decliner, revision=revision, reason="", client=client_evidence())
+    signing_actions.record_decline(
+        person=decliner, revision=revision, reason="", client=client_evidence()
+    )
 
     standings = {s.person_id: s for s in RunStanding.objects.all()}
     assert standings[signer.pk].signed_at == acknowledgement.signed_at

@@ -7,9 +7,9 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
-from acknowledgements.coverage import Status, standings_for
 from acknowledgements.models import LedgerEntry, Policy, PolicyRevision, User
 from acknowledgements.roles import AUDITORS, POLICY_ADMINISTRATORS
+from acknowledgements.standings.coverage import Status, standings_for
 
 DEFAULT_PASSWORD = "portal-demo-2026"
 SLUG = "acceptable-use-policy"
@@ -35,12 +35,6 @@ CUSTOMER_SENTENCES = [
     "policy violations.",
     "Voipkonnekt retains the right to revise this policy as needed.",
 ]
-
-
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    # The command hashes the demo password for each named account; keep that quick.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture

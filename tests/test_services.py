@@ -8,22 +8,18 @@ import re
 import pytest
 from django.utils import timezone
 
-from acknowledgements import ledger, services
-from acknowledgements.coverage import Status, standing_for
+from acknowledgements.evidence import ledger
+from acknowledgements.evidence.statements import CURRENT_ATTESTATION, CURRENT_ESIGN_CONSENT
+from acknowledgements.exceptions import ActionRefused
 from acknowledgements.models import Acknowledgement, ClientDetails, LedgerEntry, PolicyRevision
-from acknowledgements.services import ActionRefused
-from acknowledgements.statements import CURRENT_ATTESTATION, CURRENT_ESIGN_CONSENT
+from acknowledgements.policies import actions as policy_actions
+from acknowledgements.signing import actions as signing_actions
+from acknowledgements.standings.coverage import Status, standing_for
 from tests.conftest import client_evidence
 
 RECEIPT_NUMBER = re.compile(
     r"^VK-[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}$"
 )
-
-
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    # Every factory person gets a password; the production hasher takes most of a second.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 def payload_of(entry: LedgerEntry) -> dict:
@@ -56,7 +52,7 @@ def test_signing_records_an_acknowledgement_and_its_signed_event(signer, revisio
 
 
 def test_signed_payload_holds_the_evidence(signer, revision, sign):
-    services.record_view(person=signer, revision=revision, client=client_evidence())
+    signing_actions.record_view(person=signer, revision=revision, client=client_evidence())
     viewed = LedgerEntry.objects.get(kind=LedgerEntry.Kind.VIEWED)
 
     acknowledgement = sign(signer, revision, typed_name="Ada Lovelace")
@@ -233,7 +229,7 @@ def test_accented_account_name_matches_plain_typing(make_person, revision, sign)
 
 
 def test_a_draft_cannot_be_signed(signer, policy, sign):
-    draft = services.create_draft(
+    draft = policy_actions.create_draft(
         actor=None, policy=policy, version="1.0", body="# Draft\n", change="material"
     )
     rows = evidence_rows()
@@ -293,8 +289,8 @@ def test_a_view_is_recorded_once_per_person_and_revision(signer, make_person, re
     other = make_person("Grace Hopper")
 
     for _ in range(3):
-        services.record_view(person=signer, revision=revision, client=client_evidence())
-    services.record_view(person=other, revision=revision, client=client_evidence())
+        signing_actions.record_view(person=signer, revision=revision, client=client_evidence())
+    signing_actions.record_view(person=other, revision=revision, client=client_evidence())
 
     views = LedgerEntry.objects.filter(kind=LedgerEntry.Kind.VIEWED)
     assert views.filter(person=signer).count() == 1
@@ -307,7 +303,7 @@ def test_a_view_is_recorded_once_per_person_and_revision(signer, make_person, re
 
 
 def test_decline_is_recorded_with_its_reason_and_leaves_the_person_unsigned(signer, revision):
-    entry = services.record_decline(
+    entry = signing_actions.record_decline(
         person=signer,
         revision=revision,
         reason="  I disagree with section 4.  ",
@@ -326,7 +322,7 @@ def test_decline_is_recorded_with_its_reason_and_leaves_the_person_unsigned(sign
 
 
 def test_decline_without_a_reason_records_none(signer, revision):
-    entry = services.record_decline(
+    entry = signing_actions.record_decline(
         person=signer, revision=revision, reason="   ", client=client_evidence()
     )
 
@@ -338,7 +334,7 @@ def test_declining_after_signing_is_refused(signer, revision, sign):
     rows = evidence_rows()
 
     with pytest.raises(ActionRefused, match="already signed"):
-        services.record_decline(
+        signing_actions.record_decline(
             person=signer, revision=revision, reason="Changed my mind", client=client_evidence()
         )
 
@@ -349,7 +345,7 @@ def test_declining_after_signing_is_refused(signer, revision, sign):
 
 
 def test_publishing_freezes_the_text_and_is_audited(policy, admin_user):
-    draft = services.create_draft(
+    draft = policy_actions.create_draft(
         actor=admin_user,
         policy=policy,
         version="1.0",
@@ -358,7 +354,7 @@ def test_publishing_freezes_the_text_and_is_audited(policy, admin_user):
     )
     assert (draft.body_html, draft.text_sha256, draft.published_at) == ("", "", None)
 
-    published = services.publish_revision(actor=admin_user, revision=draft)
+    published = policy_actions.publish_revision(actor=admin_user, revision=draft)
 
     published.refresh_from_db()
     assert published.is_published
@@ -383,7 +379,7 @@ def test_publishing_twice_is_refused(revision):
     rows = evidence_rows()
 
     with pytest.raises(ActionRefused, match="already published"):
-        services.publish_revision(actor=None, revision=revision)
+        policy_actions.publish_revision(actor=None, revision=revision)
 
     assert evidence_rows() == rows
     frozen = PolicyRevision.objects.get(pk=revision.pk)

@@ -8,6 +8,7 @@ URL, opens the IdP's authorize URL with urllib and brings the callback back to t
 
 import json
 import runpy
+import socket
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -21,16 +22,20 @@ from allauth.mfa.totp.internal.auth import (
     yield_hotp_counters_from_time,
 )
 from allauth.socialaccount.models import SocialAccount, SocialApp
+from django.conf import settings
 from django.contrib.auth import SESSION_KEY
 from django.contrib.auth.models import AnonymousUser
+from django.core.cache import cache
 from django.core.exceptions import ImproperlyConfigured
 from django.template.loader import render_to_string
 from django.test import RequestFactory
+from django.utils.csp import build_policy
 
 from acknowledgements.adapters import audiences_from_claims
 from acknowledgements.models import Acknowledgement, LedgerEntry, User
 from tests.conftest import PASSWORD
 from tests.fake_oidc import FakeIdentityProvider
+from tests.pages import html_of
 
 SETTINGS_FILE = Path(__file__).resolve().parents[1] / "aup_portal" / "settings.py"
 OIDC_VARIABLES = [
@@ -120,10 +125,6 @@ def audience_changes() -> list[dict]:
 
 def slugs(person: User) -> list[str]:
     return sorted(person.audiences.values_list("slug", flat=True))
-
-
-def page_text(response) -> str:
-    return response.content.decode()
 
 
 # --- Configuration ---------------------------------------------------------------------------
@@ -392,7 +393,7 @@ def test_unverified_email_is_refused_and_creates_nobody(sso, client, email_verif
     assert not User.objects.exists()
     assert not SocialAccount.objects.exists()
     assert audience_changes() == []
-    page = page_text(client.get("/accounts/login/"))
+    page = html_of(client.get("/accounts/login/"))
     assert "Company SSO did not confirm your email address" in page
 
 
@@ -429,7 +430,7 @@ def test_an_address_stored_with_other_capitals_is_not_duplicated(sso, client, ma
 
     assert signed_in_as(client) is None
     assert User.objects.count() == 1
-    assert "exists but could not be signed in" in page_text(client.get("/accounts/login/"))
+    assert "exists but could not be signed in" in html_of(client.get("/accounts/login/"))
 
 
 def test_sign_in_without_an_email_is_refused(sso, client):
@@ -446,7 +447,7 @@ def test_an_id_token_for_another_client_is_refused(sso, client):
 
     assert signed_in_as(client) is None
     assert not User.objects.exists()
-    assert "Third-Party Login Failure" in page_text(response)
+    assert "Third-Party Login Failure" in html_of(response)
 
 
 def test_a_callback_with_a_forged_state_is_refused(sso, client):
@@ -458,21 +459,22 @@ def test_a_callback_with_a_forged_state_is_refused(sso, client):
 
     assert signed_in_as(client) is None
     assert not User.objects.exists()
-    assert "Third-Party Login Failure" in page_text(response)
+    assert "Third-Party Login Failure" in html_of(response)
 
 
 def test_starting_sso_needs_a_post(sso, client):
     response = client.get("/accounts/oidc/sso/login/")
 
     assert response.status_code == 200  # a confirmation page, not a redirect to the IdP
-    assert "Company SSO" in page_text(response)
-    assert 'method="post"' in page_text(response)
-    assert sso.requests == []
+    assert "Company SSO" in html_of(response)
+    assert 'method="post"' in html_of(response)
+    # Only the discovery document was read (for the page's Content-Security-Policy).
+    assert [path for _, path in sso.requests] == ["/.well-known/openid-configuration"]
 
 
 def test_password_sign_up_stays_closed_while_sso_creates_accounts(sso, client):
     closed = client.get("/accounts/signup/")
-    assert "Sign Up Closed" in page_text(closed)
+    assert "Sign Up Closed" in html_of(closed)
     client.post(
         "/accounts/signup/",
         {"email": "eve@example.com", "password1": PASSWORD, "password2": PASSWORD},
@@ -520,7 +522,7 @@ def test_sign_in_page_renders_with_sso_configured(sso, client):
     response = client.get("/accounts/login/")
 
     assert response.status_code == 200
-    assert "sign up" not in page_text(response).lower()
+    assert "sign up" not in html_of(response).lower()
 
 
 def test_the_provider_button_snippet_links_to_the_sso_login(sso, client):
@@ -534,7 +536,7 @@ def test_the_provider_button_snippet_links_to_the_sso_login(sso, client):
 
 
 def test_the_sign_in_page_offers_a_one_click_sso_button(sso, client):
-    page = page_text(client.get("/accounts/login/"))
+    page = html_of(client.get("/accounts/login/"))
     assert 'action="/accounts/oidc/sso/login/?process=login"' in page
     assert "Sign in with Company SSO" in page
 
@@ -554,3 +556,184 @@ def test_an_sso_only_person_confirms_it_is_them_at_the_identity_provider(
         "/accounts/oidc/sso/login/?process=login&next=%2Fpolicies%2Ftest-policy%2F"
         "&auth_params=prompt%3Dlogin"
     )
+
+
+# --- Content-Security-Policy of the pages with SSO forms --------------------------------------
+#
+# form-action also governs where the browser may be redirected after a form's POST, so the
+# pages whose forms start a sign-in must name the identity provider's origin, or a real browser
+# stops at the portal's redirect (the test client ignores the header; the browser test does not).
+
+
+class SplitIdentityProvider(FakeIdentityProvider):
+    """An identity provider whose sign-in page is served from another origin."""
+
+    authorization_endpoint = "https://login.example.net/authorize"
+
+    def discovery(self) -> dict:
+        return super().discovery() | {"authorization_endpoint": self.authorization_endpoint}
+
+
+def form_action(response) -> list[str]:
+    """The sources the response's Content-Security-Policy allows forms to be sent to."""
+    for directive in response["Content-Security-Policy"].split(";"):
+        name, *sources = directive.split()
+        if name == "form-action":
+            return sources
+    raise AssertionError("the policy has no form-action")
+
+
+def site_policy_with_form_action(*sources: str) -> str:
+    """The site's policy, every directive as configured, with these form-action sources."""
+    return build_policy(settings.SECURE_CSP | {"form-action": list(sources)})
+
+
+def discovery_reads(idp) -> int:
+    return [path for _, path in idp.requests].count("/.well-known/openid-configuration")
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def admin_configured_app(db, settings):
+    """A social application configured in the admin: `admin_configured_app(server_url, ...)`."""
+    settings.SOCIALACCOUNT_PROVIDERS = {}
+
+    def create(server_url: str, **extra_settings) -> SocialApp:
+        return SocialApp.objects.create(
+            provider="openid_connect",
+            provider_id="corp",
+            name="Corp IdP",
+            client_id=CLIENT_ID,
+            secret=CLIENT_SECRET,
+            settings={"server_url": server_url, **extra_settings},
+        )
+
+    return create
+
+
+def test_sign_in_page_lets_forms_go_to_a_provider_configured_by_environment(sso, client):
+    response = client.get("/accounts/login/")
+
+    assert response.status_code == 200
+    assert form_action(response) == ["'self'", sso.issuer]
+    assert response["Content-Security-Policy"] == site_policy_with_form_action("'self'", sso.issuer)
+
+
+def test_sign_in_page_lets_forms_go_to_a_provider_configured_in_the_admin(
+    admin_configured_app, idp, client
+):
+    admin_configured_app(idp.issuer)
+
+    response = client.get("/accounts/login/")
+
+    assert "Sign in with Corp IdP" in html_of(response)
+    assert response["Content-Security-Policy"] == site_policy_with_form_action("'self'", idp.issuer)
+
+
+def test_the_other_account_pages_with_sso_forms_allow_the_provider(
+    sso, client, make_person, logged_in
+):
+    confirmation = client.get("/accounts/oidc/sso/login/?process=login")
+    assert 'method="post"' in html_of(confirmation)
+    assert form_action(confirmation) == ["'self'", sso.issuer]
+
+    logged_in(make_person(email="grace@example.com"))
+    reauthentication = client.get("/accounts/reauthenticate/")
+    assert reauthentication.status_code == 200
+    assert form_action(reauthentication) == ["'self'", sso.issuer]
+
+
+def test_a_sign_in_page_on_another_origin_is_read_from_discovery_and_cached(db, settings, client):
+    settings.SOCIALACCOUNT_PROVIDERS = {}
+    with SplitIdentityProvider(client_id=CLIENT_ID, client_secret=CLIENT_SECRET) as idp:
+        SocialApp.objects.create(
+            provider="openid_connect",
+            provider_id="corp",
+            name="Corp IdP",
+            client_id=CLIENT_ID,
+            secret=CLIENT_SECRET,
+            settings={"server_url": idp.issuer + "/"},
+        )
+
+        first = client.get("/accounts/login/")
+        again = client.get("/accounts/login/")
+
+        assert form_action(first) == ["'self'", idp.issuer, "https://login.example.net"]
+        assert form_action(again) == form_action(first)
+        assert discovery_reads(idp) == 1
+        # The portal really sends the browser there.
+        authorize = client.post("/accounts/oidc/corp/login/")["Location"]
+        assert authorize.startswith("https://login.example.net/authorize?")
+
+
+def test_an_authorization_endpoint_set_in_the_overrides_is_allowed(admin_configured_app, client):
+    admin_configured_app(
+        "https://idp.example.com/realms/staff",
+        openid_configuration_overrides={"authorization_endpoint": "https://sso.example.org/auth"},
+    )
+
+    response = client.get("/accounts/login/")
+
+    assert form_action(response) == ["'self'", "https://idp.example.com", "https://sso.example.org"]
+
+
+def test_a_provider_whose_discovery_fails_still_gets_a_working_sign_in_page(
+    admin_configured_app, client, caplog
+):
+    server_url = f"http://127.0.0.1:{closed_port()}/realms/staff"
+    admin_configured_app(server_url)
+
+    response = client.get("/accounts/login/")
+
+    assert response.status_code == 200
+    assert "Sign in with Corp IdP" in html_of(response)
+    assert 'name="password"' in html_of(response)
+    assert form_action(response) == ["'self'", server_url.removesuffix("/realms/staff")]
+    assert "SSO discovery document unavailable" in caplog.text
+
+
+def test_a_discovered_endpoint_is_never_copied_into_the_policy_as_is(db, settings, client):
+    settings.SOCIALACCOUNT_PROVIDERS = {}
+    hostile = SplitIdentityProvider(client_id=CLIENT_ID, client_secret=CLIENT_SECRET)
+    hostile.authorization_endpoint = "https://login.example.net; script-src *"
+    with hostile as idp:
+        SocialApp.objects.create(
+            provider="openid_connect",
+            provider_id="corp",
+            name="Corp IdP",
+            client_id=CLIENT_ID,
+            secret=CLIENT_SECRET,
+            settings={"server_url": idp.issuer},
+        )
+
+        response = client.get("/accounts/login/")
+        issuer = idp.issuer
+
+    assert response.status_code == 200
+    assert form_action(response) == ["'self'", issuer]
+    assert "script-src 'self';" in response["Content-Security-Policy"]
+
+
+def test_other_pages_keep_the_site_policy_and_contact_no_provider(
+    sso, client, make_person, logged_in, make_policy, publish
+):
+    policy = make_policy()
+    publish(policy, "1.0")
+    site_policy = build_policy(settings.SECURE_CSP)
+    assert form_action(client.get("/accounts/login/")) == ["'self'", sso.issuer]
+    sso.requests.clear()
+    cache.clear()
+
+    pages = [client.get("/verify/")]
+    logged_in(make_person(email="grace@example.com"))
+    pages += [client.get("/"), client.get(f"/policies/{policy.slug}/")]
+
+    assert [page.status_code for page in pages] == [200, 200, 200]
+    assert all(page["Content-Security-Policy"] == site_policy for page in pages)
+    assert "form-action 'self';" in site_policy
+    assert sso.requests == []

@@ -12,12 +12,21 @@ import pytest
 from django.db import connection
 from django.utils import translation
 
-from acknowledgements import ledger, receipts, services, verification
+from acknowledgements.evidence import ledger
+from acknowledgements.evidence.statements import (
+    CURRENT_ATTESTATION,
+    CURRENT_ESIGN_CONSENT,
+    Statement,
+)
 from acknowledgements.models import Acknowledgement, LedgerEntry, Receipt
-from acknowledgements.statements import CURRENT_ATTESTATION, CURRENT_ESIGN_CONSENT, Statement
+from acknowledgements.policies import actions as policy_actions
+from acknowledgements.receipts import authority as receipt_authority
+from acknowledgements.receipts import seal as receipt_seal
+from acknowledgements.receipts import verification
 from tests.conftest import set_evidence_triggers
+from tests.pages import text_of
 from tests.test_tasks_receipts import pdf_text
-from tests.test_verification import flip_a_signed_byte, page_text, upload
+from tests.test_verification import flip_a_signed_byte, upload
 
 AP = "\u2019"  # typographic apostrophe
 NB = "\u00a0"  # no-break space
@@ -39,7 +48,9 @@ def french_signer(signer):
 
 @pytest.fixture
 def translated(revision):
-    return services.save_translation(actor=None, revision=revision, language="fr", body=FRENCH)
+    return policy_actions.save_translation(
+        actor=None, revision=revision, language="fr", body=FRENCH
+    )
 
 
 def sign_in_french(client, policy, revision, django_capture_on_commit_callbacks, **extra):
@@ -157,8 +168,8 @@ def test_the_receipt_shows_the_attestation_in_the_language_signed(
     assert "E-signing consent language fr" in text
     assert sha256(FRENCH_ATTESTATION) in compact
     assert CURRENT_ATTESTATION.sha256 in compact  # the authoritative text's hash beside it
-    report = receipts.inspect_receipt(
-        pdf, trust_roots_pem=[receipts.load_sealing_identity().root_pem]
+    report = receipt_seal.inspect_receipt(
+        pdf, trust_roots_pem=[receipt_authority.load_sealing_identity().root_pem]
     )
     assert json.loads(report.evidence_json)["attestation"]["text"] == FRENCH_ATTESTATION
 
@@ -167,7 +178,7 @@ def test_the_receipt_shows_the_attestation_in_the_language_signed(
 
 
 def test_the_verify_page_explains_a_non_pdf_in_french(french_signer, logged_in):
-    text = page_text(upload(logged_in(french_signer), b"hello"))
+    text = text_of(upload(logged_in(french_signer), b"hello"))
     assert f"Sceau du portail présent : Le fichier n{AP}est pas un PDF." in text
     assert "The file is not a PDF" not in text
 
@@ -180,7 +191,7 @@ def test_the_verify_page_explains_a_changed_receipt_in_french(
     with Receipt.objects.get().pdf.open("rb") as stored:
         tampered = flip_a_signed_byte(stored.read())
 
-    text = page_text(upload(logged_in(french_signer), tampered))
+    text = text_of(upload(logged_in(french_signer), tampered))
     # page_text collapses whitespace, the no-break spaces of French typography included.
     assert (
         "Le sceau ne correspond plus au contenu du fichier : il a été modifié après le scellement."
@@ -213,7 +224,7 @@ def test_the_verify_page_explains_a_broken_chain_in_french(
         )
     set_evidence_triggers(True)
 
-    text = page_text(upload(logged_in(french_signer), pdf))
+    text = text_of(upload(logged_in(french_signer), pdf))
     assert f"Le registre de preuves n{AP}est pas intact" in text
     assert "empreinte SHA-256 ne correspond plus" in text
     assert "payload changed" not in text

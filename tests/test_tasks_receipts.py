@@ -16,16 +16,13 @@ from django.db import transaction
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
-from acknowledgements import ledger, services
+from acknowledgements.evidence import ledger
+from acknowledgements.evidence.payload import NOT_RECORDED
 from acknowledgements.models import Acknowledgement, LedgerEntry, Receipt
-from acknowledgements.receipts import NOT_RECORDED, inspect_receipt, load_sealing_identity
+from acknowledgements.receipts import actions as receipt_actions
+from acknowledgements.receipts.authority import load_sealing_identity
+from acknowledgements.receipts.seal import inspect_receipt
 from tests.conftest import client_evidence
-
-
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    # Every factory person gets a password; the production hasher takes most of a second.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture
@@ -131,7 +128,7 @@ def test_issuing_again_returns_the_same_receipt_and_records_nothing(
     entries = LedgerEntry.objects.count()
 
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        again = services.issue_receipt(acknowledgement_id=issued.acknowledgement.pk)
+        again = receipt_actions.issue_receipt(acknowledgement_id=issued.acknowledgement.pk)
 
     assert again.pk == issued.receipt.pk
     assert again.sha256 == issued.receipt.sha256
@@ -275,7 +272,7 @@ def test_a_receipt_whose_task_was_lost_is_issued_by_the_recovery(signer, revisio
     assert "receipts queued again: 0." in out.getvalue()
     assert f"Ledger entries linked: {waiting};" in out.getvalue()
 
-    with time_machine.travel(timezone.now() + services.RECEIPT_OVERDUE_AFTER, tick=False):
+    with time_machine.travel(timezone.now() + receipt_actions.RECEIPT_OVERDUE_AFTER, tick=False):
         call_command("recover_work", stdout=out)
         receipt = Receipt.objects.get()
         call_command("recover_work", stdout=out)
@@ -347,7 +344,7 @@ def test_with_the_database_queue_the_receipt_task_commits_with_the_signature(
     # The task is a row of the signature's transaction: rolled back with the first signature,
     # kept with the second, and nothing waits for a commit to queue it.
     queued = DBTaskResult.objects.get()
-    assert queued.task_path == "acknowledgements.tasks.issue_receipt"
+    assert queued.task_path == "acknowledgements.receipts.actions.issue_receipt_task"
     assert queued.args_kwargs == {"args": [acknowledgement.pk], "kwargs": {}}
     assert callbacks == []
     assert list(Acknowledgement.objects.all()) == [acknowledgement]

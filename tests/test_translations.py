@@ -5,34 +5,41 @@ import json
 import pytest
 from django.db import IntegrityError, connection, transaction
 
-from acknowledgements import ledger, policy_text, receipts, services
+from acknowledgements.evidence import ledger
+from acknowledgements.exceptions import ActionRefused
 from acknowledgements.models import Acknowledgement, LedgerEntry
+from acknowledgements.policies import actions as policy_actions
+from acknowledgements.policies import text as policy_text
+from acknowledgements.receipts import authority as receipt_authority
+from acknowledgements.receipts import seal as receipt_seal
 
 FRENCH = "# Politique de test\n\n## 1. Objet\n\nSoyez excellents.\n"
 
 
 @pytest.fixture
 def translated(revision):
-    return services.save_translation(actor=None, revision=revision, language="fr", body=FRENCH)
+    return policy_actions.save_translation(
+        actor=None, revision=revision, language="fr", body=FRENCH
+    )
 
 
 def test_a_published_revision_gets_a_frozen_translation(translated, revision):
     assert translated.text_sha256 == policy_text.text_sha256(FRENCH)
     assert "Soyez excellents" in translated.body_html
-    with pytest.raises(services.ActionRefused):
-        services.save_translation(actor=None, revision=revision, language="fr", body="autre")
-    with pytest.raises(services.ActionRefused):
-        services.save_translation(actor=None, revision=revision, language="en", body="x")
+    with pytest.raises(ActionRefused):
+        policy_actions.save_translation(actor=None, revision=revision, language="fr", body="autre")
+    with pytest.raises(ActionRefused):
+        policy_actions.save_translation(actor=None, revision=revision, language="en", body="x")
 
 
 def test_a_draft_translation_changes_until_publication(policy, publish):
-    draft = services.create_draft(
+    draft = policy_actions.create_draft(
         actor=None, policy=policy, version="3.0", body="# New\n", change="material"
     )
-    services.save_translation(actor=None, revision=draft, language="fr", body="# Premier\n")
-    services.save_translation(actor=None, revision=draft, language="fr", body="# Nouveau\n")
+    policy_actions.save_translation(actor=None, revision=draft, language="fr", body="# Premier\n")
+    policy_actions.save_translation(actor=None, revision=draft, language="fr", body="# Nouveau\n")
     assert draft.translations.get().text_sha256 == ""  # not frozen yet
-    services.publish_revision(actor=None, revision=draft)
+    policy_actions.publish_revision(actor=None, revision=draft)
     assert draft.translations.get().text_sha256 == policy_text.text_sha256("# Nouveau\n")
 
 
@@ -59,8 +66,8 @@ def test_a_french_reader_sees_and_signs_the_french_text(
     assert text["authoritative_language"] == "en"
     assert text["authoritative_sha256"] == revision.text_sha256
     with Acknowledgement.objects.get().receipt.pdf.open("rb") as pdf:
-        report = receipts.inspect_receipt(
-            pdf.read(), trust_roots_pem=[receipts.load_sealing_identity().root_pem]
+        report = receipt_seal.inspect_receipt(
+            pdf.read(), trust_roots_pem=[receipt_authority.load_sealing_identity().root_pem]
         )
     assert report.policy_source == FRENCH  # the text attached is the one signed
     assert json.loads(report.evidence_json)["text"]["language"] == "fr"

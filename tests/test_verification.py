@@ -1,6 +1,5 @@
 """Is this receipt genuine? The verdict, the public /verify/ page and `manage.py verify_receipt`."""
 
-import html
 import io
 import re
 import zlib
@@ -11,16 +10,20 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 from django.db import connection
-from django.utils.html import strip_tags
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 
-from acknowledgements import ledger, receipts, verification
+from acknowledgements.evidence import ledger
 from acknowledgements.models import Acknowledgement, LedgerEntry, Receipt
+from acknowledgements.receipts import authority as receipt_authority
+from acknowledgements.receipts import document as receipt_document
+from acknowledgements.receipts import seal as receipt_seal
+from acknowledgements.receipts import verification
 from tests.conftest import set_evidence_triggers
+from tests.pages import text_of
 
 VERIFY_URL = "/verify/"
 CHECK_NAMES = [
@@ -39,12 +42,6 @@ SEALING_SETTINGS = (
     "PORTAL_SEALING_KEY_PASSWORD",
     "PORTAL_SEALING_DIR",
 )
-
-
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    # Every factory person gets a password; the production hasher takes most of a second.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture
@@ -67,11 +64,6 @@ def upload(client, data: bytes, name: str = "receipt.pdf"):
     return client.post(
         VERIFY_URL, {"receipt": SimpleUploadedFile(name, data, content_type="application/pdf")}
     )
-
-
-def page_text(response) -> str:
-    """The page's text, without tags, with entities decoded and whitespace collapsed."""
-    return " ".join(html.unescape(strip_tags(response.content.decode())).split())
 
 
 def failed_checks(verdict) -> list[str]:
@@ -118,11 +110,11 @@ def with_appended_update(pdf: bytes) -> bytes:
     return out.getvalue()
 
 
-def document_of(genuine: SimpleNamespace, fingerprint: str) -> receipts.ReceiptDocument:
+def document_of(genuine: SimpleNamespace, fingerprint: str) -> receipt_document.ReceiptDocument:
     """The fields the portal rendered into the genuine receipt."""
     entry = genuine.acknowledgement.ledger_entry
     revision = genuine.acknowledgement.revision
-    return receipts.ReceiptDocument(
+    return receipt_document.ReceiptDocument(
         receipt_number=genuine.acknowledgement.receipt_number,
         payload=bytes(entry.payload),
         payload_sha256=entry.payload_sha256,
@@ -185,8 +177,8 @@ def test_a_changed_byte_is_not_genuine_and_names_the_broken_seal(genuine):
 
 def test_a_changed_byte_does_not_blame_another_certificate(genuine):
     tampered = flip_a_signed_byte(genuine.pdf)
-    identity = receipts.load_sealing_identity()
-    report = receipts.inspect_receipt(tampered, trust_roots_pem=[identity.root_pem])
+    identity = receipt_authority.load_sealing_identity()
+    report = receipt_seal.inspect_receipt(tampered, trust_roots_pem=[identity.root_pem])
     assert report.signer_fingerprint == identity.fingerprint  # it is this portal's certificate
 
     verdict = verification.verify_receipt(tampered)
@@ -211,18 +203,18 @@ def test_an_appended_update_is_not_genuine(genuine):
 
 
 @pytest.fixture
-def other_portal(settings, tmp_path) -> receipts.SealingIdentity:
+def other_portal(settings, tmp_path) -> receipt_authority.SealingIdentity:
     """The sealing identity of another portal (its own local CA); this portal's stays in use."""
     ours = {name: getattr(settings, name) for name in SEALING_SETTINGS}
     for name in SEALING_SETTINGS[:-1]:
         setattr(settings, name, "")
     settings.PORTAL_SEALING_DIR = tmp_path / "other-portal"
-    receipts.clear_sealing_identity_cache()
-    other = receipts.load_sealing_identity()
+    receipt_authority.clear_sealing_identity_cache()
+    other = receipt_authority.load_sealing_identity()
     for name, value in ours.items():  # back to this portal's identity
         setattr(settings, name, value)
-    receipts.clear_sealing_identity_cache()
-    assert other.fingerprint != receipts.load_sealing_identity().fingerprint
+    receipt_authority.clear_sealing_identity_cache()
+    assert other.fingerprint != receipt_authority.load_sealing_identity().fingerprint
     return other
 
 
@@ -255,7 +247,9 @@ def pdf_with_evidence(evidence: bytes) -> bytes:
 
 
 def test_a_receipt_sealed_by_another_portal_is_not_genuine(genuine, other_portal):
-    forged = receipts.issue_receipt(document_of(genuine, other_portal.fingerprint), other_portal)
+    forged = receipt_seal.render_and_seal(
+        document_of(genuine, other_portal.fingerprint), other_portal
+    )
 
     verdict = verification.verify_receipt(forged)
 
@@ -268,7 +262,7 @@ def test_a_receipt_sealed_by_another_portal_is_not_genuine(genuine, other_portal
 
 
 def test_a_forged_seal_with_odd_evidence_is_not_genuine(db, other_portal):
-    forged = receipts.seal_pdf(pdf_with_evidence(b'["VK-0000-0000-0000"]'), other_portal)
+    forged = receipt_seal.seal_pdf(pdf_with_evidence(b'["VK-0000-0000-0000"]'), other_portal)
 
     verdict = verification.verify_receipt(forged)
 
@@ -279,7 +273,7 @@ def test_a_forged_seal_with_odd_evidence_is_not_genuine(db, other_portal):
 
 def test_deeply_nested_evidence_is_a_verdict_not_a_crash(db, other_portal, client):
     # Anyone can seal a PDF with a key of their own; its attachments are hostile input.
-    forged = receipts.seal_pdf(pdf_with_evidence(b"[" * 100_000), other_portal)
+    forged = receipt_seal.seal_pdf(pdf_with_evidence(b"[" * 100_000), other_portal)
 
     verdict = verification.verify_receipt(forged)
 
@@ -287,7 +281,7 @@ def test_deeply_nested_evidence_is_a_verdict_not_a_crash(db, other_portal, clien
     assert verdict.receipt_number is None
     response = upload(client, forged)
     assert response.status_code == 200
-    assert "Not genuine" in page_text(response)
+    assert "Not genuine" in text_of(response)
 
 
 @pytest.mark.parametrize(
@@ -338,8 +332,8 @@ def test_a_tampered_ledger_fails_the_chain_check(genuine):
 def test_a_receipt_that_differs_from_the_ledgers_record_is_not_genuine(genuine):
     # The portal re-renders the receipt (which EVIDENCE.md forbids) and the stored hash is
     # changed to match it, behind the application's back. The ledger still records the original.
-    identity = receipts.load_sealing_identity()
-    rerendered = receipts.issue_receipt(document_of(genuine, identity.fingerprint), identity)
+    identity = receipt_authority.load_sealing_identity()
+    rerendered = receipt_seal.render_and_seal(document_of(genuine, identity.fingerprint), identity)
     assert rerendered != genuine.pdf
     set_evidence_triggers(False)
     Receipt.objects.filter(pk=genuine.receipt.pk).update(sha256=ledger.sha256_hex(rerendered))
@@ -391,7 +385,7 @@ def test_the_page_confirms_a_genuine_receipt_and_changes_nothing(genuine, client
 
     response = upload(client, genuine.pdf)
 
-    text = page_text(response)
+    text = text_of(response)
     assert response.status_code == 200
     assert "Genuine receipt" in text
     assert "Not genuine" not in text and "Not a receipt" not in text
@@ -407,7 +401,7 @@ def test_the_page_names_the_failing_check_of_a_changed_receipt(genuine, client):
 
     response = upload(client, flip_a_signed_byte(genuine.pdf))
 
-    text = page_text(response)
+    text = text_of(response)
     assert response.status_code == 200
     assert "Not genuine" in text
     assert "Genuine receipt" not in text
@@ -418,7 +412,7 @@ def test_the_page_names_the_failing_check_of_a_changed_receipt(genuine, client):
 def test_the_page_reports_an_appended_update(genuine, client):
     response = upload(client, with_appended_update(genuine.pdf))
 
-    text = page_text(response)
+    text = text_of(response)
     assert response.status_code == 200
     assert "Not genuine" in text
     assert "Failed Seal covers the whole file: Content was appended" in text
@@ -436,7 +430,7 @@ def test_the_page_reports_an_appended_update(genuine, client):
 def test_the_page_explains_a_bad_file_without_an_error(genuine, client, make, verdict):
     response = upload(client, make(genuine.pdf))
 
-    text = page_text(response)
+    text = text_of(response)
     assert response.status_code == 200
     assert f"✗ {verdict}" in text
     assert "Genuine receipt" not in text
@@ -447,8 +441,8 @@ def test_the_page_refuses_an_empty_file_with_a_reason(db, client):
     response = upload(client, b"")
 
     assert response.status_code == 400
-    assert "The submitted file is empty." in page_text(response)
-    assert "Genuine receipt" not in page_text(response)
+    assert "The submitted file is empty." in text_of(response)
+    assert "Genuine receipt" not in text_of(response)
 
 
 def test_the_page_refuses_an_oversized_file(db, client, settings):
@@ -456,7 +450,7 @@ def test_the_page_refuses_an_oversized_file(db, client, settings):
 
     response = upload(client, b"%PDF-1.7\n" + bytes(2000))
 
-    text = page_text(response)
+    text = text_of(response)
     assert response.status_code == 400
     assert "This file is larger than any receipt" in text
     assert "Genuine receipt" not in text and "Not genuine" not in text
@@ -465,7 +459,7 @@ def test_the_page_refuses_an_oversized_file(db, client, settings):
 def test_the_oversized_message_states_the_real_limit(db, client, settings):
     settings.PORTAL_MAX_RECEIPT_UPLOAD_BYTES = 1000
 
-    text = page_text(upload(client, b"%PDF-1.7\n" + bytes(2000)))
+    text = text_of(upload(client, b"%PDF-1.7\n" + bytes(2000)))
 
     assert "0 MB" not in text
     assert "(1000 bytes at most)" in text
@@ -474,7 +468,7 @@ def test_the_oversized_message_states_the_real_limit(db, client, settings):
 def test_a_post_without_a_file_is_a_field_error(db, client):
     response = client.post(VERIFY_URL, {})
 
-    text = page_text(response)
+    text = text_of(response)
     assert response.status_code == 400
     assert "This field is required." in text
     assert "Genuine receipt" not in text

@@ -7,6 +7,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
 from acknowledgements.models import ConcernReport
+from tests.pages import text_of
 
 URL = "/concerns/new/"
 PDF = b"%PDF-1.7\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n"
@@ -19,10 +20,6 @@ def report(**overrides) -> dict:
         "category": "security",
         "description": "Someone asked for my password by phone, claiming to be IT.",
     } | overrides
-
-
-def text_of(response) -> str:
-    return " ".join(re.sub(r"<[^>]+>", " ", response.content.decode()).split())
 
 
 def attachment_error(response) -> str:

@@ -1,6 +1,7 @@
 import pytest
 
-from acknowledgements import ledger, services
+from acknowledgements.evidence import ledger
+from acknowledgements.signing import actions as signing_actions
 from tests.conftest import client_evidence
 
 URL = "/reports/declines/"
@@ -8,7 +9,7 @@ URL = "/reports/declines/"
 
 @pytest.fixture
 def declined(signer, revision):
-    entry = services.record_decline(
+    entry = signing_actions.record_decline(
         person=signer,
         revision=revision,
         reason="<b>I need legal advice</b>",

@@ -6,22 +6,13 @@ import pytest
 from django.contrib.auth import SESSION_KEY
 from django.utils import timezone
 
-from acknowledgements import services
+from acknowledgements.policies import actions as policy_actions
 from tests.conftest import PASSWORD
-
-
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    # Every factory person gets a password; the production hasher takes most of a second.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-def page_text(response) -> str:
-    return response.content.decode()
+from tests.pages import html_of
 
 
 def h1_count(response) -> int:
-    return len(re.findall(r"<h1[\s>]", page_text(response)))
+    return len(re.findall(r"<h1[\s>]", html_of(response)))
 
 
 # --- Signing in ---------------------------------------------------------------------------------
@@ -40,7 +31,7 @@ def test_sign_in_page_does_not_invite_sign_up_when_closed(client, db, settings):
     response = client.get("/accounts/login/")
 
     assert response.status_code == 200
-    html = page_text(response)
+    html = html_of(response)
     assert "Sign in to read and acknowledge Voipkonnec" in html
     assert "/accounts/signup/" not in html
     assert "Create one" not in html
@@ -53,7 +44,7 @@ def test_sign_in_page_invites_sign_up_when_open(client, db, settings):
 
     response = client.get("/accounts/login/")
 
-    assert 'href="/accounts/signup/"' in page_text(response)
+    assert 'href="/accounts/signup/"' in html_of(response)
 
 
 def test_sign_up_is_closed(client, db, settings):
@@ -62,7 +53,7 @@ def test_sign_up_is_closed(client, db, settings):
     response = client.get("/accounts/signup/")
 
     assert response.status_code == 200
-    html = page_text(response)
+    html = html_of(response)
     assert "Sign Up Closed" in html
     assert "the sign up is currently closed" in html
     assert 'name="password1"' not in html
@@ -87,7 +78,7 @@ def test_sign_in_with_email_and_password(client, signer):
     assert client.session[SESSION_KEY] == str(signer.pk)
     home = client.get("/")
     assert home.status_code == 200
-    assert "Hello Ada Lovelace" in page_text(home)
+    assert "Hello Ada Lovelace" in html_of(home)
 
 
 def test_wrong_password_shows_an_error_and_signs_nobody_in(client, signer):
@@ -96,7 +87,7 @@ def test_wrong_password_shows_an_error_and_signs_nobody_in(client, signer):
     )
 
     assert response.status_code == 200
-    assert "The email address and/or password you specified are not correct." in page_text(response)
+    assert "The email address and/or password you specified are not correct." in html_of(response)
     assert SESSION_KEY not in client.session
     assert client.get("/").status_code == 302
 
@@ -107,7 +98,7 @@ def test_wrong_password_shows_an_error_and_signs_nobody_in(client, signer):
 def test_home_lists_the_policy_to_sign(logged_in, signer, revision):
     response = logged_in(signer).get("/")
 
-    html = page_text(response)
+    html = html_of(response)
     assert response.status_code == 200
     assert 'href="/policies/test-policy/"' in html
     assert "Test Policy" in html
@@ -120,7 +111,7 @@ def test_home_lists_the_policy_to_sign(logged_in, signer, revision):
 def test_home_shows_a_signed_policy_as_signed(logged_in, signer, revision, sign):
     sign(signer, revision)
 
-    html = page_text(logged_in(signer).get("/"))
+    html = html_of(logged_in(signer).get("/"))
 
     assert "Signed version 1.0 on" in html
     assert "Not signed yet" not in html
@@ -130,7 +121,7 @@ def test_home_shows_a_signed_policy_as_signed(logged_in, signer, revision, sign)
 def test_home_of_another_audience_does_not_list_the_policy(logged_in, make_person, revision):
     contractor = make_person("Charles Babbage", audience="contractors")
 
-    html = page_text(logged_in(contractor).get("/"))
+    html = html_of(logged_in(contractor).get("/"))
 
     assert "Test Policy" not in html
     assert "No policy applies to you at the moment." in html
@@ -155,7 +146,7 @@ def test_home_runs_a_bounded_number_of_queries(
     with django_assert_max_num_queries(12):
         response = client.get("/")
 
-    assert page_text(response).count('class="policy-card ') == policies
+    assert html_of(response).count('class="policy-card ') == policies
 
 
 # --- Reading a policy ---------------------------------------------------------------------------
@@ -164,7 +155,7 @@ def test_home_runs_a_bounded_number_of_queries(
 def test_reading_page_shows_the_text_its_headings_and_its_hash(logged_in, signer, revision):
     response = logged_in(signer).get("/policies/test-policy/")
 
-    html = page_text(response)
+    html = html_of(response)
     assert response.status_code == 200
     assert "<h1>Test Policy</h1>" in html
     assert h1_count(response) == 1
@@ -180,7 +171,7 @@ def test_reading_page_of_a_signed_policy_has_no_signing_form(logged_in, signer, 
 
     response = logged_in(signer).get("/policies/test-policy/")
 
-    html = page_text(response)
+    html = html_of(response)
     assert response.status_code == 200
     assert "Signed version 1.0 on" in html
     assert 'id="sign"' not in html
@@ -197,7 +188,7 @@ def test_a_script_in_the_policy_text_is_inert(logged_in, signer, policy, publish
         ),
     )
 
-    html = page_text(logged_in(signer).get("/policies/test-policy/"))
+    html = html_of(logged_in(signer).get("/policies/test-policy/"))
 
     assert "<script>alert" not in html
     # Shown as text, never run: Markdown's raw HTML is off and the output is sanitised.
@@ -212,7 +203,7 @@ def test_an_older_published_version_can_be_read(logged_in, signer, policy, publi
 
     response = logged_in(signer).get("/policies/test-policy/v/1.0/")
 
-    html = page_text(response)
+    html = html_of(response)
     assert response.status_code == 200
     assert "Version 1.0." in html
     assert "Version 2.0." not in html
@@ -221,7 +212,7 @@ def test_an_older_published_version_can_be_read(logged_in, signer, policy, publi
 
 
 def test_a_draft_version_is_not_found(logged_in, signer, policy, revision):
-    services.create_draft(
+    policy_actions.create_draft(
         actor=None, policy=policy, version="2.0", body="# Draft\n", change="material"
     )
 

@@ -11,7 +11,7 @@ from django.core.management import call_command
 from django.test import Client
 from django.utils import timezone
 
-from acknowledgements import services
+from acknowledgements import concerns as concern_actions
 from acknowledgements.models import (
     Audience,
     ConcernReport,
@@ -20,15 +20,10 @@ from acknowledgements.models import (
     Policy,
     PolicyRevision,
 )
+from acknowledgements.notifications import actions as notification_actions
+from acknowledgements.policies import actions as policy_actions
 from tests.conftest import POLICY_BODY
-
-INLINE_TAGS = re.compile(r"</?(a|strong|em|span|time|code|ins|del)\b[^>]*>")
-
-
-def text_of(response) -> str:
-    """The page's text as a person reads it: tags dropped, whitespace collapsed."""
-    html = INLINE_TAGS.sub("", response.content.decode())
-    return " ".join(re.sub(r"<[^>]+>", " ", html).split())
+from tests.pages import field_error, text_of
 
 
 def audit_actions() -> list[str]:
@@ -38,14 +33,6 @@ def audit_actions() -> list[str]:
     ]
 
 
-def field_error(response, field: str) -> str:
-    """The error text shown next to one field (tied to it by id)."""
-    html = response.content.decode()
-    found = re.search(rf'id="id_{field}_error"[^>]*>(.*?)</div>', html, re.S)
-    assert found, f"no error next to {field}"
-    return " ".join(re.sub(r"<[^>]+>", " ", found.group(1)).split())
-
-
 @pytest.fixture
 def admin(logged_in, admin_user):
     return logged_in(admin_user)
@@ -53,7 +40,7 @@ def admin(logged_in, admin_user):
 
 @pytest.fixture
 def draft(revision, admin_user):
-    return services.create_draft(
+    return policy_actions.create_draft(
         actor=admin_user,
         policy=revision.policy,
         version="2.0",
@@ -65,7 +52,7 @@ def draft(revision, admin_user):
 
 @pytest.fixture
 def concern(signer):
-    return services.report_concern(
+    return concern_actions.report_concern(
         reporter=signer,
         category=ConcernReport.Category.SECURITY,
         description="A laptop was left unlocked.",
@@ -213,7 +200,7 @@ def test_the_overview_lists_each_policy_with_its_versions_and_emails(
     admin, revision, draft, make_person, django_capture_on_commit_callbacks
 ):
     make_person("Extra Person")
-    scheduled = services.create_draft(
+    scheduled = policy_actions.create_draft(
         actor=None,
         policy=revision.policy,
         version="1.1",
@@ -223,7 +210,7 @@ def test_the_overview_lists_each_policy_with_its_versions_and_emails(
         announce=True,
     )
     with django_capture_on_commit_callbacks(execute=True):
-        services.publish_revision(actor=None, revision=scheduled)
+        policy_actions.publish_revision(actor=None, revision=scheduled)
 
     page = text_of(admin.get("/manage/"))
 
@@ -401,7 +388,7 @@ def test_editing_a_draft_keeps_its_own_label_and_refuses_another_s(admin, draft,
 
 
 def test_a_past_effective_date_on_an_old_draft_starts_at_now_in_the_form(admin, revision):
-    old = services.create_draft(
+    old = policy_actions.create_draft(
         actor=None,
         policy=revision.policy,
         version="3.0",
@@ -515,7 +502,7 @@ def test_the_publish_page_states_the_effect_of_a_material_revision(admin, draft,
 
 
 def test_the_publish_page_states_the_effect_of_a_minor_revision(admin, revision, signer):
-    quiet = services.create_draft(
+    quiet = policy_actions.create_draft(
         actor=None,
         policy=revision.policy,
         version="1.1",
@@ -524,7 +511,7 @@ def test_the_publish_page_states_the_effect_of_a_minor_revision(admin, revision,
         announce=False,
         effective_at=timezone.now() + dt.timedelta(days=2),
     )
-    loud = services.create_draft(
+    loud = policy_actions.create_draft(
         actor=None,
         policy=revision.policy,
         version="1.2",
@@ -567,8 +554,10 @@ def test_publishing_from_the_confirmation_page(
 
 
 def test_the_progress_refreshes_itself_while_emails_are_queued(admin, draft, signer, admin_user):
-    services.publish_revision(actor=admin_user, revision=draft)  # no on-commit: nothing sent yet
-    services.queue_announcements(revision=draft)
+    policy_actions.publish_revision(
+        actor=admin_user, revision=draft
+    )  # no on-commit: nothing sent yet
+    notification_actions.queue_announcements(revision=draft)
 
     page = admin.get(f"/manage/revisions/{draft.pk}/")
 
@@ -579,8 +568,8 @@ def test_the_progress_refreshes_itself_while_emails_are_queued(admin, draft, sig
 def test_retrying_failed_emails(
     admin, draft, admin_user, signer, django_capture_on_commit_callbacks
 ):
-    services.publish_revision(actor=admin_user, revision=draft)
-    services.queue_announcements(revision=draft)
+    policy_actions.publish_revision(actor=admin_user, revision=draft)
+    notification_actions.queue_announcements(revision=draft)
     Notification.objects.update(status=Notification.Status.FAILED, last_error="SMTPException: no")
     page = admin.get(f"/manage/revisions/{draft.pk}/")
     assert "Retry failed emails" in text_of(page)
@@ -703,10 +692,10 @@ def test_moving_a_concern_along(admin, concern):
 
 
 def test_the_concern_list_filters_by_status(admin, concern, signer):
-    closed = services.report_concern(
+    closed = concern_actions.report_concern(
         reporter=signer, category="other", description="Closed one.", anonymous=False
     )
-    services.set_concern_status(actor=None, report=closed, status="closed")
+    concern_actions.set_concern_status(actor=None, report=closed, status="closed")
 
     all_page = text_of(admin.get("/manage/concerns/"))
     new_page = text_of(admin.get("/manage/concerns/", {"status": "new"}))

@@ -14,9 +14,11 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from acknowledgements import ledger, services
+from acknowledgements import people as people_actions
+from acknowledgements.evidence import ledger
 from acknowledgements.models import ExportJob, LedgerEntry
 from acknowledgements.roles import AUDITORS
+from acknowledgements.signing import actions as signing_actions
 from tests.conftest import client_evidence
 
 DAY = dt.timedelta(days=1)
@@ -133,7 +135,7 @@ def population(make_person, revision, sign):
     for person in people[:10]:
         sign(person, revision)
     for person in people[10:12]:
-        services.record_decline(
+        signing_actions.record_decline(
             person=person, revision=revision, reason="", client=client_evidence()
         )
     return people
@@ -219,7 +221,7 @@ def test_busiest_pages_take_a_fixed_number_of_statements(
         if employee and n % 4 == 0:
             sign(person, later)
         elif employee:
-            services.record_decline(
+            signing_actions.record_decline(
                 person=person, revision=later, reason="", client=client_evidence()
             )
     many = [statements(client, url) for url in urls]
@@ -440,7 +442,7 @@ def test_person_page_shows_history_notifications_and_receipts(
 def test_audit_log_filters_and_pages(logged_in, auditor, admin_user, population, revision):
     client = logged_in(auditor)
     for person in population[:55]:
-        services.set_gate_exemption(actor=admin_user, person=person, reason="kiosk")
+        people_actions.set_gate_exemption(actor=admin_user, person=person, reason="kiosk")
     page = client.get("/reports/audit-log/").content.decode()
     assert "Page 1 of 2" in page
     assert "Gate exemption granted" in page

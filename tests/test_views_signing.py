@@ -7,9 +7,10 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from acknowledgements import evidence
+from acknowledgements.evidence import client_evidence
 from acknowledgements.models import Acknowledgement, LedgerEntry
 from tests.conftest import PASSWORD
+from tests.pages import html_of
 
 SIGN_URL = "/policies/test-policy/v/1.0/sign/"
 DECLINE_URL = "/policies/test-policy/v/1.0/decline/"
@@ -19,16 +20,6 @@ SIGNATURE = {
     "consent": "on",
     "browser_time_zone": "Europe/Paris",
 }
-
-
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    # Every factory person gets a password; the production hasher takes most of a second.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-def page_text(response) -> str:
-    return response.content.decode()
 
 
 def evidence_rows() -> tuple[int, int]:
@@ -43,7 +34,7 @@ def signed_payload(person) -> dict:
 def recorded_client(person) -> dict:
     """The IP address and user agent kept for a signature, each opening its ledger commitment."""
     entry = LedgerEntry.objects.get(person=person, kind=LedgerEntry.Kind.SIGNED)
-    facts = evidence.client_facts(json.loads(bytes(entry.payload)), entry.client_details)
+    facts = client_evidence.client_facts(json.loads(bytes(entry.payload)), entry.client_details)
     assert facts["ip"].state == "held", facts
     assert all(fact.matches for fact in facts.values() if fact.state == "held"), facts
     return {name: fact.value for name, fact in facts.items()}
@@ -66,7 +57,7 @@ def test_signing_leads_to_the_confirmation_page(
     assert len(callbacks) == 1  # the receipt is issued once the signature is committed
 
     confirmation = client.get(response["Location"])
-    html = page_text(confirmation)
+    html = html_of(confirmation)
     assert confirmation.status_code == 200
     assert "Thank you, your signature is recorded" in html
     assert acknowledgement.receipt_number in html
@@ -162,7 +153,7 @@ def test_wrong_typed_name_is_shown_next_to_the_field(logged_in, signer, revision
 
     response = logged_in(signer).post(SIGN_URL, SIGNATURE | {"typed_name": "Ada Lovelac"})
 
-    html = page_text(response)
+    html = html_of(response)
     assert response.status_code == 400
     assert "This does not match the name on your account (Ada Lovelace)." in html
     assert 'aria-invalid="true"' in html
@@ -179,7 +170,7 @@ def test_unticked_box_is_refused(logged_in, signer, revision):
     response = logged_in(signer).post(SIGN_URL, signature)
 
     assert response.status_code == 400
-    assert "Tick the box to confirm that you agree." in page_text(response)
+    assert "Tick the box to confirm that you agree." in html_of(response)
     assert not Acknowledgement.objects.exists()
 
 
@@ -189,7 +180,7 @@ def test_consent_is_required_the_first_time(logged_in, signer, revision):
 
     response = logged_in(signer).post(SIGN_URL, signature)
 
-    html = page_text(response)
+    html = html_of(response)
     assert response.status_code == 400
     assert '<div class="field__errors" id="id_consent_error" role="alert">' in html
     assert "Accept electronic signing to sign." in html
@@ -202,7 +193,7 @@ def test_a_missing_consent_is_shown_with_the_other_mistakes(logged_in, signer, r
 
     response = logged_in(signer).post(SIGN_URL, signature | {"typed_name": "Ada Lovelac"})
 
-    html = page_text(response)
+    html = html_of(response)
     assert response.status_code == 400
     assert 'id="id_typed_name_error"' in html
     assert 'id="id_consent_error"' in html
@@ -222,7 +213,7 @@ def test_someone_who_consented_before_signs_without_the_box(
     signed = client.post(next_version, signature)
 
     assert mistaken.status_code == 400
-    assert 'name="consent"' not in page_text(mistaken)
+    assert 'name="consent"' not in html_of(mistaken)
     assert signed.status_code == 302
     assert LedgerEntry.objects.filter(person=signer, kind=LedgerEntry.Kind.CONSENTED).count() == 1
     assert Acknowledgement.objects.filter(person=signer, revision__version="2.0").exists()
@@ -261,7 +252,7 @@ def test_signing_a_superseded_version_redirects_with_the_reason(logged_in, signe
 
     assert response.redirect_chain == [("/", 302)]
     assert "This version has been replaced; please read and sign the current version." in (
-        page_text(response)
+        html_of(response)
     )
     assert evidence_rows() == rows
 
@@ -296,7 +287,7 @@ def test_declining_records_it_and_warns(logged_in, signer, revision):
         DECLINE_URL, {"reason": "Section 4 is too broad."}, follow=True
     )
 
-    html = page_text(response)
+    html = html_of(response)
     assert response.redirect_chain == [("/", 302)]
     assert '<p class="message message--warning">' in html
     assert "You declined Test Policy 1.0. It is still required" in html
@@ -311,14 +302,14 @@ def test_declining_after_signing_is_refused_with_a_message(logged_in, signer, re
 
     response = logged_in(signer).post(DECLINE_URL, {"reason": ""}, follow=True)
 
-    assert "You have already signed this version." in page_text(response)
+    assert "You have already signed this version." in html_of(response)
     assert not LedgerEntry.objects.filter(kind=LedgerEntry.Kind.DECLINED).exists()
 
 
 def test_an_overlong_decline_reason_is_refused(logged_in, signer, revision):
     response = logged_in(signer).post(DECLINE_URL, {"reason": "x" * 2001}, follow=True)
 
-    assert "The reason is too long (2,000 characters at most)." in page_text(response)
+    assert "The reason is too long (2,000 characters at most)." in html_of(response)
     assert not LedgerEntry.objects.filter(kind=LedgerEntry.Kind.DECLINED).exists()
 
 
@@ -354,7 +345,7 @@ def test_auditors_and_administrators_see_anyones_acknowledgement(
         f"/acknowledgements/{someone_elses.receipt_number}/"
     )
 
-    html = page_text(response)
+    html = html_of(response)
     assert response.status_code == 200
     assert "Acknowledgement by Katherine Johnson" in html
     assert someone_elses.receipt_number in html
@@ -373,7 +364,7 @@ def test_my_acknowledgements_lists_only_my_signatures_and_declines(
 
     response = logged_in(signer).get("/acknowledgements/")
 
-    html = page_text(response)
+    html = html_of(response)
     assert response.status_code == 200
     assert mine.receipt_number in html
     assert someone_elses.receipt_number not in html

@@ -1,15 +1,15 @@
 """The dashboard's run standings, tallies and audience keys, filled from the evidence already
-recorded (run_standings.py)."""
+recorded (standings/tallies.py, once run_standings.py)."""
 
 import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
 
-from acknowledgements import run_standings
+from acknowledgements.standings import tallies
 
 
 def fill(apps, schema_editor):
-    run_standings.rebuild(apps)
+    tallies.rebuild(apps)
 
 
 class Migration(migrations.Migration):

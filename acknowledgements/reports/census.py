@@ -28,9 +28,9 @@ from dataclasses import dataclass, field
 
 from django.db import connections, router
 
-from ..coverage import Timeline, late_after, status_of
-from ..models import CoverageTally, RunStanding, User
-from ..run_standings import audience_ids, slot_of
+from acknowledgements.models import CoverageTally, RunStanding, User
+from acknowledgements.standings.coverage import Timeline, late_after, status_of
+from acknowledgements.standings.tallies import audience_ids, slot_of
 
 # Per-policy yes/no facts travel as bits of integer columns, which group faster than a column
 # each; 30 bits keep every column within a 32-bit integer.

@@ -13,8 +13,8 @@ from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from ..coverage import Status
-from .figures import Completion, SignatureTimeline, StatusCount
+from acknowledgements.reports.figures import Completion, SignatureTimeline, StatusCount
+from acknowledgements.standings.coverage import Status
 
 # Colour, pattern (see includes/chart_patterns.svg.html) and label colour for each status.
 STATUS_STYLE = {

@@ -34,12 +34,20 @@ from django.db.models.functions import Collate
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from .. import ledger, receipts
-from ..coverage import Timeline
-from ..evidence import client_facts
-from ..models import Acknowledgement, LedgerEntry, Policy, Receipt, User
-from . import charts, figures
-from .figures import PeopleFilter, PolicyFigures, audience_names, lookup, shown, shown_client
+from acknowledgements.evidence import ledger
+from acknowledgements.evidence.client_evidence import client_facts
+from acknowledgements.evidence.payload import EMPTY, NOT_RECORDED, lookup, shown
+from acknowledgements.models import Acknowledgement, LedgerEntry, Policy, Receipt, User
+from acknowledgements.receipts import authority as receipt_authority
+from acknowledgements.receipts import document as receipt_document
+from acknowledgements.reports import charts, figures
+from acknowledgements.reports.figures import (
+    PeopleFilter,
+    PolicyFigures,
+    audience_names,
+    shown_client,
+)
+from acknowledgements.standings.coverage import Timeline
 
 BLOCK_ROWS = 2_000
 CLIENT_DETAIL_FIELDS = ("ip", "ip_salt", "user_agent", "user_agent_salt")
@@ -173,20 +181,20 @@ COPY_POLL_SECONDS = 0.1
 
 
 def _sql_shown(*path: str) -> str:
-    """figures.shown(figures.lookup(payload, *path)) in SQL, on the jsonb column s.evidence.
+    """payload.shown(payload.lookup(evidence, *path)) in SQL, on the jsonb column s.evidence.
 
     `#>` is NULL when a step is missing or is not an object, where `lookup` returns None.
     Strings, booleans, JSON null and integers come out as `shown` writes them; a JSON object,
-    array or non-integer number (never written there by services.py) would come out as
+    array or non-integer number (never written there by the actions) would come out as
     PostgreSQL prints JSON, not as Python's json.dumps does.
     """
     json_path = "'{" + ",".join(path) + "}'"
     value = f"s.csv_evidence #> {json_path}"
     return (
         f"COALESCE(CASE jsonb_typeof({value})"
-        f" WHEN 'string' THEN s.csv_evidence #>> {json_path}"
+        f" WHEN 'string' THEN COALESCE(NULLIF(s.csv_evidence #>> {json_path}, ''), '{EMPTY}')"
         f" WHEN 'boolean' THEN CASE WHEN ({value})::boolean THEN 'yes' ELSE 'no' END"
-        f" WHEN 'null' THEN NULL ELSE ({value})::text END, '{figures.NOT_RECORDED}')"
+        f" WHEN 'null' THEN NULL ELSE ({value})::text END, '{NOT_RECORDED}')"
     )
 
 
@@ -206,7 +214,7 @@ def _sql_client(name: str) -> str:
         f" WHEN NOT COALESCE(jsonb_typeof(s.csv_evidence -> 'client') = 'object'"
         f" AND (s.csv_evidence -> 'client') ? '{committed_key}', false)"
         f" THEN {_sql_shown('client', name)}"
-        f" WHEN jsonb_typeof({committed}) = 'null' THEN '{figures.NOT_RECORDED}'"
+        f" WHEN jsonb_typeof({committed}) = 'null' THEN '{NOT_RECORDED}'"
         f" WHEN {salt} IS NULL THEN '{figures.REMOVED}'"
         f" WHEN {value} IS NOT NULL AND {recomputed} = s.csv_evidence #>> '{{client,{committed_key}}}'"
         f" THEN {value}"
@@ -495,7 +503,8 @@ def summary_context(policy_figures: PolicyFigures, *, generated_by: str) -> dict
         "moment_utc": ledger.utc_iso(policy_figures.moment),
         "zone_name": timezone.get_current_timezone_name(),
         "fonts": {
-            role: (receipts.FONTS_DIR / name).as_uri() for role, name in receipts.FONT_FILES.items()
+            role: (receipt_document.FONTS_DIR / name).as_uri()
+            for role, name in receipt_document.FONT_FILES.items()
         },
         "status_bar": charts.stacked_bar(
             uid, policy_figures.completion, title=f"{policy.name}: status of everyone in scope"
@@ -534,7 +543,7 @@ def summary_pdf(policy_figures: PolicyFigures, *, generated_by: str) -> bytes:
         SUMMARY_TEMPLATE, summary_context(policy_figures, generated_by=generated_by)
     )
     # Reused from receipts: it serves the bundled fonts and refuses every other URL.
-    fetcher = receipts.font_fetcher()
+    fetcher = receipt_document.font_fetcher()
     return weasyprint.HTML(string=html, base_url=None, url_fetcher=fetcher).write_pdf(pdf_tags=True)
 
 
@@ -580,12 +589,19 @@ def ledger_head(moment: dt.datetime) -> tuple[int, str, dt.datetime] | None:
     recorded by `moment` is taken after linking any still waiting.
     """
     ledger.link_pending()
-    return (
+    head = (
         LedgerEntry.objects.filter(recorded_at__lte=moment, sequence__isnull=False)
         .order_by("-sequence")
         .values_list("sequence", "row_hash", "recorded_at")
         .first()
     )
+    if head is None:
+        return None
+    sequence, row_hash, recorded_at = head
+    if sequence is None or row_hash is None:
+        # Linking sets sequence and row_hash together; the database allows no other change.
+        raise RuntimeError("The ledger's head has a sequence but no row hash.")
+    return sequence, row_hash, recorded_at
 
 
 def write_package(
@@ -609,7 +625,7 @@ def write_package(
     signatures = figures.signatures(policy, timeline, moment, filters)
     head = ledger_head(moment)
     counter = _Counter(progress)
-    identity = receipts.load_sealing_identity()
+    identity = receipt_authority.load_sealing_identity()
     with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
 
         def write_text(name: str, blocks: Iterable[str | bytes]) -> None:
@@ -783,6 +799,20 @@ def _head_text(head: tuple[int, str, dt.datetime] | None, moment: dt.datetime) -
         f"row_hash: {row_hash}\n"
         f"recorded_at: {ledger.utc_iso(recorded_at)}\n"
     )
+
+
+def export_metadata(
+    *, policy: Policy, moment: dt.datetime, exported_by: str, filters: dict[str, str] | None = None
+) -> list[tuple[str, str]]:
+    """The rows that open an export's workbook: what it covers, who made it, when."""
+    rows = [("Policy", policy.name), ("As of (UTC)", ledger.utc_iso(moment) or "")]
+    if filters is not None:
+        rows.append(("Filters", ", ".join(f"{k}={v}" for k, v in filters.items()) or "none"))
+    return [
+        *rows,
+        ("Exported by", exported_by),
+        ("Exported at (UTC)", ledger.utc_iso(timezone.now()) or ""),
+    ]
 
 
 def exported_by(actor: User | None, command: str = "") -> str:

@@ -34,10 +34,9 @@ from django.db.models import (
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from .. import coverage
-from ..coverage import Status, Timeline
-from ..evidence import ClientFact, client_facts
-from ..models import (
+from acknowledgements.evidence.client_evidence import ClientFact, client_facts
+from acknowledgements.evidence.payload import lookup, shown
+from acknowledgements.models import (
     Acknowledgement,
     Audience,
     LedgerEntry,
@@ -46,7 +45,9 @@ from ..models import (
     PolicyRevision,
     User,
 )
-from . import census
+from acknowledgements.reports import census
+from acknowledgements.standings import coverage
+from acknowledgements.standings.coverage import Status, Timeline
 
 STATUSES = (Status.SIGNED, Status.PENDING, Status.OVERDUE, Status.DECLINED)
 STATUS_LABELS = {
@@ -55,7 +56,6 @@ STATUS_LABELS = {
     Status.OVERDUE: _("Overdue"),
     Status.DECLINED: _("Declined"),
 }
-NOT_RECORDED = "not recorded"
 REMOVED = "removed after the retention period"
 CLIENT_MISMATCH = "(does not match the salted SHA-256 in the ledger)"
 
@@ -93,7 +93,7 @@ class Completion:
         return [StatusCount(s, getattr(self, s), self.total) for s in STATUSES]
 
 
-def _scoped(timeline: Timeline, moment: dt.datetime) -> QuerySet[User]:
+def _scoped(timeline: Timeline, moment: dt.datetime) -> QuerySet[coverage.PersonWithStatus]:
     return coverage.with_status(coverage.people_in_scope(timeline, moment), timeline, moment)
 
 
@@ -439,26 +439,6 @@ def declines() -> QuerySet[LedgerEntry]:
 
 
 # --- One person's history ----------------------------------------------------------------------
-
-
-def lookup(payload: Any, *path: str) -> Any:
-    """The value at `path` in a decoded payload, or None when any step is missing."""
-    for key in path:
-        if not isinstance(payload, dict):
-            return None
-        payload = payload.get(key)
-    return payload
-
-
-def shown(value: Any) -> str:
-    """A recorded value as text; a missing one is "not recorded", never a guess."""
-    if value is None:
-        return NOT_RECORDED
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
 def shown_client(fact: ClientFact) -> str:

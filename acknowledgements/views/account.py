@@ -8,8 +8,8 @@ from django.utils import translation
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 
-from .. import services
-from ..forms import PreferencesForm
+from acknowledgements import people as people_actions
+from acknowledgements.forms.account import PreferencesForm
 
 
 @require_http_methods(["GET", "POST"])
@@ -20,7 +20,9 @@ def preferences(request):
         initial={"language": request.user.preferred_language},
     )
     if request.method == "POST" and form.is_valid():
-        services.set_preferred_language(person=request.user, language=form.cleaned_data["language"])
+        people_actions.set_preferred_language(
+            person=request.user, language=form.cleaned_data["language"]
+        )
         translation.activate(form.cleaned_data["language"])
         messages.success(request, _("Your preferences are saved."))
         return redirect("acknowledgements:preferences")

@@ -6,8 +6,8 @@ from django.shortcuts import redirect, render
 from django.urls import path
 from django.views.decorators.http import require_GET, require_http_methods
 
-from .. import services
-from ..forms import ConcernForm
+from acknowledgements import concerns as concern_actions
+from acknowledgements.forms.concerns import ConcernForm
 
 
 @require_http_methods(["GET", "POST"])
@@ -16,7 +16,7 @@ def concern_new(request):
     if request.method == "POST":
         form = ConcernForm(request.POST, request.FILES)
         if form.is_valid():
-            services.report_concern(
+            concern_actions.report_concern(
                 reporter=request.user,
                 category=form.cleaned_data["category"],
                 description=form.cleaned_data["description"],

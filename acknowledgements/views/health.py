@@ -8,7 +8,7 @@ from django.urls import path
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from .. import receipts
+from acknowledgements.receipts import authority as receipt_authority
 
 
 @require_GET
@@ -29,7 +29,7 @@ def _problems() -> list[str]:
     except DatabaseError:
         problems.append("database unreachable")
     try:
-        receipts.load_sealing_identity()
+        receipt_authority.load_sealing_identity()
     except (ImproperlyConfigured, OSError, ValueError):
         problems.append("sealing key not loadable")
     return problems

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-from functools import wraps
+from operator import attrgetter
 from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required, permission_required
 from django.core.paginator import Paginator
 from django.db.models import Count, Prefetch, Q
 from django.http import FileResponse, Http404, HttpResponse, HttpResponseBadRequest
@@ -18,8 +17,10 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from .. import coverage, diffs, notifications, services
-from ..forms import (
+from acknowledgements import concerns as concern_actions
+from acknowledgements import people as people_actions
+from acknowledgements.exceptions import ActionRefused
+from acknowledgements.forms.manage import (
     ConcernFilterForm,
     ConcernStatusForm,
     DraftForm,
@@ -30,7 +31,7 @@ from ..forms import (
     PolicyForm,
     TranslationForm,
 )
-from ..models import (
+from acknowledgements.models import (
     AUTHORITATIVE_LANGUAGE,
     ConcernReport,
     Notification,
@@ -38,7 +39,13 @@ from ..models import (
     PolicyRevision,
     User,
 )
-from ..policy_text import render_html
+from acknowledgements.notifications import actions as notification_actions
+from acknowledgements.notifications import sending
+from acknowledgements.policies import actions as policy_actions
+from acknowledgements.policies import diffs
+from acknowledgements.policies.text import render_html
+from acknowledgements.standings import coverage
+from acknowledgements.views.access import administrators_only
 
 # The live preview posts the whole text on each pause in typing; no policy comes near this.
 MAX_PREVIEW_CHARS = 200_000
@@ -49,23 +56,11 @@ PREPARING_EMAILS_FOR = dt.timedelta(minutes=5)
 MAX_FAILURES_SHOWN = 50
 
 
-def administrators_only(view):
-    """Signed-in policy administrators only: others get 403, anonymous visitors the sign-in."""
-
-    @wraps(view)
-    @login_required
-    @permission_required("acknowledgements.publish_policyrevision", raise_exception=True)
-    def wrapped(request, *args, **kwargs):
-        return view(request, *args, **kwargs)
-
-    return wrapped
-
-
 # --- Reading helpers -----------------------------------------------------------------------------
 
 
-def _progress_by_revision(revision_ids) -> dict[int, notifications.Progress]:
-    """Every revision's email progress in one query (notifications.progress does one each)."""
+def _progress_by_revision(revision_ids) -> dict[int, sending.Progress]:
+    """Every revision's email progress in one query (sending.progress does one each)."""
     counts: dict[int, dict[str, int]] = {}
     rows = (
         Notification.objects.filter(revision_id__in=revision_ids)
@@ -77,11 +72,7 @@ def _progress_by_revision(revision_ids) -> dict[int, notifications.Progress]:
         counts.setdefault(row["revision_id"], dict.fromkeys(Notification.Status.values, 0))
         counts[row["revision_id"]][row["status"]] = row["count"]
     empty = dict.fromkeys(Notification.Status.values, 0)
-    return {pk: notifications.Progress(**counts.get(pk, empty)) for pk in revision_ids}
-
-
-def _publication_order(revision: PolicyRevision) -> tuple:
-    return (revision.effective_at, revision.published_at, revision.pk)
+    return {pk: sending.Progress(**counts.get(pk, empty)) for pk in revision_ids}
 
 
 def _previous_published(revision: PolicyRevision) -> PolicyRevision | None:
@@ -89,10 +80,10 @@ def _previous_published(revision: PolicyRevision) -> PolicyRevision | None:
     published = list(revision.policy.revisions.published().exclude(pk=revision.pk))
     if not revision.is_published:
         current = coverage.Timeline.at(published, timezone.now()).current
-        return current or max(published, key=_publication_order, default=None)
-    order = _publication_order(revision)
-    earlier = [r for r in published if _publication_order(r) < order]
-    return max(earlier, key=_publication_order, default=None)
+        return current or max(published, key=attrgetter("publication_position"), default=None)
+    order = revision.publication_position
+    earlier = [r for r in published if r.publication_position < order]
+    return max(earlier, key=attrgetter("publication_position"), default=None)
 
 
 def _expects_emails(revision: PolicyRevision) -> bool:
@@ -100,7 +91,7 @@ def _expects_emails(revision: PolicyRevision) -> bool:
 
 
 def _fanout_context(revision: PolicyRevision) -> dict:
-    progress = notifications.progress(revision)
+    progress = sending.progress(revision)
     preparing = (
         _expects_emails(revision)
         and progress.total == 0
@@ -170,7 +161,7 @@ def manage_policy_new(request):
     if request.method == "POST":
         form = PolicyForm(request.POST)
         if form.is_valid():
-            policy = services.create_policy(
+            policy = policy_actions.create_policy(
                 actor=request.user,
                 name=form.cleaned_data["name"],
                 slug=form.cleaned_data["slug"],
@@ -228,7 +219,7 @@ def manage_policy_audiences(request, slug: str):
     form = PolicyAudiencesForm(request.POST)
     if not form.is_valid():
         return _policy_page(request, policy, form, status=400)
-    services.set_policy_audiences(
+    policy_actions.set_policy_audiences(
         actor=request.user, policy=policy, audiences=list(form.cleaned_data["audiences"])
     )
     messages.success(request, _("The audiences of %(policy)s are saved.") % {"policy": policy})
@@ -261,13 +252,13 @@ def manage_draft_new(request, slug: str):
         form = DraftForm(request.POST, policy=policy)
         if form.is_valid():
             try:
-                draft = services.create_draft(
+                draft = policy_actions.create_draft(
                     actor=request.user,
                     policy=policy,
                     audiences=list(form.cleaned_data["audiences"]),
                     **form.draft_values(),
                 )
-            except services.ActionRefused as refused:  # another administrator took the label
+            except ActionRefused as refused:  # another administrator took the label
                 form.add_error("version", str(refused))
             else:
                 messages.success(
@@ -294,13 +285,13 @@ def manage_draft_edit(request, pk: int):
         form = DraftForm(request.POST, policy=draft.policy, draft=draft)
         if form.is_valid():
             try:
-                services.update_draft(
+                policy_actions.update_draft(
                     actor=request.user,
                     revision=draft,
                     audiences=list(form.cleaned_data["audiences"]),
                     **form.draft_values(),
                 )
-            except services.ActionRefused as refused:  # published meanwhile, or a label clash
+            except ActionRefused as refused:  # published meanwhile, or a label clash
                 messages.error(request, str(refused))
             else:
                 messages.success(
@@ -327,8 +318,8 @@ def manage_draft_delete(request, pk: int):
     if request.POST.get("confirm") != "yes":
         return render(request, "acknowledgements/manage/draft_delete.html", {"draft": draft})
     try:
-        services.delete_draft(actor=request.user, revision=draft)
-    except services.ActionRefused as refused:
+        policy_actions.delete_draft(actor=request.user, revision=draft)
+    except ActionRefused as refused:
         messages.error(request, str(refused))
         return redirect("acknowledgements:manage_revision", pk=draft.pk)
     messages.success(
@@ -399,13 +390,13 @@ def manage_translation(request, pk: int, language: str):
     )
     if request.method == "POST" and form.is_valid():
         try:
-            services.save_translation(
+            policy_actions.save_translation(
                 actor=request.user,
                 revision=revision,
                 language=language,
                 body=form.cleaned_data["body"],
             )
-        except services.ActionRefused as refused:
+        except ActionRefused as refused:
             form.add_error("body", str(refused))
         else:
             messages.success(request, _("The translation is saved."))
@@ -437,8 +428,8 @@ def manage_publish(request, pk: int):
         return redirect("acknowledgements:manage_revision", pk=revision.pk)
     if request.method == "POST":
         try:
-            services.publish_revision(actor=request.user, revision=revision)
-        except services.ActionRefused as refused:
+            policy_actions.publish_revision(actor=request.user, revision=revision)
+        except ActionRefused as refused:
             messages.error(request, str(refused))
             return redirect("acknowledgements:manage_publish", pk=revision.pk)
         messages.success(
@@ -453,7 +444,7 @@ def manage_publish(request, pk: int):
         {
             "revision": revision,
             "policy": revision.policy,
-            "impact": services.publication_impact(revision),
+            "impact": policy_actions.publication_impact(revision),
             "scheduled": revision.effective_at > timezone.now(),
         },
     )
@@ -463,7 +454,7 @@ def manage_publish(request, pk: int):
 @administrators_only
 def manage_retry_failed(request, pk: int):
     revision = get_object_or_404(PolicyRevision.objects.published(), pk=pk)
-    count = services.retry_failed_notifications(actor=request.user, revision=revision)
+    count = notification_actions.retry_failed_notifications(actor=request.user, revision=revision)
     if count:
         messages.success(request, _("%(count)d email(s) will be sent again.") % {"count": count})
     else:
@@ -532,7 +523,7 @@ def manage_person_audiences(request, pk: int):
     form = PersonAudiencesForm(request.POST)
     if not form.is_valid():
         return _person_page(request, person, audiences_form=form, status=400)
-    services.set_person_audiences(
+    people_actions.set_person_audiences(
         actor=request.user, person=person, audiences=list(form.cleaned_data["audiences"])
     )
     messages.success(
@@ -547,13 +538,13 @@ def manage_person_exemption(request, pk: int):
     """Grant an exemption from the signing gate with a reason, or lift it (`lift`)."""
     person = get_object_or_404(User.objects.prefetch_related("audiences"), pk=pk)
     if "lift" in request.POST:
-        services.set_gate_exemption(actor=request.user, person=person, reason="")
+        people_actions.set_gate_exemption(actor=request.user, person=person, reason="")
         messages.success(request, _("%(name)s is no longer exempt.") % {"name": person.full_name})
         return redirect("acknowledgements:manage_person", pk=person.pk)
     form = GateExemptionForm(request.POST)
     if not form.is_valid():
         return _person_page(request, person, exemption_form=form, status=400)
-    services.set_gate_exemption(
+    people_actions.set_gate_exemption(
         actor=request.user, person=person, reason=form.cleaned_data["reason"]
     )
     messages.success(
@@ -607,7 +598,7 @@ def manage_concern_status(request, pk: int):
     if not form.is_valid():
         messages.error(request, _("Choose one of the statuses listed."))
     else:
-        services.set_concern_status(
+        concern_actions.set_concern_status(
             actor=request.user, report=report, status=form.cleaned_data["status"]
         )
         messages.success(

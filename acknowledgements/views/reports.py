@@ -1,7 +1,7 @@
 """Auditors and administrators: dashboard, lists, as-of views, history, audit log, exports.
 
 Every page is read-only and answers GET only. An export is the one thing that writes: its audit
-record (services.record_export), before the file is served. The Excel workbook and the audit
+record (evidence_audit.record_export), before the file is served. The Excel workbook and the audit
 package are asked for with a POST and built by a task (an ExportJob), whose page shows its
 progress to the person who asked and offers the file when it is ready.
 """
@@ -15,7 +15,6 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required, permission_required
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -25,11 +24,16 @@ from django.utils.http import content_disposition_header
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from .. import coverage, ledger, services
-from ..forms import AsOfForm, AuditLogFilterForm, PeopleFilterForm
-from ..models import ExportJob, Policy, PolicyRevision, User
-from ..reports import charts, exports, figures
-from ..reports.figures import DEFAULT_SORT, PeopleFilter, PolicyFigures, StatusCount
+from acknowledgements.evidence import audit as evidence_audit
+from acknowledgements.evidence import ledger
+from acknowledgements.exceptions import ActionRefused
+from acknowledgements.forms.reports import AsOfForm, AuditLogFilterForm, PeopleFilterForm
+from acknowledgements.models import ExportJob, Policy, PolicyRevision, User
+from acknowledgements.reports import charts, exports, figures
+from acknowledgements.reports import jobs as export_jobs
+from acknowledgements.reports.figures import DEFAULT_SORT, PeopleFilter, PolicyFigures, StatusCount
+from acknowledgements.standings import coverage
+from acknowledgements.views.access import readers_of_reports_only
 
 PAGE_SIZE = 50
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -200,8 +204,7 @@ def _panel(policy_figures: PolicyFigures, moment: Moment) -> Panel:
 
 
 @require_GET
-@login_required
-@permission_required("acknowledgements.view_reports", raise_exception=True)
+@readers_of_reports_only
 def reports_dashboard(request):
     """Completion of every policy at a moment: counts, shares, audiences, signatures per day."""
     form = AsOfForm(request.GET or None)
@@ -250,8 +253,7 @@ def _policy_and_timeline(slug: str, moment: dt.datetime) -> tuple[Policy, covera
 
 
 @require_GET
-@login_required
-@permission_required("acknowledgements.view_reports", raise_exception=True)
+@readers_of_reports_only
 def reports_people(request, slug: str):
     """Everyone in scope of a policy at a moment, filtered, sorted and paginated."""
     form = PeopleFilterForm(request.GET or None)
@@ -287,8 +289,7 @@ def reports_people(request, slug: str):
 
 
 @require_GET
-@login_required
-@permission_required("acknowledgements.view_reports", raise_exception=True)
+@readers_of_reports_only
 def reports_person(request, pk: int):
     """A person's full history: evidence events, notifications, receipts, standings."""
     person = get_object_or_404(User.objects.prefetch_related("audiences"), pk=pk)
@@ -310,8 +311,7 @@ def reports_person(request, pk: int):
 
 
 @require_GET
-@login_required
-@permission_required("acknowledgements.view_reports", raise_exception=True)
+@readers_of_reports_only
 def reports_audit_log(request):
     """Administrative actions and supersessions, newest first: who did what, when."""
     form = AuditLogFilterForm(request.GET or None, actions=figures.audit_actions())
@@ -346,8 +346,7 @@ def reports_audit_log(request):
 
 
 @require_GET
-@login_required
-@permission_required("acknowledgements.view_reports", raise_exception=True)
+@readers_of_reports_only
 def declines(request):
     """Every recorded decline, newest first, for administrators and auditors to follow up."""
     page = Paginator(figures.declines(), PAGE_SIZE).get_page(request.GET.get("page"))
@@ -368,11 +367,9 @@ class ExportScope:
     @property
     def record(self) -> dict[str, str]:
         """The scope as written to the audit log (the moment is recorded even when it is now)."""
-        return {
-            "policy": self.policy.slug,
-            "as_of": ledger.utc_iso(self.moment) or "",
-            **self.filters.as_record(),
-        }
+        return evidence_audit.export_scope(
+            policy=self.policy, moment=self.moment, **self.filters.as_record()
+        )
 
     def filename(self, what: str) -> str:
         return f"{self.policy.slug}-{what}-{self.moment.astimezone(dt.UTC):%Y%m%dT%H%M%SZ}"
@@ -402,15 +399,14 @@ def _download(stream, *, filename: str, content_type: str, streaming: bool = Fal
 
 
 @require_GET
-@login_required
-@permission_required("acknowledgements.view_reports", raise_exception=True)
+@readers_of_reports_only
 def reports_export_csv(request, slug: str):
     """Every signature in scope up to the moment, one row each, streamed."""
     scope = _export_scope(request, slug)
     if isinstance(scope, HttpResponse):
         return scope
     signatures = figures.signatures(scope.policy, scope.timeline, scope.moment, scope.filters)
-    services.record_export(
+    evidence_audit.record_export(
         actor=request.user,
         what="acknowledgements.csv",
         filters=scope.record,
@@ -425,15 +421,14 @@ def reports_export_csv(request, slug: str):
 
 
 @require_GET
-@login_required
-@permission_required("acknowledgements.view_reports", raise_exception=True)
+@readers_of_reports_only
 def reports_export_people_csv(request, slug: str):
     """Everyone in scope at the moment with their status, streamed."""
     scope = _export_scope(request, slug)
     if isinstance(scope, HttpResponse):
         return scope
     people = figures.people(scope.timeline, scope.moment, scope.filters)
-    services.record_export(
+    evidence_audit.record_export(
         actor=request.user, what="people.csv", filters=scope.record, rows=people.count()
     )
     return _download(
@@ -445,8 +440,7 @@ def reports_export_people_csv(request, slug: str):
 
 
 @require_GET
-@login_required
-@permission_required("acknowledgements.view_reports", raise_exception=True)
+@readers_of_reports_only
 def reports_export_pdf(request, slug: str):
     """The dashboard's figures and charts for one policy at a moment, as a PDF."""
     scope = _export_scope(request, slug)
@@ -454,10 +448,10 @@ def reports_export_pdf(request, slug: str):
         return scope
     policy_figures = figures.policy_figures(scope.policy, scope.timeline, scope.moment)
     pdf = exports.summary_pdf(policy_figures, generated_by=exports.exported_by(request.user))
-    services.record_export(
+    evidence_audit.record_export(
         actor=request.user,
         what="summary.pdf",
-        filters={"policy": scope.policy.slug, "as_of": ledger.utc_iso(scope.moment) or ""},
+        filters=evidence_audit.export_scope(policy=scope.policy, moment=scope.moment),
         rows=policy_figures.completion.total,
     )
     return _download(
@@ -488,7 +482,7 @@ def _background_export(request, slug: str, kind: str, stem: str, extension: str)
     if isinstance(scope, HttpResponse):
         return scope
     if request.method == "POST":
-        job = services.request_export(
+        job = export_jobs.request_export(
             actor=request.user,
             kind=kind,
             policy=scope.policy,
@@ -509,16 +503,14 @@ def _background_export(request, slug: str, kind: str, stem: str, extension: str)
 
 
 @require_http_methods(["GET", "POST"])
-@login_required
-@permission_required("acknowledgements.view_reports", raise_exception=True)
+@readers_of_reports_only
 def reports_export_xlsx(request, slug: str):
     """The acknowledgements CSV as a workbook, built by a task (XLSX cannot stream)."""
     return _background_export(request, slug, ExportJob.Kind.XLSX, "acknowledgements", "xlsx")
 
 
 @require_http_methods(["GET", "POST"])
-@login_required
-@permission_required("acknowledgements.view_reports", raise_exception=True)
+@readers_of_reports_only
 def reports_export_package(request, slug: str):
     """One ZIP an external auditor can check without the portal (see its README.txt)."""
     return _background_export(request, slug, ExportJob.Kind.PACKAGE, "audit-package", "zip")
@@ -536,8 +528,7 @@ def _my_job(request, pk: int) -> ExportJob:
 
 
 @require_GET
-@login_required
-@permission_required("acknowledgements.view_reports", raise_exception=True)
+@readers_of_reports_only
 def reports_exports(request):
     """The exports I asked for, newest first, with their state."""
     jobs = list(_recent_exports(request.user))
@@ -549,8 +540,7 @@ def reports_exports(request):
 
 
 @require_GET
-@login_required
-@permission_required("acknowledgements.view_reports", raise_exception=True)
+@readers_of_reports_only
 def reports_export_job(request, pk: int):
     """One export's progress, refreshing by itself until it is ready or has failed."""
     return render(
@@ -559,8 +549,7 @@ def reports_export_job(request, pk: int):
 
 
 @require_GET
-@login_required
-@permission_required("acknowledgements.view_reports", raise_exception=True)
+@readers_of_reports_only
 def reports_export_download(request, pk: int):
     """The finished file (its export was recorded in the audit log when it was built)."""
     job = _my_job(request, pk)
@@ -575,14 +564,13 @@ def reports_export_download(request, pk: int):
 
 
 @require_POST
-@login_required
-@permission_required("acknowledgements.view_reports", raise_exception=True)
+@readers_of_reports_only
 def reports_export_retry(request, pk: int):
     """Queue a failed export again."""
     job = _my_job(request, pk)
     try:
-        services.retry_export(actor=request.user, job=job)
-    except services.ActionRefused as refused:
+        export_jobs.retry_export(actor=request.user, job=job)
+    except ActionRefused as refused:
         messages.error(request, str(refused))
     else:
         messages.success(request, _("The export was queued again."))

@@ -13,10 +13,22 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from .. import diffs, evidence, personal_data, services, verification
-from ..forms import DeclineForm, SignForm, VerifyReceiptForm
-from ..models import AUTHORITATIVE_LANGUAGE, Acknowledgement, LedgerEntry, Policy, PolicyRevision
-from ..policy_text import headings
+from acknowledgements.evidence import client_evidence
+from acknowledgements.exceptions import ActionRefused, ConsentRequired
+from acknowledgements.forms.signing import DeclineForm, SignForm, VerifyReceiptForm
+from acknowledgements.models import (
+    AUTHORITATIVE_LANGUAGE,
+    Acknowledgement,
+    LedgerEntry,
+    Policy,
+    PolicyRevision,
+)
+from acknowledgements.policies import diffs
+from acknowledgements.policies.text import headings
+from acknowledgements.receipts import actions as receipt_actions
+from acknowledgements.receipts import verification
+from acknowledgements.reports import personal_data
+from acknowledgements.signing import actions as signing_actions
 
 
 @require_GET
@@ -63,18 +75,18 @@ def policy_detail(request, slug: str):
     language = revision.text_in(_reading_language(request)).language
     sign_form = decline_form = changes = None
     if standing.must_sign:
-        if evidence.needs_fresh_sign_in(request):
+        if client_evidence.needs_fresh_sign_in(request):
             return _reauthenticate(request, policy)
-        services.record_view(
+        signing_actions.record_view(
             person=request.user,
             revision=revision,
-            client=evidence.from_request(request),
+            client=client_evidence.from_request(request),
             language=language,
         )
         changes = changes_since_signed(request.user, revision)
         sign_form = SignForm(
             person=request.user,
-            needs_consent=not services.has_consented(request.user),
+            needs_consent=not signing_actions.has_consented(request.user),
             initial={"language": language},
         )
         decline_form = DeclineForm(initial={"language": language})
@@ -104,15 +116,12 @@ def changes_since_signed(person, revision: PolicyRevision) -> dict | None:
     )
     if last is None or last.revision_id == revision.pk:
         return None
-    since = sorted(
-        (
-            r
-            for r in revision.policy.revisions.published()
-            if (r.effective_at, r.pk) > (last.revision.effective_at, last.revision_id)
-            and (r.effective_at, r.pk) <= (revision.effective_at, revision.pk)
-        ),
-        key=lambda r: (r.effective_at, r.pk),
-    )
+    since = [
+        r
+        for r in revision.policy.revisions.published().in_publication_order()
+        if last.revision.publication_position < r.publication_position
+        and r.publication_position <= revision.publication_position
+    ]
     return {
         "signed": last,
         "revisions": since,
@@ -160,8 +169,8 @@ def _revision_named(slug: str, version: str) -> PolicyRevision:
 def _refused(request, revision: PolicyRevision) -> bool:
     """Whether the person may not sign the revision (the reason is shown as a message)."""
     try:
-        services.check_signable(person=request.user, revision=revision)
-    except services.ActionRefused as refused:
+        signing_actions.check_signable(person=request.user, revision=revision)
+    except ActionRefused as refused:
         messages.error(request, str(refused))
         return True
     return False
@@ -186,7 +195,7 @@ def _reauthenticate(request, policy: Policy):
 @require_POST
 @login_required
 def sign(request, slug: str, version: str):
-    if evidence.needs_fresh_sign_in(request):
+    if client_evidence.needs_fresh_sign_in(request):
         revision = _revision_named(slug, version)
         messages.warning(request, _("Please confirm it is you before signing."))
         return _reauthenticate(request, revision.policy)
@@ -195,14 +204,14 @@ def sign(request, slug: str, version: str):
     form = SignForm(request.POST, person=request.user, needs_consent=None)
     if form.is_valid():
         try:
-            acknowledgement = services.record_acknowledgement(
+            acknowledgement = signing_actions.record_acknowledgement(
                 person=request.user,
                 policy_slug=slug,
                 version=version,
                 typed_name=form.cleaned_data["typed_name"],
                 checkbox_ticked=form.cleaned_data["agree"],
                 consent_accepted=form.cleaned_data["consent"],
-                client=evidence.from_request(
+                client=client_evidence.from_request(
                     request, browser_time_zone=form.cleaned_data["browser_time_zone"]
                 ),
                 language=form.cleaned_data["language"],
@@ -210,9 +219,9 @@ def sign(request, slug: str, version: str):
             )
         except PolicyRevision.DoesNotExist:
             raise Http404 from None
-        except services.ConsentRequired as refused:
+        except ConsentRequired as refused:
             form.add_error("consent", str(refused))
-        except services.ActionRefused as refused:  # not signable (the form checked the rest)
+        except ActionRefused as refused:  # not signable (the form checked the rest)
             messages.error(request, str(refused))
             return redirect("acknowledgements:home")
         else:
@@ -224,7 +233,7 @@ def sign(request, slug: str, version: str):
     revision = _revision_named(slug, version)
     if _refused(request, revision):
         return redirect("acknowledgements:home")
-    form.show_consent(not services.has_consented(request.user))
+    form.show_consent(not signing_actions.has_consented(request.user))
     standing = next((s for s in request.standings if s.policy.pk == revision.policy_id), None)
     return render(
         request,
@@ -254,14 +263,14 @@ def decline(request, slug: str, version: str):
             messages.error(request, errors[0])
         return redirect("acknowledgements:policy_detail", slug=slug)
     try:
-        services.record_decline(
+        signing_actions.record_decline(
             person=request.user,
             revision=revision,
             reason=form.cleaned_data["reason"],
-            client=evidence.from_request(request),
+            client=client_evidence.from_request(request),
             language=form.cleaned_data["language"],
         )
-    except services.ActionRefused as refused:
+    except ActionRefused as refused:
         messages.error(request, str(refused))
     else:
         messages.warning(
@@ -304,7 +313,7 @@ def receipt_download(request, receipt_number: str):
     receipt = getattr(acknowledgement, "receipt", None)
     if receipt is None:
         raise Http404(_("The receipt is still being prepared."))
-    services.record_receipt_access(actor=request.user, acknowledgement=acknowledgement)
+    receipt_actions.record_receipt_access(actor=request.user, acknowledgement=acknowledgement)
     return FileResponse(
         receipt.pdf.open("rb"),
         as_attachment=True,

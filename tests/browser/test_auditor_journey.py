@@ -2,21 +2,23 @@
 time, and takes the CSV and the audit package away."""
 
 import csv
+import datetime as dt
 import io
 import re
 import shutil
 import subprocess
 import sys
-import time
 import zipfile
 from dataclasses import dataclass
 
 import pytest
+import time_machine
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from acknowledgements import services
 from acknowledgements.models import Acknowledgement, Policy, User
+from acknowledgements.policies import actions as policy_actions
+from acknowledgements.signing import actions as signing_actions
 from tests.browser.conftest import ARTIFACTS, sign_in
 from tests.conftest import client_evidence, sign_through_service
 
@@ -28,14 +30,14 @@ def _material_revision_due_now() -> tuple[Policy, int]:
     admin = User.objects.get(email="admin@example.com")
     policy = Policy.objects.get(slug="acceptable-use-policy")
     draft = policy.revisions.get(version="2.0")
-    services.update_draft(
+    policy_actions.update_draft(
         actor=admin, revision=draft, audiences=list(draft.audiences.all()), due_days=0
     )
-    revision = services.publish_revision(actor=admin, revision=draft)
+    revision = policy_actions.publish_revision(actor=admin, revision=draft)
     for email in SIGNERS:
         person = User.objects.get(email=email)
         sign_through_service(person, revision)
-    services.record_decline(
+    signing_actions.record_decline(
         person=User.objects.get(email="signer004@example.com"),
         revision=revision,
         reason="I need to ask my manager first",
@@ -56,12 +58,13 @@ class Scenario:
 def scenario(portal) -> Scenario:
     """Set up before the browser starts: sealing a receipt runs an event loop of its own, which
     Playwright's (running in this thread once the page exists) would refuse."""
-    # Demo data has 1.0 and 1.1 in effect; a moment later 2.0 replaces them.
-    time.sleep(1.1)
-    before_material = timezone.now().replace(microsecond=0)
-    time.sleep(1.1)
-    policy, in_scope = _material_revision_due_now()
-    return Scenario(policy, in_scope, before_material)
+    # Demo data has 1.0 and 1.1 in effect; a moment later 2.0 replaces them. The "as of" field
+    # takes whole seconds, so the portal's clock moves on two seconds rather than waiting.
+    seeded = timezone.now()
+    with time_machine.travel(seeded + dt.timedelta(seconds=2.2), tick=True):
+        before_material = (seeded + dt.timedelta(seconds=1.1)).replace(microsecond=0)
+        policy, in_scope = _material_revision_due_now()
+        yield Scenario(policy, in_scope, before_material)
 
 
 def test_auditor_finds_overdue_people_and_takes_the_evidence_away(

@@ -7,8 +7,9 @@ from django.utils import timezone
 from openpyxl import load_workbook
 from playwright.sync_api import expect
 
-from acknowledgements import coverage, ledger
+from acknowledgements.evidence import ledger
 from acknowledgements.models import Acknowledgement, ExportJob, LedgerEntry, Policy, User
+from acknowledgements.standings import coverage
 from tests.browser.conftest import sign_in
 from tests.conftest import sign_through_service
 

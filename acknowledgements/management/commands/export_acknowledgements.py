@@ -10,9 +10,11 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from acknowledgements import coverage, ledger, services
+from acknowledgements.evidence import audit as evidence_audit
+from acknowledgements.evidence import ledger
 from acknowledgements.models import Policy
 from acknowledgements.reports import exports, figures
+from acknowledgements.standings import coverage
 
 COMMAND = "export_acknowledgements"
 FORMATS = ("csv", "xlsx", "zip")
@@ -75,15 +77,12 @@ class Command(BaseCommand):
         what = {"csv": "acknowledgements.csv", "xlsx": "acknowledgements.xlsx"}.get(
             format, "audit-package.zip"
         )
-        services.record_export(
+        evidence_audit.record_export(
             actor=None,
             what=what,
-            filters={
-                "policy": found.slug,
-                "as_of": ledger.utc_iso(moment) or "",
-                "command": COMMAND,
-                "output": str(path),
-            },
+            filters=evidence_audit.export_scope(
+                policy=found, moment=moment, command=COMMAND, output=str(path)
+            ),
             rows=rows,
         )
         self.stdout.write(
@@ -102,12 +101,7 @@ class Command(BaseCommand):
             return exports.write_acknowledgements_xlsx(
                 target,
                 signatures,
-                about=[
-                    ("Policy", policy.name),
-                    ("As of (UTC)", ledger.utc_iso(moment) or ""),
-                    ("Exported by", by),
-                    ("Exported at (UTC)", ledger.utc_iso(timezone.now()) or ""),
-                ],
+                about=exports.export_metadata(policy=policy, moment=moment, exported_by=by),
             )
         return exports.write_package(
             target, policy=policy, timeline=timeline, moment=moment, exported_by=by

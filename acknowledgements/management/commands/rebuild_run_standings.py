@@ -8,7 +8,7 @@ time: it runs in one transaction, and the dashboard reads the old rows until it 
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from acknowledgements import run_standings
+from acknowledgements.standings import tallies as run_standings
 
 
 class Command(BaseCommand):

@@ -2,7 +2,7 @@ import datetime as dt
 
 from django.core.management.base import BaseCommand
 
-from acknowledgements import services
+from acknowledgements.receipts import actions as receipt_actions
 
 
 class Command(BaseCommand):
@@ -22,8 +22,8 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, now: bool, **options):
-        wait = dt.timedelta(0) if now else services.RECEIPT_OVERDUE_AFTER
-        recovered = services.recover_interrupted_work(receipts_after=wait)
+        wait = dt.timedelta(0) if now else receipt_actions.RECEIPT_OVERDUE_AFTER
+        recovered = receipt_actions.recover_interrupted_work(receipts_after=wait)
         self.stdout.write(
             f"Ledger entries linked: {recovered.linked}; "
             f"receipts queued again: {recovered.receipts_queued}."

@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from acknowledgements import services
+from acknowledgements.evidence import retention
 
 
 class Command(BaseCommand):
@@ -19,7 +19,7 @@ class Command(BaseCommand):
                 "are kept; nothing removed."
             )
             return
-        result = services.redact_client_details()
+        result = retention.redact_client_details()
         self.stdout.write(
             f"Removed the IP address and user agent of {result.entries} ledger entries recorded "
             f"more than {days} days ago; {result.events} redaction event(s) added to the ledger."

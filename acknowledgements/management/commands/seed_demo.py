@@ -14,9 +14,9 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
 
-from acknowledgements import services
 from acknowledgements.demo_people import AUDIENCE_WEIGHTS, FIRST_NAMES, LAST_NAMES
 from acknowledgements.models import Audience, Policy, PolicyRevision, User
+from acknowledgements.policies import actions as policy_actions
 from acknowledgements.roles import AUDITORS, POLICY_ADMINISTRATORS
 
 DEMO_DIR = Path(__file__).resolve().parents[2] / "demo"
@@ -101,7 +101,7 @@ class Command(BaseCommand):
     def _policy(self, *, owner: User) -> bool:
         if Policy.objects.filter(slug=POLICY_SLUG).exists():
             return False
-        policy = services.create_policy(
+        policy = policy_actions.create_policy(
             actor=owner,
             name="Acceptable Use Policy",
             slug=POLICY_SLUG,
@@ -109,7 +109,7 @@ class Command(BaseCommand):
             audiences=list(Audience.objects.all()),
         )
         first_published = timezone.now() - dt.timedelta(days=30)
-        first = services.create_draft(
+        first = policy_actions.create_draft(
             actor=owner,
             policy=policy,
             version="1.0",
@@ -119,8 +119,8 @@ class Command(BaseCommand):
             effective_at=first_published,
             due_days=30,
         )
-        services.publish_revision(actor=owner, revision=first)
-        minor = services.create_draft(
+        policy_actions.publish_revision(actor=owner, revision=first)
+        minor = policy_actions.create_draft(
             actor=owner,
             policy=policy,
             version="1.1",
@@ -129,14 +129,14 @@ class Command(BaseCommand):
             change_summary='Section 10: corrected the company name "Voipkonnekt" to "Voipkonnec".',
             effective_at=timezone.now(),
         )
-        services.publish_revision(actor=owner, revision=minor)
-        services.save_translation(
+        policy_actions.publish_revision(actor=owner, revision=minor)
+        policy_actions.save_translation(
             actor=owner,
             revision=minor,
             language="fr",
             body=(DEMO_DIR / "acceptable-use-policy-1.1.fr.md").read_text("utf-8"),
         )
-        material = services.create_draft(
+        material = policy_actions.create_draft(
             actor=owner,
             policy=policy,
             version="2.0",
@@ -148,7 +148,7 @@ class Command(BaseCommand):
             ),
             due_days=14,
         )
-        services.save_translation(
+        policy_actions.save_translation(
             actor=owner,
             revision=material,
             language="fr",

@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand
 
-from acknowledgements import notifications, services
+from acknowledgements.notifications import actions as notification_actions
+from acknowledgements.notifications import sending
 
 
 class Command(BaseCommand):
@@ -10,10 +11,10 @@ class Command(BaseCommand):
     )
 
     def handle(self, *args, **options):
-        interrupted = notifications.mark_interrupted()
-        queued = services.queue_reminders()
+        interrupted = sending.mark_interrupted()
+        queued = notification_actions.queue_reminders()
         sent = 0
-        while batch := notifications.send_batch():
+        while batch := sending.send_batch():
             sent += batch
         self.stdout.write(
             f"Queued {queued} reminder(s); processed {sent} email(s); "

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from acknowledgements import services
+from acknowledgements.reports import jobs as export_jobs
 
 
 class Command(BaseCommand):
@@ -10,7 +10,7 @@ class Command(BaseCommand):
     )
 
     def handle(self, *args, **options):
-        tidied = services.tidy_exports()
+        tidied = export_jobs.tidy_exports()
         self.stdout.write(
             f"{tidied.interrupted} interrupted export(s) marked failed; "
             f"{tidied.removed} old export(s) deleted."

@@ -2,7 +2,7 @@ import sys
 
 from django.core.management.base import BaseCommand
 
-from acknowledgements.ledger import link_pending, verify_chain
+from acknowledgements.evidence.ledger import link_pending, verify_chain
 
 
 class Command(BaseCommand):

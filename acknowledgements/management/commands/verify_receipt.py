@@ -4,7 +4,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from acknowledgements.verification import verify_receipt
+from acknowledgements.receipts.verification import verify_receipt
 
 
 class Command(BaseCommand):

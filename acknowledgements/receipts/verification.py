@@ -10,8 +10,10 @@ from django.conf import settings
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from . import evidence, ledger, receipts
-from .models import ClientDetails, LedgerEntry, Receipt
+from acknowledgements.evidence import client_evidence, ledger
+from acknowledgements.models import ClientDetails, LedgerEntry, Receipt
+from acknowledgements.receipts import authority as receipt_authority
+from acknowledgements.receipts import seal as receipt_seal
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,7 @@ class ReceiptVerdict:
 
 
 def _receipt_number(evidence: bytes | None) -> str | None:
-    """The receipt number claimed by an attached evidence.json (untrusted input)."""
+    """The receipt number claimed by an attached client_evidence.json (untrusted input)."""
     if not evidence:
         return None
     try:
@@ -62,8 +64,8 @@ def _issued_entry(acknowledgement) -> LedgerEntry | None:
 
 def verify_receipt(data: bytes) -> ReceiptVerdict:
     """Check an uploaded receipt against its seal, the stored receipt and the ledger."""
-    identity = receipts.load_sealing_identity()
-    report = receipts.inspect_receipt(data, trust_roots_pem=trusted_roots(identity))
+    identity = receipt_authority.load_sealing_identity()
+    report = receipt_seal.inspect_receipt(data, trust_roots_pem=trusted_roots(identity))
     verdict = ReceiptVerdict()
     if not report.is_pdf or not report.sealed:
         verdict.is_receipt = False
@@ -101,7 +103,8 @@ def verify_receipt(data: bytes) -> ReceiptVerdict:
     issued = _issued_entry(stored.acknowledgement) if stored else None
     # The ledger's record of the issued file is what counts: it is hash-chained.
     matches = (
-        issued is not None
+        stored is not None
+        and issued is not None
         and ledger.decode(issued).get("pdf_sha256") == file_sha256 == stored.sha256
     )
     if not verdict.add(
@@ -112,12 +115,14 @@ def verify_receipt(data: bytes) -> ReceiptVerdict:
         else _("No receipt with this content was issued by this portal."),
     ):
         return verdict
+    # A match needs both the stored receipt and the ledger's record of issuing it.
+    assert stored is not None and issued is not None
     entry = stored.acknowledgement.ledger_entry
     evidence_matches = ledger.sha256_hex(report.evidence_json or b"") == entry.payload_sha256
     verdict.add(
         _("Evidence matches the ledger"),
         evidence_matches,
-        _("The attached evidence.json hashes to ledger entry %(sequence)s.")
+        _("The attached client_evidence.json hashes to ledger entry %(sequence)s.")
         % {"sequence": entry.sequence}
         if evidence_matches
         else _("The attached evidence differs from the ledger's record."),
@@ -151,7 +156,7 @@ def client_details_check(entry: LedgerEntry) -> tuple[str, bool, str]:
     shows the values themselves: anyone may upload a receipt.
     """
     details = ClientDetails.objects.filter(ledger_entry=entry).first()
-    facts = evidence.client_facts(ledger.decode(entry), details).values()
+    facts = client_evidence.client_facts(ledger.decode(entry), details).values()
     states = {fact.state for fact in facts}
     name = _("IP address and user agent")
     if any(fact.matches is False for fact in facts):
@@ -212,7 +217,7 @@ def _ledger_problem(problem: str) -> str:
     return str(_LEDGER_PROBLEMS.get(problem, problem))
 
 
-def trusted_roots(identity: receipts.SealingIdentity) -> list[bytes]:
+def trusted_roots(identity: receipt_authority.SealingIdentity) -> list[bytes]:
     """The current sealing root, plus former roots kept trusted after a rotation."""
     return [identity.root_pem] + [
         Path(path).read_bytes() for path in settings.PORTAL_SEALING_FORMER_ROOTS

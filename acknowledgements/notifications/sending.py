@@ -19,13 +19,14 @@ from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, mailers
 from django.db import connection, transaction
 from django.db.models import Count, F, Q
+from django.tasks import task
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone, translation
 
-from . import coverage
-from .mail import NAME_STAND_IN, GroupMessage
-from .models import ConcernReport, Notification, PolicyRevision, Receipt
+from acknowledgements.models import ConcernReport, Notification, PolicyRevision, Receipt
+from acknowledgements.notifications.mail import NAME_STAND_IN, GroupMessage
+from acknowledgements.standings import coverage
 
 logger = logging.getLogger(__name__)
 
@@ -296,3 +297,26 @@ def send_concern(*, report_id: int) -> None:
         with report.attachment.open("rb") as attachment:
             message.attach(report.attachment.name.rsplit("/", 1)[-1], attachment.read())
     message.send()
+
+
+# A task sends at most this many batches, then enqueues a successor for the rest: each run
+# stays short, and several workers share a large fan-out.
+BATCHES_PER_RUN = 20
+
+
+@task()
+def send_notifications() -> None:
+    for _ in range(BATCHES_PER_RUN):
+        if not send_batch():
+            return
+    send_notifications.enqueue()
+
+
+@task()
+def email_receipt(receipt_id: int) -> None:
+    send_receipt(receipt_id=receipt_id)
+
+
+@task()
+def email_concern(report_id: int) -> None:
+    send_concern(report_id=report_id)

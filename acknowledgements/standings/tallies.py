@@ -31,6 +31,8 @@ from django.apps import apps as installed_apps
 from django.db import connection
 from django.db.models.signals import m2m_changed, post_delete, post_save, pre_delete
 
+from acknowledgements.models import PolicyRevision
+
 AUDIENCE_SEPARATOR = ","
 
 
@@ -51,17 +53,16 @@ def run_of_sql(revision: str) -> str:
     a signed revision's run never changes.
     """
     revisions = _table("PolicyRevision")
-    at_or_before = (
-        f"(m.effective_at < {revision}.effective_at OR (m.effective_at = {revision}.effective_at"
-        f" AND (m.published_at < {revision}.published_at"
-        f" OR (m.published_at = {revision}.published_at AND m.id <= {revision}.id))))"
-    )
+    published, material = PolicyRevision.Status.PUBLISHED, PolicyRevision.Change.MATERIAL
+    position = PolicyRevision.sql_publication_position
+    order = PolicyRevision.sql_publication_order
     return (
-        f"COALESCE((SELECT m.id FROM {revisions} m WHERE m.policy_id = {revision}.policy_id"  # noqa: S608 - quoted names only
-        f" AND m.status = 'published' AND m.change = 'material' AND {at_or_before}"
-        " ORDER BY m.effective_at DESC, m.published_at DESC, m.id DESC LIMIT 1),"
+        f"COALESCE((SELECT m.id FROM {revisions} m WHERE m.policy_id = {revision}.policy_id"  # noqa: S608 - quoted names and the model's constants only
+        f" AND m.status = '{published}' AND m.change = '{material}'"
+        f" AND {position('m')} <= {position(revision)}"
+        f" ORDER BY {order('m', descending=True)} LIMIT 1),"
         f" (SELECT m.id FROM {revisions} m WHERE m.policy_id = {revision}.policy_id"
-        " AND m.status = 'published' ORDER BY m.effective_at, m.published_at, m.id LIMIT 1))"
+        f" AND m.status = '{published}' ORDER BY {order('m')} LIMIT 1))"
     )
 
 
@@ -213,7 +214,8 @@ def _runs() -> dict[int, int]:
     revisions = _table("PolicyRevision")
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT r.id, {run_of_sql('r')} FROM {revisions} r WHERE r.status = 'published'"  # noqa: S608 - quoted names only
+            f"SELECT r.id, {run_of_sql('r')} FROM {revisions} r"  # noqa: S608 - quoted names and the model's constants only
+            f" WHERE r.status = '{PolicyRevision.Status.PUBLISHED}'"
         )
         return dict(cursor.fetchall())
 

@@ -15,6 +15,8 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from operator import attrgetter
+from typing import TYPE_CHECKING, TypedDict
 
 from django.db.models import (
     Case,
@@ -33,7 +35,10 @@ from django.db.models import (
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
-from .models import Acknowledgement, LedgerEntry, Policy, PolicyRevision, User
+from acknowledgements.models import Acknowledgement, LedgerEntry, Policy, PolicyRevision, User
+
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
 
 
 class Status:
@@ -41,10 +46,6 @@ class Status:
     PENDING = "pending"
     OVERDUE = "overdue"
     DECLINED = "declined"
-
-
-def _order(revision: PolicyRevision) -> tuple:
-    return (revision.effective_at, revision.published_at, revision.pk)
 
 
 @dataclass(frozen=True)
@@ -60,14 +61,22 @@ class Timeline:
     def at(cls, revisions: Iterable[PolicyRevision], moment: dt.datetime) -> Timeline:
         """From one policy's published revisions (as they were published by `moment`)."""
         published = sorted(
-            (r for r in revisions if r.is_published and r.published_at <= moment), key=_order
+            # published_at is set on every published revision (published_revision_is_frozen).
+            (
+                r
+                for r in revisions
+                if r.is_published and r.published_at is not None and r.published_at <= moment
+            ),
+            key=attrgetter("publication_position"),
         )
         in_effect = [r for r in published if r.effective_at <= moment]
         later = [r for r in published if r.effective_at > moment]
         if not in_effect:
             return cls(None, None, frozenset(), later[0] if later else None)
         baseline = next((r for r in reversed(in_effect) if r.is_material), in_effect[0])
-        covering = frozenset(r.pk for r in in_effect if _order(r) >= _order(baseline))
+        covering = frozenset(
+            r.pk for r in in_effect if r.publication_position >= baseline.publication_position
+        )
         return cls(in_effect[-1], baseline, covering, later[0] if later else None)
 
     def applies_to(self, audience_ids: set[int]) -> bool:
@@ -141,7 +150,8 @@ def standings_for(person: User, *, moment: dt.datetime | None = None) -> list[St
         timeline = Timeline.at(revisions, moment)
         if not timeline.applies_to(audience_ids):
             continue
-        assert timeline.baseline is not None
+        # A timeline that applies has a current revision, and so a baseline.
+        assert timeline.current is not None and timeline.baseline is not None
         covering = [acknowledgements[r] for r in timeline.covering_ids if r in acknowledgements]
         covering_ack = max(covering, key=lambda ack: ack.signed_at, default=None)
         declined_at = max(
@@ -254,7 +264,22 @@ def status_conditions(timeline: Timeline, moment: dt.datetime) -> dict[str, Q]:
     )
 
 
-def with_status(people: QuerySet[User], timeline: Timeline, moment: dt.datetime) -> QuerySet[User]:
+class StatusAnnotations(TypedDict):
+    """What `with_status` adds to each person."""
+
+    covered_at: dt.datetime | None
+    covering_version: str | None
+    declined: bool
+    due_at: dt.datetime
+    status: str
+
+
+type PersonWithStatus = WithAnnotations[User, StatusAnnotations]
+
+
+def with_status(
+    people: QuerySet[User], timeline: Timeline, moment: dt.datetime
+) -> QuerySet[PersonWithStatus]:
     """Annotate each person with `covered_at`, `covering_version`, `declined`, `due_at`, `status`.
 
     The same rule as `standings_for`, as one query: signed beats declined beats overdue. To
@@ -285,7 +310,9 @@ def with_status(people: QuerySet[User], timeline: Timeline, moment: dt.datetime)
     )
 
 
-def uncovered_people(timeline: Timeline, moment: dt.datetime | None = None) -> QuerySet[User]:
+def uncovered_people(
+    timeline: Timeline, moment: dt.datetime | None = None
+) -> QuerySet[PersonWithStatus]:
     """People in scope without a signature that covers them at `moment` (annotated as above)."""
     moment = moment or timezone.now()
     covered = status_conditions(timeline, moment)[Status.SIGNED]

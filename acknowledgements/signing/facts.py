@@ -22,8 +22,8 @@ from django.db.backends.signals import connection_created
 from django.dispatch import receiver
 from django.utils.translation import gettext as _
 
-from . import run_standings
-from .models import Acknowledgement, LedgerEntry, Policy, PolicyRevision, User
+from acknowledgements.models import Acknowledgement, LedgerEntry, Policy, PolicyRevision, User
+from acknowledgements.standings import tallies
 
 # The revision's own columns that are read (its texts are loaded only if something asks), then
 # the policy's name and slug, then the facts.
@@ -59,7 +59,7 @@ class SigningFacts:
     first_viewed_at: dt.datetime | None
     consent: dict[str, Any] | None  # the payload of the person's first consent, if any
     consent_at: dt.datetime | None
-    run_id: int | None  # the material revision this one builds on (run_standings.py)
+    run_id: int | None  # the material revision this one builds on (tallies.py)
 
     @property
     def refusal(self) -> str | None:
@@ -160,10 +160,8 @@ def _sql(connection, param) -> str:
                 SELECT 1 FROM {revision} later
                 WHERE later.policy_id = r.policy_id AND later.status = {param("published")}
                     AND later.effective_at <= {moment} AND later.published_at <= {moment}
-                    AND (later.effective_at > r.effective_at
-                        OR later.effective_at = r.effective_at
-                            AND (later.published_at > r.published_at
-                                OR later.published_at = r.published_at AND later.id > r.id))
+                    AND {PolicyRevision.sql_publication_position("later")}
+                        > {PolicyRevision.sql_publication_position("r")}
             ),
             EXISTS (
                 SELECT 1 FROM {meant_for} meant
@@ -181,7 +179,7 @@ def _sql(connection, param) -> str:
                     AND viewed.revision_id = r.id
             ),
             consent.recorded_at, consent.payload,
-            {run_standings.run_of_sql("r")}
+            {tallies.run_of_sql("r")}
         FROM {revision} r
         JOIN {policy} p ON p.id = r.policy_id
         LEFT JOIN {ledger} consent ON consent.id = (

@@ -11,7 +11,7 @@ person, revision and time, so every column an auditor reads is covered by the ha
 
 Appending and linking are two steps. `append` inserts the entry with its payload and payload
 hash, and takes no global lock: signatures from many people commit side by side. When the
-transaction commits, a background task (tasks.link_ledger) runs `link_pending`, which gives
+transaction commits, a background task (`link_ledger`, below) runs `link_pending`, which gives
 every unlinked entry, in the order they were inserted, its sequence number, previous hash and
 row hash, many at a time under one advisory lock (SQLite: its single write lock), so the chain
 never forks and the lock is held for one short UPDATE per batch rather than for every signing
@@ -31,10 +31,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection, transaction
+from django.tasks import task
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from .models import LedgerEntry, PolicyRevision, User
+from acknowledgements.models import LedgerEntry, PolicyRevision, User
 
 GENESIS_HASH = "0" * 64
 SCHEMA_VERSION = 1
@@ -133,9 +134,12 @@ def _link_after_commit() -> None:
 
 
 def _enqueue_link() -> None:
-    from . import tasks
+    link_ledger.enqueue()
 
-    tasks.link_ledger.enqueue()
+
+@task()
+def link_ledger() -> None:
+    link_pending()
 
 
 def _link_batch() -> int:
@@ -159,6 +163,9 @@ def _link_batch() -> int:
             .first()
         )
         sequence, previous_hash = head or (0, GENESIS_HASH)
+        if sequence is None or previous_hash is None:
+            # Linking sets sequence and row_hash together; the database allows no other change.
+            raise RuntimeError("The ledger's head has a sequence but no row hash.")
         for entry in pending:
             sequence += 1
             entry.sequence, entry.previous_hash = sequence, previous_hash

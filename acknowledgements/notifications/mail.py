@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import email.policy
 import secrets
+import smtplib
+from typing import Any
 
 from django.core.mail import EmailMultiAlternatives
 from django.core.mail.backends import smtp
@@ -55,14 +57,17 @@ class SMTPBackend(smtp.EmailBackend):
 
     def _send(self, email_message) -> bool:
         if not isinstance(email_message, PreparedEmail):
-            return super()._send(email_message)
+            # Django's backend defines _send, but the stubs leave its private methods out.
+            return super()._send(email_message)  # type: ignore[misc]
         # The same checks as Django's path: an address that is not a single plain address
         # (a line break, a second address) raises ValueError before anything is sent.
         sender = self.prep_address(email_message.from_email)
         recipients = [self.prep_address(address) for address in email_message.recipients()]
+        # send_messages opens the connection, and returns before calling _send if it cannot.
+        assert self.connection is not None
         try:
             self.connection.sendmail(sender, recipients, email_message.serialised)
-        except smtp.smtplib.SMTPException:
+        except smtplib.SMTPException:
             if not self.fail_silently:
                 raise
             return False
@@ -78,7 +83,7 @@ class GroupMessage:
 
     def email(self, to: str, *, name: str = "") -> EmailMultiAlternatives:
         """The email to `to`, with `name` put in for NAME_STAND_IN (escaped in the HTML)."""
-        fields = {
+        fields: dict[str, Any] = {
             "subject": self.subject.replace(NAME_STAND_IN, name),
             "body": self.text.replace(NAME_STAND_IN, name),
             "to": [to],

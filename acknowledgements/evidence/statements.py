@@ -12,7 +12,7 @@ read it, like a revision's translations (models.RevisionTranslation).
 import hashlib
 from dataclasses import dataclass, field
 
-from .models import AUTHORITATIVE_LANGUAGE
+from acknowledgements.models import AUTHORITATIVE_LANGUAGE
 
 
 def _sha256(text: str) -> str:

@@ -8,8 +8,8 @@ import zipfile
 
 from django.utils import timezone
 
-from . import ledger
-from .models import (
+from acknowledgements.evidence import ledger
+from acknowledgements.models import (
     Acknowledgement,
     ClientDetails,
     ConcernReport,

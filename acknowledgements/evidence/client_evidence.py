@@ -20,9 +20,9 @@ from allauth.account.authentication import get_authentication_records
 from django.conf import settings
 from django.utils import translation
 
-from .ledger import utc_iso
-from .proxies import is_trusted_proxy
-from .request_log import current_request_id
+from acknowledgements.evidence.ledger import utc_iso
+from acknowledgements.proxies import is_trusted_proxy
+from acknowledgements.request_log import current_request_id
 
 MAX_USER_AGENT = 1000
 # How each client commitment in a payload is computed, written into the payload so that an

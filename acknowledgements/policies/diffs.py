@@ -29,7 +29,8 @@ class Row:
 
 def _marked_words(old: str, new: str) -> tuple[SafeString, SafeString]:
     old_words, new_words = _WORDS.findall(old), _WORDS.findall(new)
-    old_html, new_html = [], []
+    old_html: list[str] = []
+    new_html: list[str] = []
     matcher = difflib.SequenceMatcher(a=old_words, b=new_words, autojunk=False)
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():
         removed = escape("".join(old_words[i1:i2]))
@@ -78,6 +79,8 @@ def side_by_side(old: str, new: str) -> list[Row]:
                 elif old_line is not None:
                     rows.append(Row("removed", _whole_line("del", old_line), mark_safe(""), i + 1))
                 else:
+                    # offset < max(i2 - i1, j2 - j1), so a row without an old line has a new one.
+                    assert new_line is not None
                     rows.append(
                         Row("added", mark_safe(""), _whole_line("ins", new_line), None, j + 1)
                     )

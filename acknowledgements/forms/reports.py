@@ -1,0 +1,143 @@
+"""The reports' filters: the "as of" moment, people, and the audit log (read-only pages, submitted with GET)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django import forms
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext_lazy as _
+
+from acknowledgements.models import (
+    Audience,
+)
+from acknowledgements.reports.figures import DEFAULT_SORT, SORTS, STATUS_LABELS
+
+
+class MomentField(forms.DateTimeField):
+    """A moment typed in the viewer's time zone, or an ISO 8601 time with an offset (links)."""
+
+    widget = forms.DateTimeInput(
+        attrs={"type": "datetime-local", "step": "1"}, format="%Y-%m-%dT%H:%M:%S"
+    )
+
+    def prepare_value(self, value):
+        # A link carries the moment with its offset; the field shows it in the viewer's zone.
+        if isinstance(value, str):
+            try:
+                parsed = parse_datetime(value.strip())
+            except ValueError:
+                parsed = None
+            if parsed is not None and timezone.is_aware(parsed):
+                value = parsed
+        return super().prepare_value(value)
+
+
+class AsOfForm(forms.Form):
+    """Look at the reports as they stood at a past moment (empty: now)."""
+
+    as_of = MomentField(
+        label=_("As of"),
+        required=False,
+        error_messages={
+            "invalid": _("Enter a date and time such as 2026-03-31 17:00."),
+        },
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["as_of"].help_text = _(
+            "A date and time in your time zone (%(zone)s); leave it empty for now."
+        ) % {"zone": timezone.get_current_timezone_name()}
+
+    def clean_as_of(self) -> dt.datetime | None:
+        moment = self.cleaned_data["as_of"]
+        if moment and moment > timezone.now():
+            raise forms.ValidationError(
+                _(
+                    "That moment is in the future. Reports show what has been recorded: choose "
+                    "a past moment, or leave it empty for now."
+                )
+            )
+        return moment
+
+    @property
+    def moment(self) -> dt.datetime | None:
+        """The valid moment asked for, or None for now (also when the input was refused)."""
+        if not self.is_bound:
+            return None
+        self.is_valid()  # validates once; refused fields are left out of cleaned_data
+        return self.cleaned_data.get("as_of")
+
+
+class PeopleFilterForm(AsOfForm):
+    status = forms.ChoiceField(
+        label=_("Status"),
+        required=False,
+        choices=[("", _("Any status")), *STATUS_LABELS.items()],
+    )
+    audience = forms.ModelChoiceField(
+        label=_("Audience"),
+        queryset=Audience.objects.all(),
+        to_field_name="slug",
+        required=False,
+        empty_label=_("Any audience"),
+    )
+    signed_from = forms.DateField(
+        label=_("Signed from"),
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+    )
+    signed_to = forms.DateField(
+        label=_("Signed until (inclusive)"),
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+    )
+    q = forms.CharField(label=_("Name or email contains"), required=False, max_length=200)
+    sort = forms.ChoiceField(
+        label=_("Sort by"),
+        required=False,
+        choices=[(key, label) for key, (label, _ordering) in SORTS.items()],
+    )
+
+    def clean(self):
+        cleaned = super().clean()
+        start, end = cleaned.get("signed_from"), cleaned.get("signed_to")
+        if start and end and start > end:
+            self.add_error("signed_to", _("The end date comes before the start date."))
+        return cleaned
+
+    def clean_sort(self) -> str:
+        return self.cleaned_data["sort"] or DEFAULT_SORT
+
+
+class AuditLogFilterForm(forms.Form):
+    action = forms.ChoiceField(label=_("Action"), required=False)
+    actor = forms.CharField(
+        label=_("Actor's name or email contains"), required=False, max_length=200
+    )
+    since = forms.DateField(
+        label=_("From"),
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+    )
+    until = forms.DateField(
+        label=_("Until (inclusive)"),
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+    )
+
+    def __init__(self, *args, actions: list[str], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["action"].choices = [
+            ("", _("Any action")),
+            *((action, action.replace("_", " ").capitalize()) for action in actions),
+        ]
+
+    def clean(self):
+        cleaned = super().clean()
+        start, end = cleaned.get("since"), cleaned.get("until")
+        if start and end and start > end:
+            self.add_error("until", _("The end date comes before the start date."))
+        return cleaned

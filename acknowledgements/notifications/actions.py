@@ -1,0 +1,120 @@
+"""Queueing the portal's emails: announcements of a revision, reminders before a due date, overdue notices."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.conf import settings
+from django.db import transaction
+from django.tasks import task
+from django.utils import timezone
+
+from acknowledgements import jobs
+from acknowledgements.evidence.audit import record_admin_action
+from acknowledgements.models import (
+    Notification,
+    Policy,
+    PolicyRevision,
+    User,
+)
+from acknowledgements.notifications import sending
+from acknowledgements.standings import coverage
+
+QUEUE_BLOCK = 5_000
+
+
+def queue_announcements(*, revision: PolicyRevision) -> int:
+    """One announcement row per person in the revision's audiences; queuing again adds none."""
+    kind = (
+        Notification.Kind.ANNOUNCEMENT if revision.is_material else Notification.Kind.MINOR_NOTICE
+    )
+    people = (
+        User.objects.filter(is_active=True, audiences__in=revision.audiences.all())
+        .distinct()
+        .values_list("pk", flat=True)
+    )
+    return _queue(revision=revision, kind=kind, person_ids=people)
+
+
+def _queue(*, revision: PolicyRevision, kind: str, person_ids, days_before_due: int = 0) -> int:
+    """Insert notification rows in blocks; existing ones (unique) are left as they are.
+
+    Returns how many rows are new (bulk_create with ignore_conflicts cannot tell).
+    """
+    existing = Notification.objects.filter(
+        revision=revision, kind=kind, days_before_due=days_before_due
+    )
+    before = existing.count()
+    block: list[Notification] = []
+    for person_id in person_ids.iterator(chunk_size=QUEUE_BLOCK):
+        block.append(
+            Notification(
+                person_id=person_id,
+                revision=revision,
+                kind=kind,
+                days_before_due=days_before_due,
+            )
+        )
+        if len(block) == QUEUE_BLOCK:
+            Notification.objects.bulk_create(block, ignore_conflicts=True)
+            block = []
+    if block:
+        Notification.objects.bulk_create(block, ignore_conflicts=True)
+    return existing.count() - before
+
+
+def queue_reminders(*, moment: dt.datetime | None = None) -> int:
+    """Queue reminders at the configured days before each due date, and overdue notices.
+
+    Each goes to a person at most once per revision and offset (the table's unique key).
+    """
+    moment = moment or timezone.now()
+    queued = 0
+    for policy in Policy.objects.all():
+        timeline = coverage.timeline_for(policy, moment)
+        if timeline.current is None:
+            continue
+        uncovered = coverage.uncovered_people(timeline, moment)
+        for days in settings.PORTAL_REMINDER_DAYS:
+            window = uncovered.filter(
+                due_at__gt=moment, due_at__lte=moment + dt.timedelta(days=days)
+            )
+            queued += _queue(
+                revision=timeline.current,
+                kind=Notification.Kind.REMINDER,
+                person_ids=window.values_list("pk", flat=True),
+                days_before_due=days,
+            )
+        queued += _queue(
+            revision=timeline.current,
+            kind=Notification.Kind.OVERDUE,
+            person_ids=uncovered.filter(due_at__lte=moment).values_list("pk", flat=True),
+        )
+    return queued
+
+
+def retry_failed_notifications(*, actor: User | None, revision: PolicyRevision) -> int:
+    """Queue a revision's failed emails again (an administrator's decision, audited)."""
+    with transaction.atomic():
+        count = Notification.objects.filter(
+            revision=revision, status=Notification.Status.FAILED
+        ).update(status=Notification.Status.QUEUED, next_attempt_at=timezone.now())
+        if count:
+            record_admin_action(
+                actor=actor,
+                action="notifications_retried",
+                revision=revision,
+                details={
+                    "policy": revision.policy.slug,
+                    "version": revision.version,
+                    "count": count,
+                },
+            )
+            jobs.enqueue_with_transaction(sending.send_notifications)
+    return count
+
+
+@task()
+def announce_revision(revision_id: int) -> None:
+    queue_announcements(revision=PolicyRevision.objects.get(pk=revision_id))
+    sending.send_notifications.enqueue()

@@ -1,0 +1,224 @@
+"""Reading and signing: a first view, a signature and a decline, each recorded in the ledger with the client's details."""
+
+from __future__ import annotations
+
+import secrets
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from acknowledgements import jobs
+from acknowledgements.evidence import ledger
+from acknowledgements.evidence.client_evidence import ClientEvidence
+from acknowledgements.evidence.snapshots import person_snapshot, revision_snapshot, text_snapshot
+from acknowledgements.evidence.statements import CURRENT_ATTESTATION, CURRENT_ESIGN_CONSENT
+from acknowledgements.exceptions import ActionRefused, ConsentRequired
+from acknowledgements.models import (
+    AUTHORITATIVE_LANGUAGE,
+    Acknowledgement,
+    ClientDetails,
+    LedgerEntry,
+    PolicyRevision,
+    User,
+)
+from acknowledgements.receipts import actions as receipt_actions
+from acknowledgements.signing import facts as signing_facts
+from acknowledgements.signing.names import typed_name_matches
+from acknowledgements.standings import tallies
+
+RECEIPT_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
+
+
+def check_signable(*, person: User, revision: PolicyRevision) -> signing_facts.SigningFacts:
+    """Refuse (ActionRefused, with the reason) unless the person may sign the revision now;
+    otherwise return what the check read (whether they signed it already, among others)."""
+    facts = signing_facts.read(
+        person, policy_slug=revision.policy.slug, version=revision.version, moment=timezone.now()
+    )
+    if facts.refusal:
+        raise ActionRefused(facts.refusal)
+    return facts
+
+
+def has_consented(person: User) -> bool:
+    return LedgerEntry.objects.filter(person=person, kind=LedgerEntry.Kind.CONSENTED).exists()
+
+
+def first_viewed_at(person: User, revision: PolicyRevision):
+    return (
+        LedgerEntry.objects.filter(person=person, revision=revision, kind=LedgerEntry.Kind.VIEWED)
+        .order_by("recorded_at")
+        .values_list("recorded_at", flat=True)
+        .first()
+    )
+
+
+@transaction.atomic
+def record_view(
+    *, person: User, revision: PolicyRevision, client: ClientEvidence, language: str = "en"
+) -> None:
+    """Record the first time a person opens a revision they must sign; later views add nothing."""
+    if first_viewed_at(person, revision) is not None:
+        return
+    ledger.lock_person(person)
+    if first_viewed_at(person, revision) is not None:  # another request won the race
+        return
+    _append_from_client(
+        client=client,
+        kind=LedgerEntry.Kind.VIEWED,
+        person=person,
+        revision=revision,
+        payload={
+            "person": person_snapshot(person),
+            "policy": revision_snapshot(revision),
+            "text": text_snapshot(revision, language),
+        },
+    )
+
+
+def _append_from_client(*, client: ClientEvidence, payload: dict, **entry) -> LedgerEntry:
+    """Record an event of the client's request: its payload commits to the IP address and user
+    agent, which are kept beside the ledger entry (ClientDetails) for retention to remove."""
+    sealed = client.sealed()
+    recorded = ledger.append(payload={**payload, **sealed.payload}, **entry)
+    ClientDetails.objects.create(ledger_entry=recorded, **sealed.details_fields())
+    return recorded
+
+
+def _new_receipt_number() -> str:
+    chars = "".join(secrets.choice(RECEIPT_ALPHABET) for _ in range(12))
+    return f"VK-{chars[:4]}-{chars[4:8]}-{chars[8:]}"
+
+
+@transaction.atomic
+def record_acknowledgement(
+    *,
+    person: User,
+    policy_slug: str,
+    version: str,
+    typed_name: str,
+    checkbox_ticked: bool,
+    consent_accepted: bool,
+    client: ClientEvidence,
+    language: str = AUTHORITATIVE_LANGUAGE,
+    statement_language: str | None = None,
+) -> Acknowledgement:
+    """Sign a policy's version for a person; signing it again returns the first record unchanged.
+
+    The revision is named as the sign URL names it (PolicyRevision.DoesNotExist if there is
+    none): finding it is part of the one statement that decides the signature.
+    `language` is that of the text the person read, `statement_language` that of the page
+    showing the attestation and consent (default: `language`); the ledger records each with
+    the SHA-256 of the text shown next to the authoritative English text's.
+    """
+    # Serialising this person's submissions lets the reads below see a signature committed a
+    # moment ago (double click, two tabs), and keeps consent to one row.
+    ledger.lock_person(person)
+    facts = signing_facts.read(
+        person, policy_slug=policy_slug, version=version, moment=timezone.now()
+    )
+    revision = facts.revision
+    if facts.refusal:
+        raise ActionRefused(facts.refusal)
+    if facts.signed:
+        return Acknowledgement.objects.get(person=person, revision=revision)
+    if not checkbox_ticked:
+        raise ActionRefused(_("Tick the box to confirm that you agree."))
+    if not typed_name_matches(typed_name, person):
+        raise ActionRefused(_("Type your full name exactly as it appears on your account."))
+    statement_language = statement_language or language
+    if facts.consent is not None:  # accepted before (perhaps in another language)
+        accepted, accepted_at = facts.consent, facts.consent_at
+    elif consent_accepted:
+        consent = _append_from_client(
+            client=client,
+            kind=LedgerEntry.Kind.CONSENTED,
+            person=person,
+            linked_by_caller=True,  # by the receipt task queued below
+            payload={
+                "person": person_snapshot(person),
+                "consent": CURRENT_ESIGN_CONSENT.as_evidence(statement_language),
+            },
+        )
+        accepted, accepted_at = ledger.decode(consent), consent.recorded_at
+    else:
+        raise ConsentRequired(_("Accept electronic signing to sign."))
+    accepted = accepted.get("consent") or {}
+    receipt_number = _new_receipt_number()
+    signed_at = timezone.now()
+    entry = _append_from_client(
+        client=client,
+        linked_by_caller=True,  # by the receipt task queued below, which links first
+        recorded_at=signed_at,
+        kind=LedgerEntry.Kind.SIGNED,
+        person=person,
+        revision=revision,
+        payload={
+            "receipt_number": receipt_number,
+            "company": _company(),
+            "person": person_snapshot(person),
+            "policy": revision_snapshot(revision),
+            "text": text_snapshot(revision, language),
+            "attestation": CURRENT_ATTESTATION.as_evidence(statement_language),
+            "consent": {
+                "version": accepted.get("version"),
+                "language": accepted.get("language"),
+                "sha256": accepted.get("sha256"),
+                "accepted_at": ledger.utc_iso(accepted_at),
+            },
+            "typed_name": typed_name,
+            "checkbox_ticked": True,
+            "first_viewed_at": ledger.utc_iso(facts.first_viewed_at),
+            "signed_at": ledger.utc_iso(signed_at),
+        },
+    )
+    acknowledgement = Acknowledgement.objects.create(
+        person=person,
+        revision=revision,
+        ledger_entry=entry,
+        receipt_number=receipt_number,
+        signed_at=signed_at,
+    )
+    jobs.enqueue_with_transaction(receipt_actions.issue_receipt_task, acknowledgement.pk)
+    # Last before the commit: the tally row it updates is shared with everyone signing the
+    # same run in the same quarter of an hour, and stays locked until the commit.
+    tallies.record(person_id=person.pk, run_id=facts.run_id, signed_at=signed_at)
+    return acknowledgement
+
+
+@transaction.atomic
+def record_decline(
+    *,
+    person: User,
+    revision: PolicyRevision,
+    reason: str,
+    client: ClientEvidence,
+    language: str = AUTHORITATIVE_LANGUAGE,
+) -> LedgerEntry:
+    """Record that a person declined a revision; it does not sign it and leaves them pending."""
+    # As for a signature: serialised with the person's other submissions, then one statement
+    # says whether the revision may be signed and whether it was already.
+    ledger.lock_person(person)
+    facts = check_signable(person=person, revision=revision)
+    if facts.signed:
+        raise ActionRefused(_("You have already signed this version."))
+    entry = _append_from_client(
+        client=client,
+        kind=LedgerEntry.Kind.DECLINED,
+        person=person,
+        revision=revision,
+        payload={
+            "person": person_snapshot(person),
+            "policy": revision_snapshot(revision),
+            "text": text_snapshot(revision, language),
+            "reason": reason.strip() or None,
+        },
+    )
+    tallies.record(person_id=person.pk, run_id=facts.run_id, declined_at=entry.recorded_at)
+    return entry
+
+
+def _company() -> str:
+    return settings.PORTAL_COMPANY_NAME
