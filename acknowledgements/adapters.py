@@ -29,8 +29,8 @@ from django.db import transaction
 from django.shortcuts import redirect
 from django.utils.translation import gettext as _
 
-from acknowledgements import people as people_actions
 from acknowledgements.models import Audience, User
+from acknowledgements.people import actions as people_actions
 
 logger = logging.getLogger(__name__)
 

@@ -4,7 +4,6 @@ action as the portal's own pages; evidence is shown and never edited."""
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 
-from acknowledgements import people
 from acknowledgements.models import (
     Acknowledgement,
     Audience,
@@ -14,6 +13,7 @@ from acknowledgements.models import (
     Receipt,
     User,
 )
+from acknowledgements.people import actions as people_actions
 
 
 @admin.register(User)
@@ -42,7 +42,7 @@ class UserAdmin(BaseUserAdmin):
         audiences = form.cleaned_data.pop("audiences", None)
         super().save_related(request, form, formsets, change)
         if audiences is not None:
-            people.set_person_audiences(
+            people_actions.set_person_audiences(
                 actor=request.user, person=form.instance, audiences=list(audiences)
             )
 

@@ -71,7 +71,24 @@ class User(AbstractBaseUser, PermissionsMixin):
     is_active = models.BooleanField(_("active"), default=True)
     is_staff = models.BooleanField(_("staff status"), default=False)
     date_joined = models.DateTimeField(_("date joined"), default=timezone.now)
-    # The audiences' ids, sorted: the dashboard groups people by it (run_standings.py).
+    # A leaver keeps every record: deactivated, with the date they left (None while active).
+    left_at = models.DateTimeField(_("left on"), null=True, blank=True)
+    manager = models.ForeignKey(
+        "self",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="reports",
+        verbose_name=_("manager"),
+    )
+    employee_number = models.CharField(_("employee number"), max_length=64, blank=True)
+    # The key other systems (the HR export, the directory) know the person by, if any.
+    external_id = models.CharField(
+        _("external id"), max_length=255, null=True, blank=True, unique=True
+    )
+    # The last invitation to set a password (or sign in by SSO) sent to the person.
+    invited_at = models.DateTimeField(_("invited at"), null=True, blank=True)
+    # The audiences' ids, sorted: the dashboard groups people by it (standings/tallies.py).
     audience_key = models.TextField(default="", editable=False)
 
     objects = UserManager()
@@ -323,7 +340,7 @@ class RevisionTranslation(models.Model):
 
 
 class LedgerEntry(models.Model):
-    """One evidence event in the append-only, hash-chained ledger (see ledger.py)."""
+    """One evidence event in the append-only, hash-chained ledger (see evidence/ledger.py)."""
 
     class Kind(models.TextChoices):
         VIEWED = "viewed", _("Viewed")
@@ -433,7 +450,7 @@ class Acknowledgement(models.Model):
 class RunStanding(models.Model):
     """When a person first signed and first declined a revision of one run of a policy.
 
-    Derived from the evidence for the dashboard, never evidence itself (run_standings.py).
+    Derived from the evidence for the dashboard, never evidence itself (standings/tallies.py).
     """
 
     person = models.ForeignKey(User, on_delete=models.CASCADE, related_name="+", db_index=False)
@@ -453,7 +470,7 @@ class RunStanding(models.Model):
                 fields=["person", "run"], name="one_standing_per_person_and_run"
             )
         ]
-        # The census reads only the few rows its tallies cannot answer (run_standings.py).
+        # The census reads only the few rows its tallies cannot answer (standings/tallies.py).
         indexes = [
             models.Index(fields=["run", "signed_at"], name="run_standing_signed"),
             models.Index(fields=["run", "joined"], name="run_standing_joined"),
@@ -471,7 +488,7 @@ class RunStanding(models.Model):
 class CoverageTally(models.Model):
     """How many active people with these audiences first signed in a run in a 15-minute slot.
 
-    Derived from RunStanding for the dashboard (run_standings.py).
+    Derived from RunStanding for the dashboard (standings/tallies.py).
     """
 
     run = models.ForeignKey(

@@ -1,4 +1,4 @@
-from acknowledgements.views import account, concerns, health, manage, reports, signing
+from acknowledgements.views import account, concerns, health, manage, people, reports, signing
 
 app_name = "acknowledgements"
 
@@ -8,5 +8,6 @@ urlpatterns = [
     *account.urlpatterns,
     *concerns.urlpatterns,
     *manage.urlpatterns,
+    *people.urlpatterns,
     *reports.urlpatterns,
 ]

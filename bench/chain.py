@@ -24,7 +24,6 @@ import subprocess
 import tempfile
 import time
 
-from acknowledgements.signing import actions as signing_actions
 from bench.common import (
     OUT,
     Figure,
@@ -104,6 +103,7 @@ def critical_section(count: int) -> dict:
     from acknowledgements.evidence import ledger
     from acknowledgements.evidence.client_evidence import ClientEvidence
     from acknowledgements.models import Acknowledgement, LedgerEntry, Policy, User
+    from acknowledgements.signing import actions as signing_actions
     from acknowledgements.standings import coverage
 
     policy = Policy.objects.get(slug="information-security-policy")

@@ -42,7 +42,6 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 
 from acknowledgements.demo_people import AUDIENCE_WEIGHTS, FIRST_NAMES, LAST_NAMES
-from acknowledgements.evidence import snapshots as evidence_snapshots
 from bench.common import (
     ADMIN_EMAIL,
     AUDITOR_EMAIL,
@@ -280,6 +279,7 @@ class Generator:
                 yield _row(
                     _int8(pk), _text(password), NULL, _bool(False), _text(email), _text(name),
                     _text("en"), _bool(True), _bool(False), _moment(joined), _text(""), _text(key),
+                    _text(""),
                 )  # fmt: skip
 
         copy(
@@ -287,7 +287,7 @@ class Generator:
             "acknowledgements_user",
             ["id", "password", "last_login", "is_superuser", "email", "full_name",
              "preferred_language", "is_active", "is_staff", "date_joined", "gate_exemption",
-             "audience_key"],
+             "audience_key", "employee_number"],
             users(),
         )  # fmt: skip
         copy(
@@ -517,6 +517,7 @@ class Generator:
         details: the raw IP address, its salt, the user agent and its salt, as kept beside a
         person's entries in ClientDetails; None for the others)."""
         from acknowledgements.evidence import ledger
+        from acknowledgements.evidence import snapshots as evidence_snapshots
         from acknowledgements.evidence.client_evidence import ClientEvidence
 
         admin = self.admin_user
@@ -622,6 +623,7 @@ class Generator:
         from django.conf import settings
 
         from acknowledgements import models
+        from acknowledgements.evidence import snapshots as evidence_snapshots
         from acknowledgements.evidence.statements import CURRENT_ATTESTATION, CURRENT_ESIGN_CONSENT
         from acknowledgements.models import User
 

@@ -24,8 +24,6 @@ import os
 import subprocess
 import time
 
-from acknowledgements.notifications import actions as notification_actions
-from acknowledgements.policies import actions as policy_actions
 from bench.common import (
     ADMIN_EMAIL,
     OUT,
@@ -125,7 +123,9 @@ def measure(chosen, recipients_file) -> dict:
     from django.test.utils import CaptureQueriesContext
 
     from acknowledgements.models import Audience, Notification, Policy, PolicyRevision, User
+    from acknowledgements.notifications import actions as notification_actions
     from acknowledgements.notifications import sending as notifications
+    from acknowledgements.policies import actions as policy_actions
 
     admin = User.objects.get(email=ADMIN_EMAIL)
     policy = Policy.objects.get(slug=POLICY_SLUG)

@@ -23,9 +23,6 @@ import subprocess
 import sys
 import time
 
-from acknowledgements.receipts import authority as receipt_authority
-from acknowledgements.receipts import document as receipt_document
-from acknowledgements.receipts import seal as receipt_seal
 from bench.common import Figure, django_setup, main_args, median, size, write_json
 
 RATIO_TARGET = 1.5
@@ -36,6 +33,8 @@ def document_and_identity():
     from django.urls import reverse
 
     from acknowledgements.models import Acknowledgement
+    from acknowledgements.receipts import authority as receipt_authority
+    from acknowledgements.receipts import document as receipt_document
 
     acknowledgement = (
         Acknowledgement.objects.select_related("ledger_entry", "revision__policy", "person")
@@ -63,6 +62,9 @@ def measure(reps: int, without_hb_subset: bool) -> dict:
     import weasyprint
     import weasyprint.pdf.fonts
     from django.template.loader import render_to_string
+
+    from acknowledgements.receipts import document as receipt_document
+    from acknowledgements.receipts import seal as receipt_seal
 
     if without_hb_subset:
         weasyprint.pdf.fonts.harfbuzz_subset = None

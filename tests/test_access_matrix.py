@@ -109,6 +109,8 @@ BACKGROUND_EXPORT |= dict.fromkeys((ADMIN, AUDITOR, SUPER), (200, NEW_EXPORT_JOB
 # view_reports, superusers included, gets the 404 of a job that does not exist.
 EXPORT_JOB_GET = REPORTS_GET | {ADMIN: (404, 405), SUPER: (404, 405)}
 
+PERSON_PAGE_AFTER_POST = (405, To("/manage/people/{signer}/"))
+
 TABLE: dict[str, dict[str, tuple[Cell, Cell]]] = {
     # --- health (views/health.py): open to all, GET only
     "healthz": PUBLIC_GET,
@@ -164,6 +166,18 @@ TABLE: dict[str, dict[str, tuple[Cell, Cell]]] = {
     "manage_person_audiences": MANAGE_POST
     | {ADMIN: (405, To("/manage/people/{signer}/")), SUPER: (405, To("/manage/people/{signer}/"))},
     "manage_person_exemption": MANAGE_POST | {ADMIN: (405, 400), SUPER: (405, 400)},
+    # An empty form is refused with its errors; nothing is added or changed.
+    "manage_person_new": MANAGE_FORM | {ADMIN: (200, 400), SUPER: (200, 400)},
+    "manage_person_edit": MANAGE_FORM | {ADMIN: (200, 400), SUPER: (200, 400)},
+    "manage_person_invite": MANAGE_POST
+    | {ADMIN: PERSON_PAGE_AFTER_POST, SUPER: PERSON_PAGE_AFTER_POST},
+    # No leaving date: today.
+    "manage_person_deactivate": MANAGE_POST
+    | {ADMIN: PERSON_PAGE_AFTER_POST, SUPER: PERSON_PAGE_AFTER_POST},
+    # The signer is active: reactivating them changes nothing.
+    "manage_person_reactivate": MANAGE_POST
+    | {ADMIN: PERSON_PAGE_AFTER_POST, SUPER: PERSON_PAGE_AFTER_POST},
+    "manage_people_export": MANAGE_POST | {ADMIN: (405, 200), SUPER: (405, 200)},
     "manage_concerns": MANAGE_GET,
     # An invalid status is reported as a message on the list it came from.
     "manage_concern_status": MANAGE_POST
@@ -199,6 +213,10 @@ PK_OF = {
     "manage_person": "signer",
     "manage_person_audiences": "signer",
     "manage_person_exemption": "signer",
+    "manage_person_edit": "signer",
+    "manage_person_invite": "signer",
+    "manage_person_deactivate": "signer",
+    "manage_person_reactivate": "signer",
     "reports_person": "signer",
     "manage_concern_status": "concern",
     "manage_concern_attachment": "concern",
@@ -223,6 +241,12 @@ WRITES = {
     ("manage_retry_failed", SUPER, "POST"): "queues the failed email again",
     ("manage_person_audiences", ADMIN, "POST"): "removes the signer from every audience",
     ("manage_person_audiences", SUPER, "POST"): "removes the signer from every audience",
+    ("manage_person_invite", ADMIN, "POST"): "invites the signer again",
+    ("manage_person_invite", SUPER, "POST"): "invites the signer again",
+    ("manage_person_deactivate", ADMIN, "POST"): "records that the signer left today",
+    ("manage_person_deactivate", SUPER, "POST"): "records that the signer left today",
+    ("manage_people_export", ADMIN, "POST"): "an export is audited",
+    ("manage_people_export", SUPER, "POST"): "an export is audited",
     **{(n, r, "GET"): "an export is audited" for n in _EXPORTS for r in (ADMIN, AUDITOR, SUPER)},
     **{
         (n, r, "POST"): "queues an export job"
@@ -468,7 +492,18 @@ def state() -> dict:
         ),
         "memberships": sorted(User.audiences.through.objects.values_list("user_id", "audience_id")),
         "people": list(
-            User.objects.order_by("pk").values_list("pk", "gate_exemption", "preferred_language")
+            User.objects.order_by("pk").values_list(
+                "pk",
+                "email",
+                "full_name",
+                "gate_exemption",
+                "preferred_language",
+                "is_active",
+                "left_at",
+                "manager",
+                "external_id",
+                "invited_at",
+            )
         ),
         "concerns": list(ConcernReport.objects.order_by("pk").values_list("pk", "status")),
         "export jobs": list(ExportJob.objects.order_by("pk").values_list("pk", "status")),

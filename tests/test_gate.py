@@ -6,7 +6,7 @@ import pytest
 import time_machine
 from django.utils import timezone
 
-from acknowledgements import people as people_actions
+from acknowledgements.people import actions as people_actions
 from acknowledgements.signing import actions as signing_actions
 from tests.conftest import client_evidence
 

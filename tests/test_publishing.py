@@ -16,7 +16,6 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from acknowledgements import concerns as concern_actions
-from acknowledgements import people as people_actions
 from acknowledgements.exceptions import ActionRefused
 from acknowledgements.models import (
     Audience,
@@ -28,6 +27,7 @@ from acknowledgements.models import (
 from acknowledgements.notifications import actions as notification_actions
 from acknowledgements.notifications import sending as notifications
 from acknowledgements.notifications import sending as notifications_sending
+from acknowledgements.people import actions as people_actions
 from acknowledgements.policies import actions as policy_actions
 from acknowledgements.policies import text as policy_text
 from acknowledgements.policies import versions
@@ -664,3 +664,18 @@ def test_moving_a_concern_is_audited_once_per_change(signer, admin_user):
         (a["details"]["from"], a["details"]["to"]) for a in audit_entries("concern_status_changed")
     ]
     assert moves == [("new", "in_review"), ("in_review", "closed")]
+
+
+def test_email_subjects_are_plain_text_not_html(
+    make_policy, publish, employees, mailoutbox, django_capture_on_commit_callbacks
+):
+    policy = make_policy("r-and-d", name="R&D <lab> rules")
+    publish(policy, "1.0")
+    draft = draft_of(policy, "2.0")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        policy_actions.publish_revision(actor=None, revision=draft)
+
+    subjects = {m.subject for m in mailoutbox}
+    assert subjects and all("R&D <lab> rules 2.0" in subject for subject in subjects)
+    assert not any("&amp;" in subject or "&lt;" in subject for subject in subjects)

@@ -9,8 +9,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from acknowledgements import people as people_actions
 from acknowledgements.models import Audience, LedgerEntry, PolicyRevision
+from acknowledgements.people import actions as people_actions
 from acknowledgements.policies import actions as policy_actions
 from acknowledgements.reports import charts, figures
 from acknowledgements.reports.figures import Completion, PeopleFilter

@@ -14,9 +14,9 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from acknowledgements import people as people_actions
 from acknowledgements.evidence import ledger
 from acknowledgements.models import ExportJob, LedgerEntry
+from acknowledgements.people import actions as people_actions
 from acknowledgements.roles import AUDITORS
 from acknowledgements.signing import actions as signing_actions
 from tests.conftest import client_evidence

@@ -47,7 +47,8 @@ def redact_client_details() -> Redaction:
 @transaction.atomic
 def _redact_batch(*, cutoff: dt.datetime, days: int) -> Redaction:
     # The rows are locked: a second run at the same time waits, then finds them gone.
-    due = list(
+    # (details id, entry sequence, person id): the person is None on entries about no one.
+    due: list[tuple[int, int | None, int | None]] = list(
         ClientDetails.objects.select_for_update(of=("self",))
         .filter(ledger_entry__recorded_at__lt=cutoff, ledger_entry__sequence__isnull=False)
         # Person by person, so that a person's entries mostly fall in one batch and one event.
@@ -56,6 +57,7 @@ def _redact_batch(*, cutoff: dt.datetime, days: int) -> Redaction:
     )
     by_person: dict[int | None, list[int]] = {}
     for _pk, sequence, person_id in due:
+        assert sequence is not None  # the query takes linked entries only
         by_person.setdefault(person_id, []).append(sequence)
     people = User.objects.in_bulk([pk for pk in by_person if pk is not None])
     for person_id, sequences in by_person.items():

@@ -210,26 +210,6 @@ class DraftForm(forms.Form):
         return values
 
 
-class PeopleSearchForm(forms.Form):
-    q = forms.CharField(label=_("Name or email"), required=False, max_length=200)
-    audience = forms.ModelChoiceField(
-        label=_("Audience"),
-        queryset=Audience.objects.all(),
-        required=False,
-        to_field_name="slug",
-        empty_label=_("All audiences"),
-    )
-
-
-class GateExemptionForm(forms.Form):
-    reason = forms.CharField(
-        label=_("Reason for the exemption"),
-        max_length=200,
-        help_text=_('Service and break-glass accounts only, such as "Monitoring service account".'),
-        error_messages={"required": _("Give the reason for the exemption.")},
-    )
-
-
 class ConcernFilterForm(forms.Form):
     status = forms.ChoiceField(
         label=_("Status"),
@@ -240,13 +220,3 @@ class ConcernFilterForm(forms.Form):
 
 class ConcernStatusForm(forms.Form):
     status = forms.ChoiceField(label=_("Status"), choices=ConcernReport.Status.choices)
-
-
-class PersonAudiencesForm(forms.Form):
-    audiences = forms.ModelMultipleChoiceField(
-        label=_("Belongs to"),
-        queryset=Audience.objects.all(),
-        widget=forms.CheckboxSelectMultiple,
-        required=False,
-        help_text=_("The policies of these audiences apply to the person. None: no policy does."),
-    )

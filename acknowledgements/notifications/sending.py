@@ -30,7 +30,8 @@ from acknowledgements.standings import coverage
 
 logger = logging.getLogger(__name__)
 
-TEMPLATES = {
+# Keyed by the kind as stored: a Notification's `kind` is its plain string value.
+TEMPLATES: dict[str, str] = {
     Notification.Kind.ANNOUNCEMENT: "email/announcement",
     Notification.Kind.MINOR_NOTICE: "email/minor_notice",
     Notification.Kind.REMINDER: "email/reminder",
@@ -39,7 +40,7 @@ TEMPLATES = {
 INTERRUPTED_AFTER = dt.timedelta(minutes=15)
 
 
-def _absolute(path: str) -> str:
+def absolute_url(path: str) -> str:
     return f"{settings.PORTAL_BASE_URL}{path}"
 
 
@@ -68,7 +69,7 @@ def _render(template: str, context: dict, language: str) -> _Rendered:
         )
 
 
-def _message(template: str, context: dict, to: str, language: str) -> EmailMultiAlternatives:
+def email_message(template: str, context: dict, to: str, language: str) -> EmailMultiAlternatives:
     """A plain-text and HTML email from `<template>_subject.txt`, `.txt` and `.html`."""
     return _render(template, context, language).message(to)
 
@@ -103,7 +104,7 @@ def _render_notification(notification: Notification, due_at: dt.datetime) -> Gro
             "policy": revision.policy,
             "due_at": due_at,
             "days_before_due": notification.days_before_due,
-            "sign_url": _absolute(
+            "sign_url": absolute_url(
                 reverse("acknowledgements:policy_detail", args=[revision.policy.slug])
             ),
         },
@@ -263,13 +264,15 @@ def send_receipt(*, receipt_id: int) -> None:
         "acknowledgement__person", "acknowledgement__revision__policy"
     ).get(pk=receipt_id)
     acknowledgement = receipt.acknowledgement
-    message = _message(
+    message = email_message(
         "email/receipt",
         {
             "acknowledgement": acknowledgement,
             "revision": acknowledgement.revision,
             "person": acknowledgement.person,
-            "my_acknowledgements_url": _absolute(reverse("acknowledgements:my_acknowledgements")),
+            "my_acknowledgements_url": absolute_url(
+                reverse("acknowledgements:my_acknowledgements")
+            ),
         },
         to=acknowledgement.person.email,
         language=acknowledgement.person.preferred_language,
@@ -284,16 +287,16 @@ def send_receipt(*, receipt_id: int) -> None:
 def send_concern(*, report_id: int) -> None:
     """Email a concern report to the compliance address (the reporter hidden if they asked)."""
     report = ConcernReport.objects.select_related("reporter").get(pk=report_id)
-    message = _message(
+    message = email_message(
         "email/concern",
         {
             "report": report,
-            "manage_url": _absolute(reverse("acknowledgements:manage_concerns")),
+            "manage_url": absolute_url(reverse("acknowledgements:manage_concerns")),
         },
         to=settings.PORTAL_COMPLIANCE_EMAIL,
         language=settings.LANGUAGE_CODE,
     )
-    if report.attachment:
+    if report.attachment.name:  # the field is "truthy" exactly when it names a file
         with report.attachment.open("rb") as attachment:
             message.attach(report.attachment.name.rsplit("/", 1)[-1], attachment.read())
     message.send()

@@ -24,7 +24,7 @@ from acknowledgements.models import (
     User,
 )
 from acknowledgements.notifications import actions as notification_actions
-from acknowledgements.people import replace_audiences
+from acknowledgements.people.actions import replace_audiences
 from acknowledgements.policies import text as policy_text
 from acknowledgements.policies.versions import check_version_label
 from acknowledgements.standings import coverage

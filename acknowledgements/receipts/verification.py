@@ -39,7 +39,7 @@ class ReceiptVerdict:
 
 
 def _receipt_number(evidence: bytes | None) -> str | None:
-    """The receipt number claimed by an attached client_evidence.json (untrusted input)."""
+    """The receipt number claimed by an attached evidence.json (untrusted input)."""
     if not evidence:
         return None
     try:
@@ -122,7 +122,7 @@ def verify_receipt(data: bytes) -> ReceiptVerdict:
     verdict.add(
         _("Evidence matches the ledger"),
         evidence_matches,
-        _("The attached client_evidence.json hashes to ledger entry %(sequence)s.")
+        _("The attached evidence.json hashes to ledger entry %(sequence)s.")
         % {"sequence": entry.sequence}
         if evidence_matches
         else _("The attached evidence differs from the ledger's record."),
@@ -195,8 +195,8 @@ def client_details_check(entry: LedgerEntry) -> tuple[str, bool, str]:
     return name, True, _("Not recorded.")
 
 
-# ledger.py words its verdicts in English for the command line; the ones with fixed wording are
-# translated here for the verification page, any other is shown as ledger.py wrote it.
+# evidence/ledger.py words its verdicts in English for the command line; the ones with fixed wording are
+# translated here for the verification page, any other is shown as evidence/ledger.py wrote it.
 _LEDGER_PROBLEMS = {
     "payload changed: its SHA-256 does not match the stored hash": gettext_lazy(
         "payload changed: its SHA-256 does not match the stored hash"

@@ -3,7 +3,7 @@
 The dashboard needs, for each policy, how many people in scope are signed, declined, overdue or
 pending (in total and per audience) and how many of them became covered each day. Evaluating
 every person at 100,000 people is a pass over all of them and all their signatures; instead
-this statement reads what run_standings.py keeps for it:
+this statement reads what standings/tallies.py keeps for it:
 
 - part 0: the active people who had joined by the moment, by audiences and, per policy,
   whether they joined before its late cut-off (coverage.late_after): one index, no join;
@@ -52,8 +52,12 @@ def take(
 
     The current revisions' audiences must have been loaded (prefetched) with the timelines.
     """
-    in_effect = {pk: t for pk, t in timelines.items() if t.current is not None}
-    scopes = {pk: {a.pk for a in t.current.audiences.all()} for pk, t in in_effect.items()}
+    scopes = {
+        pk: {a.pk for a in t.current.audiences.all()}
+        for pk, t in timelines.items()
+        if t.current is not None
+    }
+    in_effect = {pk: timelines[pk] for pk in scopes}
     if not any(scopes.values()):  # nobody can be in scope of anything
         return {pk: PolicyCensus() for pk in in_effect}
     query = _Query(in_effect, scopes, moment, zone)
@@ -74,7 +78,7 @@ def _unpack(columns: list[int], count: int) -> list[bool]:
 
 
 class CensusOutOfStep(RuntimeError):
-    """The tallies count more people than there are: they need run_standings.rebuild()."""
+    """The tallies count more people than there are: they need tallies.rebuild()."""
 
 
 # Bits of the flags of part 2's rows.
@@ -86,7 +90,7 @@ class _Query:
 
     Every row is (part, run, audiences, late bits..., flags, day, people). Part 0 counts the
     people, part 1 the tallies of the slots before the moment's, part 2 the standings the
-    tallies cannot answer (run_standings.py says why those).
+    tallies cannot answer (standings/tallies.py says why those).
     """
 
     def __init__(self, timelines, scopes, moment, zone):

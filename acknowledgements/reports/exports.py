@@ -29,7 +29,17 @@ from typing import IO, Any
 
 from django.conf import settings
 from django.db import connections
-from django.db.models import F, Func, JSONField, OuterRef, StringAgg, Subquery, TextField, Value
+from django.db.models import (
+    F,
+    Func,
+    JSONField,
+    OuterRef,
+    QuerySet,
+    StringAgg,
+    Subquery,
+    TextField,
+    Value,
+)
 from django.db.models.functions import Collate
 from django.template.loader import render_to_string
 from django.utils import timezone
@@ -118,7 +128,7 @@ def csv_blocks(header: list[str], rows: Iterable[Iterable[Any]]) -> Iterator[str
 # --- Signatures ----------------------------------------------------------------------------------
 
 
-def signature_records(queryset: Iterable[Acknowledgement] | Any) -> Iterator[tuple]:
+def signature_records(queryset: QuerySet[Acknowledgement]) -> Iterator[tuple]:
     """One tuple per signature in ACKNOWLEDGEMENT_COLUMNS order; signed_at stays a datetime."""
     ledger.link_pending()  # each row carries its chain position
     rows = (
@@ -238,7 +248,7 @@ def _sql_cell(expression: str, *, neutralised: bool = True) -> str:
 def signatures_copy_sql(queryset) -> tuple[str, list[Any]]:
     """A SELECT whose `COPY ... (FORMAT csv)` rows are `python_acknowledgements_csv`'s rows."""
     through = User.audiences.through
-    audiences = Subquery(
+    grouped = (
         through.objects.filter(user_id=OuterRef("person_id"))
         .order_by()
         .values("user_id")
@@ -250,9 +260,10 @@ def signatures_copy_sql(queryset) -> tuple[str, list[Any]]:
                 order_by=Collate(F("audience__name"), "C"),
             )
         )
-        .values("names")[:1],
-        output_field=TextField(),
     )
+    # The stubs lose an annotation made after values() (typeddjango/django-stubs#3509).
+    names = grouped.values("names")  # type: ignore[misc]
+    audiences = Subquery(names[:1], output_field=TextField())
     rows = queryset.values(
         csv_number=F("receipt_number"),
         csv_evidence=Func(
@@ -494,6 +505,8 @@ SUMMARY_TEMPLATE = "acknowledgements/reports_pdf/summary.html"
 
 def summary_context(policy_figures: PolicyFigures, *, generated_by: str) -> dict[str, Any]:
     policy = policy_figures.policy
+    if policy is None:
+        raise ValueError("A summary is of one policy's figures.")
     uid = f"pdf-{policy.slug}"
     context: dict[str, Any] = {
         "figures": policy_figures,

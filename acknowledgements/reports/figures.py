@@ -4,7 +4,7 @@ Every number comes from coverage.py's rules (Timeline.at, status_of; people_in_s
 with_status for the lists) evaluated at the moment asked for, so an "as of" answer is computed
 from the signatures and declines recorded by then, never read from a snapshot taken at the
 time. Counting happens in the database: the dashboard's counts and charts for every policy are
-one statement (census.py) over tallies kept as people sign (run_standings.py), which the tests
+one statement (census.py) over tallies kept as people sign (standings/tallies.py), which the tests
 check against every person's standing.
 """
 
@@ -15,7 +15,7 @@ import json
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db.models import (
     Case,
@@ -48,6 +48,9 @@ from acknowledgements.models import (
 from acknowledgements.reports import census
 from acknowledgements.standings import coverage
 from acknowledgements.standings.coverage import Status, Timeline
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
 
 STATUSES = (Status.SIGNED, Status.PENDING, Status.OVERDUE, Status.DECLINED)
 STATUS_LABELS = {
@@ -288,7 +291,7 @@ _STATUS_ORDER = Case(
     output_field=IntegerField(),
 )
 
-SORTS: dict[str, tuple[str, tuple]] = {
+SORTS: dict[str, tuple[StrOrPromise, tuple]] = {
     "name": (_("Name (A to Z)"), ("full_name", "email", "pk")),
     "-name": (_("Name (Z to A)"), ("-full_name", "-email", "-pk")),
     "email": (_("Email"), ("email", "pk")),
@@ -391,14 +394,15 @@ AUDIENCE_SEPARATOR = "\x1f"  # ASCII unit separator: no audience name contains i
 def current_audience_names(person_field: str = "pk") -> Subquery:
     """The person's audiences today, joined by AUDIENCE_SEPARATOR (see `audience_names`)."""
     through = User.audiences.through
-    return Subquery(
+    grouped = (
         through.objects.filter(user_id=OuterRef(person_field))
         .order_by()
         .values("user_id")
         .annotate(names=StringAgg("audience__name", delimiter=Value(AUDIENCE_SEPARATOR)))
-        .values("names")[:1],
-        output_field=CharField(),
     )
+    # The stubs lose an annotation made after values() (typeddjango/django-stubs#3509).
+    names = grouped.values("names")  # type: ignore[misc]
+    return Subquery(names[:1], output_field=CharField())
 
 
 def audience_names(aggregated: str | None, separator: str = "; ") -> str:
@@ -450,7 +454,7 @@ def shown_client(fact: ClientFact) -> str:
     return shown(fact.value)
 
 
-_EVENT_FACTS: dict[str, list[tuple[str, tuple[str, ...]]]] = {
+_EVENT_FACTS: dict[str, list[tuple[StrOrPromise, tuple[str, ...]]]] = {
     LedgerEntry.Kind.VIEWED: [
         (_("IP address"), ("client", "ip")),
         (_("Authentication"), ("authentication", "method")),
@@ -560,7 +564,7 @@ class PayloadText(Func):
     def __init__(self, key: str) -> None:
         super().__init__(F("payload"), Value(key))
 
-    def as_sql(self, compiler, connection, **extra_context):
+    def as_sql(self, compiler, connection, *args, **extra_context):
         raise NotImplementedError(f"PayloadText is not written for {connection.vendor}.")
 
     def as_sqlite(self, compiler, connection, **extra_context):

@@ -184,7 +184,7 @@ def record_acknowledgement(
     jobs.enqueue_with_transaction(receipt_actions.issue_receipt_task, acknowledgement.pk)
     # Last before the commit: the tally row it updates is shared with everyone signing the
     # same run in the same quarter of an hour, and stays locked until the commit.
-    tallies.record(person_id=person.pk, run_id=facts.run_id, signed_at=signed_at)
+    tallies.record(person_id=person.pk, run_id=facts.signable_run_id, signed_at=signed_at)
     return acknowledgement
 
 
@@ -216,7 +216,7 @@ def record_decline(
             "reason": reason.strip() or None,
         },
     )
-    tallies.record(person_id=person.pk, run_id=facts.run_id, declined_at=entry.recorded_at)
+    tallies.record(person_id=person.pk, run_id=facts.signable_run_id, declined_at=entry.recorded_at)
     return entry
 
 

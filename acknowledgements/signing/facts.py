@@ -74,12 +74,19 @@ class SigningFacts:
             return _("This policy does not apply to you.")
         return None
 
+    @property
+    def signable_run_id(self) -> int:
+        """The run a signature or decline counts in: every published revision is in one."""
+        if self.run_id is None:
+            raise ValueError(f"Revision {self.revision.pk} is in no run: it is not published.")
+        return self.run_id
+
 
 def read(person: User, *, policy_slug: str, version: str, moment: dt.datetime) -> SigningFacts:
     """The facts about signing a policy's `version` at `moment` (PolicyRevision.DoesNotExist
     if the policy has no such version)."""
     connection = connections[router.db_for_write(Acknowledgement)]
-    params = {
+    params: dict[str, int | str | None] = {
         "person": person.pk,
         "slug": policy_slug,
         "version": version,

@@ -2,7 +2,7 @@
 
 A *run* is a material revision and the minor revisions after it: while a run is in effect, a
 signature of any of its revisions covers a person (coverage.py). Signing and declining are
-only possible on the revision in effect (signing_facts.py), so at any moment a person is
+only possible on the revision in effect (signing/facts.py), so at any moment a person is
 covered exactly when they signed some revision of the run in effect then, by then; and they
 declined it when they declined one of its revisions by then. The first signature and the
 first decline in each run are therefore all the dashboard needs to count anyone at any moment.
@@ -82,7 +82,7 @@ def record(
     signed_at: dt.datetime | None = None,
     declined_at: dt.datetime | None = None,
 ) -> None:
-    """A signature or a decline in a run (signing_facts reads the run): the first of each counts."""
+    """A signature or a decline in a run (signing/facts.py reads the run): the first of each counts."""
     ops = connection.ops
     standings, people = _table("RunStanding"), _table("User")
     signed = ops.adapt_datetimefield_value(signed_at)
@@ -163,9 +163,9 @@ def rebuild(apps=installed_apps) -> int:
     for person_id, key in User.objects.values_list("pk", "audience_key"):
         if audience_key(memberships[person_id]) != key:
             by_key[audience_key(memberships[person_id])].append(person_id)
-    for key, ids in by_key.items():
-        for start in range(0, len(ids), 10_000):
-            User.objects.filter(pk__in=ids[start : start + 10_000]).update(audience_key=key)
+    for key, person_ids in by_key.items():
+        for start in range(0, len(person_ids), 10_000):
+            User.objects.filter(pk__in=person_ids[start : start + 10_000]).update(audience_key=key)
 
     runs = _runs()
     CoverageTally = _model("CoverageTally", apps)

@@ -8,8 +8,8 @@ from django.utils import translation
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 
-from acknowledgements import people as people_actions
 from acknowledgements.forms.account import PreferencesForm
+from acknowledgements.people import actions as people_actions
 
 
 @require_http_methods(["GET", "POST"])

@@ -1,4 +1,4 @@
-"""Policy administrators: policies, drafts, diffs, publishing, fan-out, people and concerns."""
+"""Policy administrators: policies, drafts, diffs, publishing, fan-out and concerns."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.db.models import Count, Prefetch, Q
+from django.db.models import Count, Prefetch
 from django.http import FileResponse, Http404, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
@@ -18,15 +18,11 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from acknowledgements import concerns as concern_actions
-from acknowledgements import people as people_actions
 from acknowledgements.exceptions import ActionRefused
 from acknowledgements.forms.manage import (
     ConcernFilterForm,
     ConcernStatusForm,
     DraftForm,
-    GateExemptionForm,
-    PeopleSearchForm,
-    PersonAudiencesForm,
     PolicyAudiencesForm,
     PolicyForm,
     TranslationForm,
@@ -37,7 +33,6 @@ from acknowledgements.models import (
     Notification,
     Policy,
     PolicyRevision,
-    User,
 )
 from acknowledgements.notifications import actions as notification_actions
 from acknowledgements.notifications import sending
@@ -49,7 +44,6 @@ from acknowledgements.views.access import administrators_only
 
 # The live preview posts the whole text on each pause in typing; no policy comes near this.
 MAX_PREVIEW_CHARS = 200_000
-PEOPLE_PER_PAGE = 50
 CONCERNS_PER_PAGE = 25
 # Right after publishing, the background task may not have queued the emails yet.
 PREPARING_EMAILS_FOR = dt.timedelta(minutes=5)
@@ -462,98 +456,6 @@ def manage_retry_failed(request, pk: int):
     return redirect("acknowledgements:manage_revision", pk=revision.pk)
 
 
-# --- People --------------------------------------------------------------------------------------
-
-
-@require_GET
-@administrators_only
-def manage_people(request):
-    form = PeopleSearchForm(request.GET)
-    people = User.objects.prefetch_related("audiences").order_by("full_name", "email")
-    query = {}
-    if form.is_valid():
-        if text := form.cleaned_data["q"].strip():
-            people = people.filter(Q(full_name__icontains=text) | Q(email__icontains=text))
-            query["q"] = text
-        if audience := form.cleaned_data["audience"]:
-            people = people.filter(audiences=audience)
-            query["audience"] = audience.slug
-    page = Paginator(people, PEOPLE_PER_PAGE).get_page(request.GET.get("page"))
-    return render(
-        request,
-        "acknowledgements/manage/people.html",
-        {"form": form, "page": page, "query": urlencode(query)},
-    )
-
-
-def _person_page(
-    request,
-    person: User,
-    *,
-    exemption_form: GateExemptionForm | None = None,
-    audiences_form: PersonAudiencesForm | None = None,
-    status: int = 200,
-):
-    return render(
-        request,
-        "acknowledgements/manage/person.html",
-        {
-            "person": person,
-            "standings": coverage.standings_for(person),
-            "exemption_form": exemption_form
-            or GateExemptionForm(initial={"reason": person.gate_exemption}),
-            "audiences_form": audiences_form
-            or PersonAudiencesForm(initial={"audiences": list(person.audiences.all())}),
-        },
-        status=status,
-    )
-
-
-@require_GET
-@administrators_only
-def manage_person(request, pk: int):
-    person = get_object_or_404(User.objects.prefetch_related("audiences"), pk=pk)
-    return _person_page(request, person)
-
-
-@require_POST
-@administrators_only
-def manage_person_audiences(request, pk: int):
-    person = get_object_or_404(User, pk=pk)
-    form = PersonAudiencesForm(request.POST)
-    if not form.is_valid():
-        return _person_page(request, person, audiences_form=form, status=400)
-    people_actions.set_person_audiences(
-        actor=request.user, person=person, audiences=list(form.cleaned_data["audiences"])
-    )
-    messages.success(
-        request, _("The audiences of %(name)s are saved.") % {"name": person.full_name}
-    )
-    return redirect("acknowledgements:manage_person", pk=person.pk)
-
-
-@require_POST
-@administrators_only
-def manage_person_exemption(request, pk: int):
-    """Grant an exemption from the signing gate with a reason, or lift it (`lift`)."""
-    person = get_object_or_404(User.objects.prefetch_related("audiences"), pk=pk)
-    if "lift" in request.POST:
-        people_actions.set_gate_exemption(actor=request.user, person=person, reason="")
-        messages.success(request, _("%(name)s is no longer exempt.") % {"name": person.full_name})
-        return redirect("acknowledgements:manage_person", pk=person.pk)
-    form = GateExemptionForm(request.POST)
-    if not form.is_valid():
-        return _person_page(request, person, exemption_form=form, status=400)
-    people_actions.set_gate_exemption(
-        actor=request.user, person=person, reason=form.cleaned_data["reason"]
-    )
-    messages.success(
-        request,
-        _("%(name)s is exempt from the signing gate.") % {"name": person.full_name},
-    )
-    return redirect("acknowledgements:manage_person", pk=person.pk)
-
-
 # --- Concerns ------------------------------------------------------------------------------------
 
 
@@ -653,18 +555,6 @@ urlpatterns = [
         name="manage_translation",
     ),
     path("manage/revisions/<int:pk>/retry/", manage_retry_failed, name="manage_retry_failed"),
-    path("manage/people/", manage_people, name="manage_people"),
-    path("manage/people/<int:pk>/", manage_person, name="manage_person"),
-    path(
-        "manage/people/<int:pk>/audiences/",
-        manage_person_audiences,
-        name="manage_person_audiences",
-    ),
-    path(
-        "manage/people/<int:pk>/exemption/",
-        manage_person_exemption,
-        name="manage_person_exemption",
-    ),
     path("manage/concerns/", manage_concerns, name="manage_concerns"),
     path("manage/concerns/<int:pk>/status/", manage_concern_status, name="manage_concern_status"),
     path(

@@ -1,4 +1,4 @@
-"""Recompute the dashboard's run standings and tallies from the evidence (run_standings.py).
+"""Recompute the dashboard's run standings and tallies from the evidence (standings/tallies.py).
 
 They are kept as people sign, decline and change; this puts them right if something changed
 the database behind the portal's back (a bulk load, a restore of part of it). Safe at any
@@ -8,7 +8,7 @@ time: it runs in one transaction, and the dashboard reads the old rows until it 
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from acknowledgements.standings import tallies as run_standings
+from acknowledgements.standings import tallies
 
 
 class Command(BaseCommand):
@@ -16,6 +16,6 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         with transaction.atomic():
-            made = run_standings.rebuild()
+            made = tallies.rebuild()
         if options["verbosity"]:
             self.stdout.write(f"{made} run standings rebuilt from the evidence.")

@@ -1,0 +1,1 @@
+"""People: who they are, which audiences they belong to, whether they are still here."""
