@@ -657,3 +657,39 @@ class ExportJob(models.Model):
         if not self.rows_total:
             return None
         return min(100, 100 * self.rows_done // self.rows_total)
+
+
+class PeopleImport(models.Model):
+    """A CSV of people an administrator uploaded: planned by a task and shown, then applied by
+    another when they confirm (people/imports.py)."""
+
+    class Status(models.TextChoices):
+        PLANNING = "planning", _("Being checked")
+        PLANNED = "planned", _("Checked: waiting for your confirmation")
+        APPLYING = "applying", _("Being applied")
+        APPLIED = "applied", _("Applied")
+        FAILED = "failed", _("Failed")
+
+    requested_by = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
+    filename = models.CharField(max_length=255)
+    file = models.FileField(upload_to="imports/%Y/%m/")
+    invite = models.BooleanField(default=False)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PLANNING)
+    rows_done = models.PositiveIntegerField(default=0)
+    rows_total = models.PositiveIntegerField(null=True, blank=True)
+    # How many rows have each outcome, and the rows shown (refused first), as planned or applied.
+    counts = models.JSONField(default=dict, blank=True)
+    rows = models.JSONField(default=list, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    applied_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"Import of {self.filename} by {self.requested_by} ({self.status})"
+
+    @property
+    def in_progress(self) -> bool:
+        return self.status in (self.Status.PLANNING, self.Status.APPLYING)

@@ -78,6 +78,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Early: a path or query with a NUL byte would reach the database in many places.
+    "acknowledgements.middleware.ControlCharacterMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "acknowledgements.middleware.RequestIdMiddleware",
     "acknowledgements.db_router.ReportingReadsMiddleware",
@@ -341,6 +343,9 @@ TASKS = {"default": {"BACKEND": TASK_BACKENDS[PORTAL_TASK_BACKEND]}}
 # --- Security ----------------------------------------------------------------------------------
 
 SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT")
+# Load balancers probe the health endpoints over plain HTTP and without X-Forwarded-Proto; a
+# redirect would read as "down". They carry no personal data and set no cookie.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS")
 SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD")
@@ -349,6 +354,8 @@ CSRF_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES")
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
+# A refused form is explained on a page with the portal's header and a way back.
+CSRF_FAILURE_VIEW = "acknowledgements.errors.csrf_failure"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
@@ -442,3 +449,5 @@ PORTAL_EMAIL_MAX_ATTEMPTS = env_int("PORTAL_EMAIL_MAX_ATTEMPTS", 5)
 # SMTP connections a batch is sent over at once (each waits on the server between messages).
 PORTAL_EMAIL_CONNECTIONS = env_int("PORTAL_EMAIL_CONNECTIONS", 4)
 PORTAL_MAX_RECEIPT_UPLOAD_BYTES = env_int("PORTAL_MAX_RECEIPT_UPLOAD_BYTES", 5 * 1024 * 1024)
+# Largest people CSV an administrator may upload (100,000 people take about 12 MB).
+PORTAL_MAX_IMPORT_BYTES = env_int("PORTAL_MAX_IMPORT_BYTES", 50 * 1024 * 1024)

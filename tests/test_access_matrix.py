@@ -31,11 +31,13 @@ from acknowledgements.models import (
     ExportJob,
     LedgerEntry,
     Notification,
+    PeopleImport,
     Policy,
     PolicyRevision,
     Receipt,
     User,
 )
+from acknowledgements.people import import_jobs
 from acknowledgements.policies import actions as policy_actions
 from acknowledgements.reports import jobs as export_jobs
 from acknowledgements.roles import AUDITORS, POLICY_ADMINISTRATORS
@@ -178,6 +180,11 @@ TABLE: dict[str, dict[str, tuple[Cell, Cell]]] = {
     "manage_person_reactivate": MANAGE_POST
     | {ADMIN: PERSON_PAGE_AFTER_POST, SUPER: PERSON_PAGE_AFTER_POST},
     "manage_people_export": MANAGE_POST | {ADMIN: (405, 200), SUPER: (405, 200)},
+    # An empty upload is refused with the form's error.
+    "manage_people_import": MANAGE_FORM | {ADMIN: (200, 400), SUPER: (200, 400)},
+    "manage_people_import_job": MANAGE_GET,
+    "manage_people_import_apply": MANAGE_POST
+    | dict.fromkeys((ADMIN, SUPER), (405, To("/manage/people/import/{people_import}/"))),
     "manage_concerns": MANAGE_GET,
     # An invalid status is reported as a message on the list it came from.
     "manage_concern_status": MANAGE_POST
@@ -217,6 +224,8 @@ PK_OF = {
     "manage_person_invite": "signer",
     "manage_person_deactivate": "signer",
     "manage_person_reactivate": "signer",
+    "manage_people_import_job": "people_import",
+    "manage_people_import_apply": "people_import",
     "reports_person": "signer",
     "manage_concern_status": "concern",
     "manage_concern_attachment": "concern",
@@ -247,6 +256,8 @@ WRITES = {
     ("manage_person_deactivate", SUPER, "POST"): "records that the signer left today",
     ("manage_people_export", ADMIN, "POST"): "an export is audited",
     ("manage_people_export", SUPER, "POST"): "an export is audited",
+    ("manage_people_import_apply", ADMIN, "POST"): "applies the checked import",
+    ("manage_people_import_apply", SUPER, "POST"): "applies the checked import",
     **{(n, r, "GET"): "an export is audited" for n in _EXPORTS for r in (ADMIN, AUDITOR, SUPER)},
     **{
         (n, r, "POST"): "queues an export job"
@@ -310,6 +321,7 @@ class Scenario:
     acknowledgement: Acknowledgement
     concern: ConcernReport
     job: ExportJob
+    people_import: PeopleImport
 
     @property
     def ids(self) -> dict[str, int]:
@@ -319,6 +331,7 @@ class Scenario:
             "signer": self.people[SIGNER].pk,
             "concern": self.concern.pk,
             "job": self.job.pk,
+            "people_import": self.people_import.pk,
         }
 
     def url(self, name: str, params: tuple[str, ...]) -> str:
@@ -426,7 +439,18 @@ def _build() -> Scenario:
     export_jobs.build_export(job_id=job.pk)
     job.refresh_from_db()
     assert job.status == ExportJob.Status.DONE, job.error
-    return Scenario(people, policy, published, draft("2.0"), acknowledgement, concern, job)
+    # An administrator's import, checked and waiting to be applied.
+    people_import = import_jobs.request_import(
+        actor=people[ADMIN],
+        upload=SimpleUploadedFile("people.csv", b"email,full_name\nnew@example.com,New Person\n"),
+        invite=False,
+    )
+    import_jobs.plan_job(job_id=people_import.pk)
+    people_import.refresh_from_db()
+    assert people_import.status == PeopleImport.Status.PLANNED, people_import.error
+    return Scenario(
+        people, policy, published, draft("2.0"), acknowledgement, concern, job, people_import
+    )
 
 
 @pytest.fixture(scope="module")
@@ -507,6 +531,7 @@ def state() -> dict:
         ),
         "concerns": list(ConcernReport.objects.order_by("pk").values_list("pk", "status")),
         "export jobs": list(ExportJob.objects.order_by("pk").values_list("pk", "status")),
+        "people imports": list(PeopleImport.objects.order_by("pk").values_list("pk", "status")),
     }
 
 

@@ -120,3 +120,30 @@ class PersonAudiencesForm(forms.Form):
         required=False,
         help_text=_("The policies of these audiences apply to the person. None: no policy does."),
     )
+
+
+class PeopleImportForm(forms.Form):
+    file = forms.FileField(
+        label=_("CSV file"),
+        help_text=_(
+            "UTF-8, with the columns of the people download: email, full_name, audiences, "
+            "joined_at, manager_email, external_id, employee_number, active, left_at "
+            "(email and full_name required)."
+        ),
+        error_messages={
+            "required": _("Choose the CSV file to import."),
+            "empty": _("The file is empty."),
+        },
+    )
+    invite = forms.BooleanField(
+        label=_("Email everyone the file adds their invitation"), required=False
+    )
+
+    def clean_file(self):
+        upload = self.cleaned_data["file"]
+        if upload.size > settings.PORTAL_MAX_IMPORT_BYTES:
+            raise forms.ValidationError(
+                _("The file is larger than %(mb)d MB.")
+                % {"mb": settings.PORTAL_MAX_IMPORT_BYTES // (1024 * 1024)}
+            )
+        return upload

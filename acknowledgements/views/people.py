@@ -21,13 +21,14 @@ from acknowledgements.exceptions import ActionRefused
 from acknowledgements.forms.people import (
     DeactivateForm,
     GateExemptionForm,
+    PeopleImportForm,
     PeopleSearchForm,
     PersonAudiencesForm,
     PersonForm,
 )
-from acknowledgements.models import User
+from acknowledgements.models import PeopleImport, User
 from acknowledgements.people import actions as people_actions
-from acknowledgements.people import directory
+from acknowledgements.people import directory, import_jobs
 from acknowledgements.standings import coverage
 from acknowledgements.views.access import administrators_only
 
@@ -270,10 +271,61 @@ def manage_people_export(request):
     return response
 
 
+@require_http_methods(["GET", "POST"])
+@administrators_only
+def manage_people_import(request):
+    """Upload a CSV of people: it is checked in the background and nothing changes yet."""
+    form = PeopleImportForm(
+        request.POST if request.method == "POST" else None,
+        request.FILES if request.method == "POST" else None,
+    )
+    if request.method == "POST" and form.is_valid():
+        job = import_jobs.request_import(
+            actor=request.user, upload=form.cleaned_data["file"], invite=form.cleaned_data["invite"]
+        )
+        return redirect("acknowledgements:manage_people_import_job", pk=job.pk)
+    recent = PeopleImport.objects.select_related("requested_by")[:10]
+    return render(
+        request,
+        "acknowledgements/manage/people_import.html",
+        {"form": form, "recent": recent},
+        status=400 if form.errors else 200,
+    )
+
+
+@require_GET
+@administrators_only
+def manage_people_import_job(request, pk: int):
+    job = get_object_or_404(PeopleImport.objects.select_related("requested_by"), pk=pk)
+    return render(request, "acknowledgements/manage/people_import_job.html", {"job": job})
+
+
+@require_POST
+@administrators_only
+def manage_people_import_apply(request, pk: int):
+    job = get_object_or_404(PeopleImport, pk=pk)
+    try:
+        import_jobs.confirm_import(actor=request.user, job=job)
+    except ActionRefused as refused:
+        messages.error(request, str(refused))
+    return redirect("acknowledgements:manage_people_import_job", pk=job.pk)
+
+
 urlpatterns = [
     path("manage/people/", manage_people, name="manage_people"),
     path("manage/people/new/", manage_person_new, name="manage_person_new"),
     path("manage/people/export.csv", manage_people_export, name="manage_people_export"),
+    path("manage/people/import/", manage_people_import, name="manage_people_import"),
+    path(
+        "manage/people/import/<int:pk>/",
+        manage_people_import_job,
+        name="manage_people_import_job",
+    ),
+    path(
+        "manage/people/import/<int:pk>/apply/",
+        manage_people_import_apply,
+        name="manage_people_import_apply",
+    ),
     path("manage/people/<int:pk>/", manage_person, name="manage_person"),
     path("manage/people/<int:pk>/edit/", manage_person_edit, name="manage_person_edit"),
     path(

@@ -75,3 +75,46 @@ def test_an_added_person_accepts_the_invitation_signs_and_later_leaves(
     # What she signed is kept.
     assert Acknowledgement.objects.filter(person=person).count() == 1
     assert csp_violations == []
+
+
+def test_an_administrator_imports_a_file_checks_it_and_the_figures_change(
+    portal, page, screenshot, csp_violations, axe_violations, tmp_path
+):
+    sign_in(page, portal, "admin@example.com")
+    page.goto(f"{portal}/reports/")
+    in_scope = page.locator("dt", has_text="People in scope").locator("xpath=..").locator("dd")
+    before = int(in_scope.first.inner_text())
+
+    hr_export = tmp_path / "hr-export.csv"
+    hr_export.write_text(
+        "email,full_name,audiences,joined_at,manager_email,external_id,active\n"
+        "ivy@example.com,Ivy Import,employees,2026-01-05,,hr-901,yes\n"
+        "jon@example.com,Jon Import,employees;contractors,2026-01-05,ivy@example.com,hr-902,yes\n"
+        "kim@example.com,Kim Import,astronauts,2026-01-05,,hr-903,yes\n"
+        "employee@example.com,Demo Employee,employees,,,,no\n"
+    )
+    page.goto(f"{portal}/manage/people/")
+    page.get_by_role("link", name="Import from CSV").click()
+    page.get_by_label("CSV file").set_input_files(str(hr_export))
+    page.get_by_role("button", name="Check the file").click()
+
+    expect(
+        page.get_by_role("heading", name="Checked: waiting for your confirmation")
+    ).to_be_visible()
+    expect(page.get_by_role("row", name="People to add 2")).to_be_visible()
+    expect(page.get_by_role("row", name="Leavers to record 1")).to_be_visible()
+    expect(page.get_by_text("unknown audience astronauts")).to_be_visible()
+    screenshot("checked")
+    assert axe_violations() == []
+    assert not User.objects.filter(email="ivy@example.com").exists()
+
+    page.get_by_role("button", name="Apply the import").click()
+    expect(page.get_by_text("Applied on")).to_be_visible()
+    screenshot("applied")
+    assert User.objects.get(email="jon@example.com").manager.email == "ivy@example.com"
+    assert not User.objects.get(email="employee@example.com").is_active
+
+    page.goto(f"{portal}/reports/")
+    after = int(in_scope.first.inner_text())
+    assert after == before + 2 - 1  # two added, one leaver
+    assert csp_violations == []
