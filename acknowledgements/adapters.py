@@ -25,10 +25,12 @@ from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
 from allauth.socialaccount.providers.base import AuthProcess
 from django.conf import settings
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.shortcuts import redirect
 from django.utils.translation import gettext as _
 
+from acknowledgements.evidence import client_evidence
 from acknowledgements.models import Audience, User
 from acknowledgements.people import actions as people_actions
 
@@ -40,6 +42,15 @@ class PortalAccountAdapter(DefaultAccountAdapter):
 
     def is_open_for_signup(self, request) -> bool:
         return settings.PORTAL_OPEN_SIGNUP
+
+    def get_client_ip(self, request) -> str:
+        # allauth keys its rate limits on the client's address: the same rule as the evidence
+        # (X-Forwarded-For believed only from PORTAL_TRUSTED_PROXIES), or behind a load
+        # balancer every person would share the balancer's address and its limits.
+        address = client_evidence.client_ip(request)
+        if not address:
+            raise PermissionDenied("Unable to determine the client's address.")
+        return address
 
 
 def sso_claims(sociallogin) -> dict:

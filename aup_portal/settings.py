@@ -170,6 +170,24 @@ ACCOUNT_LOGOUT_ON_GET = False
 ACCOUNT_SESSION_REMEMBER = False
 ACCOUNT_ADAPTER = "acknowledgements.adapters.PortalAccountAdapter"
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Policy portal] "
+CACHE_TABLE = "portal_cache"
+# Rate limits (sign-in, password reset, declines) and remembered look-ups live in the cache,
+# which every process of every machine must share, or each process counts on its own: Redis
+# when REDIS_URL is set, else a table of the database (made by migration 0018).
+if env_str("REDIS_URL"):
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": env_str("REDIS_URL"),
+        }
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": CACHE_TABLE,
+        }
+    }
 ACCOUNT_RATE_LIMITS = {
     "login_failed": "10/m/ip,5/5m/key",
     "reset_password": "20/m/ip,5/m/key",

@@ -53,6 +53,9 @@ def pytest_configure(config):
     settings.WHITENOISE_USE_FINDERS = True
     # Password hashing is slow by design; tests create hundreds of people.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    # A test runs in one process, where a memory cache is shared by all it does and costs no
+    # query; the tests of several processes start servers with the real settings.
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 
 def _required(variable: str) -> bool:
