@@ -17,18 +17,30 @@ from acknowledgements.models import (
 
 
 def record_admin_action(
-    *, actor: User | None, action: str, details: dict, revision=None
+    *,
+    actor: User | None,
+    action: str,
+    details: dict,
+    revision=None,
+    via: str | None = None,
+    subject: User | None = None,
 ) -> LedgerEntry:
-    """Append an `admin_action` row: who (None: the system) did what, with which details."""
+    """Append an `admin_action` row: who (None: the system) did what, with which details, and
+    through what when it was not a person (`via`, e.g. "scim token entra"). `subject`, the
+    person it concerns, is the entry's person, so that their history can find it."""
+    payload = {
+        "action": action,
+        "actor": person_snapshot(actor) if actor else None,
+        "details": details,
+    }
+    if via is not None:  # left out otherwise, so every other payload keeps its bytes
+        payload["via"] = via
     return ledger.append(
         kind=LedgerEntry.Kind.ADMIN_ACTION,
         actor=actor,
+        person=subject,
         revision=revision,
-        payload={
-            "action": action,
-            "actor": person_snapshot(actor) if actor else None,
-            "details": details,
-        },
+        payload=payload,
     )
 
 

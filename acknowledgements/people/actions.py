@@ -9,6 +9,7 @@ from allauth.account.models import EmailAddress
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.text import slugify
 from django.utils.translation import gettext as _
 
 from acknowledgements import jobs
@@ -70,6 +71,7 @@ def add_person(
     external_id: str | None = None,
     language: str = settings.LANGUAGE_CODE,
     invite: bool = True,
+    via: str | None = None,
 ) -> User:
     """Add a person who has never signed in, in the given audiences; audited, and invited by
     email (to set a password, or to sign in by SSO) once the transaction commits."""
@@ -106,6 +108,8 @@ def add_person(
             "employee_number": person.employee_number or None,
             "external_id": person.external_id,
         },
+        via=via,
+        subject=person,
     )
     if invite:
         person = invite_person(actor=actor, person=person)
@@ -122,14 +126,17 @@ def invite_person(*, actor: User | None, person: User) -> User:
     person.invited_at = timezone.now()
     person.save(update_fields=["invited_at"])
     record_admin_action(
-        actor=actor, action="person_invited", details={"person": person_snapshot(person)}
+        actor=actor,
+        action="person_invited",
+        details={"person": person_snapshot(person)},
+        subject=person,
     )
     jobs.enqueue_with_transaction(invitations.email_invitation, person.pk)
     return person
 
 
 @transaction.atomic
-def update_person(*, actor: User | None, person: User, **changes) -> User:
+def update_person(*, actor: User | None, person: User, via: str | None = None, **changes) -> User:
     """Change a person's name, email, manager, employee number or external id; audited with
     each changed field before and after. A new email address must be confirmed again."""
     unknown = set(changes) - set(EDITABLE_FIELDS)
@@ -164,6 +171,8 @@ def update_person(*, actor: User | None, person: User, **changes) -> User:
                 field: {"before": before[field], "after": after[field]} for field in changed
             },
         },
+        via=via,
+        subject=person,
     )
     if "email" in changed:
         # The new address is unconfirmed until its owner follows the link sent to it.
@@ -175,7 +184,11 @@ def update_person(*, actor: User | None, person: User, **changes) -> User:
 
 @transaction.atomic
 def deactivate_person(
-    *, actor: User | None, person: User, left_at: dt.datetime | None = None
+    *,
+    actor: User | None,
+    person: User,
+    left_at: dt.datetime | None = None,
+    via: str | None = None,
 ) -> User:
     """Record that a person left: they can no longer sign in and stop counting as pending or
     overdue, and keep every record and receipt. Deactivating a leaver again changes nothing."""
@@ -192,12 +205,14 @@ def deactivate_person(
         actor=actor,
         action="person_deactivated",
         details={"person": person_snapshot(person), "left_at": ledger.utc_iso(left_at)},
+        via=via,
+        subject=person,
     )
     return person
 
 
 @transaction.atomic
-def reactivate_person(*, actor: User | None, person: User) -> User:
+def reactivate_person(*, actor: User | None, person: User, via: str | None = None) -> User:
     """Bring back a person who left (a returner): they may sign in and must sign again what
     applies to them. Reactivating an active person changes nothing."""
     person = User.objects.select_for_update().get(pk=person.pk)
@@ -211,6 +226,8 @@ def reactivate_person(*, actor: User | None, person: User) -> User:
         actor=actor,
         action="person_reactivated",
         details={"person": person_snapshot(person), "had_left_at": ledger.utc_iso(left_at)},
+        via=via,
+        subject=person,
     )
     return person
 
@@ -224,7 +241,9 @@ def set_preferred_language(*, person: User, language: str) -> None:
         person.save(update_fields=["preferred_language"])
 
 
-def replace_audiences(*, actor, members, audiences, action: str, subject: dict) -> None:
+def replace_audiences(
+    *, actor, members, audiences, action: str, subject: dict, via: str | None = None
+) -> None:
     """Set a policy's or a person's audiences; an actual change is audited with before/after."""
     before = sorted(a.slug for a in members.all())
     after = sorted(a.slug for a in audiences)
@@ -232,12 +251,17 @@ def replace_audiences(*, actor, members, audiences, action: str, subject: dict) 
         return
     members.set(audiences)
     record_admin_action(
-        actor=actor, action=action, details={**subject, "before": before, "after": after}
+        actor=actor,
+        action=action,
+        details={**subject, "before": before, "after": after},
+        via=via,
     )
 
 
 @transaction.atomic
-def set_person_audiences(*, actor: User | None, person: User, audiences: list[Audience]) -> None:
+def set_person_audiences(
+    *, actor: User | None, person: User, audiences: list[Audience], via: str | None = None
+) -> None:
     """Change which audiences a person belongs to (and so which policies apply); audited."""
     replace_audiences(
         actor=actor,
@@ -245,7 +269,82 @@ def set_person_audiences(*, actor: User | None, person: User, audiences: list[Au
         audiences=audiences,
         action="person_audiences_changed",
         subject={"person": person_snapshot(person)},
+        via=via,
     )
+
+
+def _audience_snapshot(audience: Audience) -> dict:
+    return {"id": audience.pk, "slug": audience.slug, "name": audience.name}
+
+
+@transaction.atomic
+def add_audience(*, actor: User | None, name: str, via: str | None = None) -> Audience:
+    """Add an audience (no policy applies to it until an administrator says so); audited."""
+    name = name.strip()
+    if not name:
+        raise ActionRefused(_("An audience needs a name."))
+    if Audience.objects.filter(name__iexact=name).exists():
+        raise ActionRefused(_("There is already an audience named %(name)s.") % {"name": name})
+    base = slugify(name)[:90] or "audience"
+    slug, number = base, 1
+    while Audience.objects.filter(slug=slug).exists():
+        number += 1
+        slug = f"{base}-{number}"
+    audience = Audience.objects.create(name=name, slug=slug)
+    record_admin_action(
+        actor=actor,
+        action="audience_added",
+        details={"audience": _audience_snapshot(audience)},
+        via=via,
+    )
+    return audience
+
+
+@transaction.atomic
+def rename_audience(
+    *, actor: User | None, audience: Audience, name: str, via: str | None = None
+) -> Audience:
+    """Rename an audience; its slug, members and policies stay. Audited."""
+    name = name.strip()
+    audience = Audience.objects.select_for_update().get(pk=audience.pk)
+    if name == audience.name:
+        return audience
+    if not name:
+        raise ActionRefused(_("An audience needs a name."))
+    if Audience.objects.exclude(pk=audience.pk).filter(name__iexact=name).exists():
+        raise ActionRefused(_("There is already an audience named %(name)s.") % {"name": name})
+    before = audience.name
+    audience.name = name
+    audience.save(update_fields=["name"])
+    record_admin_action(
+        actor=actor,
+        action="audience_renamed",
+        details={"audience": _audience_snapshot(audience), "before": before, "after": name},
+        via=via,
+    )
+    return audience
+
+
+@transaction.atomic
+def remove_audience(*, actor: User | None, audience: Audience, via: str | None = None) -> bool:
+    """Empty an audience, each member's change audited, and delete it unless a policy or a
+    revision names it (then it stays, empty). Returns whether it was deleted."""
+    audience = Audience.objects.select_for_update().get(pk=audience.pk)
+    for person in User.objects.filter(audiences=audience).prefetch_related("audiences"):
+        set_person_audiences(
+            actor=actor,
+            person=person,
+            audiences=[a for a in person.audiences.all() if a.pk != audience.pk],
+            via=via,
+        )
+    if audience.policies.exists() or audience.revisions.exists():
+        return False
+    snapshot = _audience_snapshot(audience)
+    audience.delete()
+    record_admin_action(
+        actor=actor, action="audience_removed", details={"audience": snapshot}, via=via
+    )
+    return True
 
 
 @transaction.atomic
@@ -262,4 +361,5 @@ def set_gate_exemption(*, actor: User | None, person: User, reason: str) -> None
         actor=actor,
         action="gate_exemption_granted" if reason else "gate_exemption_lifted",
         details={"person": person_snapshot(person), "reason": reason, "previous_reason": before},
+        subject=person,
     )

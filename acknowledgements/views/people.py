@@ -27,8 +27,8 @@ from acknowledgements.forms.people import (
     PersonForm,
 )
 from acknowledgements.models import PeopleImport, User
+from acknowledgements.people import access, directory, import_jobs
 from acknowledgements.people import actions as people_actions
-from acknowledgements.people import directory, import_jobs
 from acknowledgements.standings import coverage
 from acknowledgements.views.access import administrators_only
 
@@ -153,6 +153,10 @@ def _person_page(
             "audiences_form": audiences_form
             or PersonAudiencesForm(initial={"audiences": list(person.audiences.all())}),
             "deactivate_form": deactivate_form or DeactivateForm(),
+            "roles": [
+                access.ROLE_LABELS[role] for role in access.ROLES if role in access.roles_of(person)
+            ],
+            "role_history": access.role_history(person),
         },
         status=status,
     )
