@@ -20,6 +20,7 @@ from acknowledgements.people import actions as people_actions
 from acknowledgements.roles import AUDITORS
 from acknowledgements.signing import actions as signing_actions
 from tests.conftest import client_evidence
+from tests.pages import text_of
 
 DAY = dt.timedelta(days=1)
 PAGES = [
@@ -158,6 +159,22 @@ def test_dashboard_shows_counts_shares_and_charts(logged_in, auditor, population
     # Nothing the Content-Security-Policy would block.
     assert "style=" not in page
     assert "<script>" not in page and "<script " not in page.replace('<script src="', "")
+
+
+def test_the_headline_states_the_signed_share_and_every_segment_is_named(
+    logged_in, auditor, population, make_policy, publish
+):
+    publish(make_policy("second", name="Second Policy"), "1.0", due_days=14)
+    page = logged_in(auditor).get("/reports/")
+    text = text_of(page)
+    # Signed first, with the count behind it: never a bare share that reads as completion.
+    assert "Signed 16.7 % (10 of 60)" in text
+    assert "Pending 80 % (48)" in text and "Declined 3.3 % (2)" in text
+    assert ">Pending 80 %</text>" in page.content.decode()  # named on the bar itself
+    # One table compares every policy.
+    assert "All policies side by side" in text
+    assert "Test Policy 1.0 60 10 (16.7 %) 48 (80 %)" in text
+    assert "Second Policy 1.0" in text
 
 
 def test_every_count_links_to_its_filtered_list(logged_in, auditor, population):

@@ -26,6 +26,10 @@ STATUS_STYLE = {
 
 
 CHIP_WIDTH = 58
+# A segment names its status as well as its share when it is this wide (pixels), so that no
+# share can be read as another's (a bar that said only "99.5 %" read as complete).
+NAMED_LABEL_WIDTH = 150
+CHAR_WIDTH = 7.2  # of the 12 px bold label text, to size its chip
 MAX_COLUMN_WIDTH = 28
 
 
@@ -46,6 +50,7 @@ class Segment:
     fill: str  # url(#pattern) or a colour
     label: str  # shown on the segment when there is room, else ""
     label_x: str
+    chip_width: str
     chip_x: str  # the light box behind the label, readable on any fill
 
     @property
@@ -90,15 +95,22 @@ def stacked_bar(
             continue
         style = STATUS_STYLE[part.status]
         fill = f"url(#{uid}-{style['pattern']})" if style["pattern"] != "solid" else style["colour"]
+        label = ""
+        if height >= 28 and share >= NAMED_LABEL_WIDTH:
+            label = f"{part.label} {percent_label(part.percent)}"
+        elif height >= 28 and share >= 64:
+            label = percent_label(part.percent)
+        chip = max(CHIP_WIDTH, len(label) * CHAR_WIDTH + 12)
         segments.append(
             Segment(
                 part=part,
                 x=_fmt(x),
                 width=_fmt(share),
                 fill=fill,
-                label=percent_label(part.percent) if share >= 64 and height >= 28 else "",
+                label=label,
                 label_x=_fmt(x + share / 2),
-                chip_x=_fmt(x + share / 2 - CHIP_WIDTH / 2),
+                chip_x=_fmt(x + share / 2 - chip / 2),
+                chip_width=_fmt(chip),
             )
         )
         x += share
