@@ -661,7 +661,7 @@ class ExportJob(models.Model):
 
 class PeopleImport(models.Model):
     """A CSV of people an administrator uploaded: planned by a task and shown, then applied by
-    another when they confirm (people/imports.py)."""
+    another when they confirm (people/import_plan.py, import_apply.py)."""
 
     class Status(models.TextChoices):
         PLANNING = "planning", _("Being checked")
@@ -693,3 +693,36 @@ class PeopleImport(models.Model):
     @property
     def in_progress(self) -> bool:
         return self.status in (self.Status.PLANNING, self.Status.APPLYING)
+
+
+class ApiToken(models.Model):
+    """A bearer token another system calls the portal with (the directory's SCIM client).
+
+    Only the SHA-256 of the token is kept: it is shown once, when it is created. The name is
+    unique for ever, so the audit rows that name a token name one token.
+    """
+
+    class Scope(models.TextChoices):
+        SCIM = "scim", _("SCIM provisioning")
+
+    name = models.CharField(_("name"), max_length=100, unique=True)
+    token_sha256 = models.CharField(max_length=64, unique=True, editable=False)
+    scope = models.CharField(_("scope"), max_length=20, choices=Scope.choices, default=Scope.SCIM)
+    created_by = models.ForeignKey(
+        User, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    # Written at most once a minute per token, not on every request.
+    last_used_at = models.DateTimeField(_("last used"), null=True, blank=True)
+    revoked_at = models.DateTimeField(_("revoked"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        verbose_name = _("API token")
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_revoked(self) -> bool:
+        return self.revoked_at is not None

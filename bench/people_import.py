@@ -1,4 +1,4 @@
-"""Figure 7: importing an HR export of new people (people/imports.py), against COPY of it.
+"""Figure 7: importing an HR export of new people (people/import_plan.py and import_apply.py), against COPY of it.
 
     python -m bench.people_import --size full --json out.json
 
@@ -59,11 +59,11 @@ def queries_per_batch(audiences: list[str], batches: int) -> float:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from acknowledgements.people import imports
+    from acknowledgements.people import import_apply, import_plan
 
-    data = hr_file(batches * imports.BATCH, audiences, prefix=f"q{batches}x")
+    data = hr_file(batches * import_plan.BATCH, audiences, prefix=f"q{batches}x")
     with CaptureQueriesContext(connection) as captured:
-        imports.apply_import(data, actor=None, filename="queries.csv")
+        import_apply.apply_import(data, actor=None, filename="queries.csv")
     return len(captured.captured_queries) / batches
 
 
@@ -74,7 +74,7 @@ def main() -> None:
     from django.conf import settings
 
     from acknowledgements.models import Audience
-    from acknowledgements.people import imports
+    from acknowledgements.people import import_apply, import_plan
 
     settings.DEBUG = False  # no query log kept during the timed import
     audiences = list(Audience.objects.order_by("slug").values_list("slug", flat=True))
@@ -82,16 +82,16 @@ def main() -> None:
     copy_seconds = copy_baseline(data)
 
     started = time.perf_counter()
-    plan = imports.apply_import(data, actor=None, filename="hr-export.csv")
+    plan = import_apply.apply_import(data, actor=None, filename="hr-export.csv")
     import_seconds = time.perf_counter() - started
-    created = plan.count(imports.Outcome.CREATE)
+    created = plan.count(import_plan.Outcome.CREATE)
     if created != chosen.people:
         raise SystemExit(f"created {created} of {chosen.people}: {plan.counts}")
 
     started = time.perf_counter()
-    again = imports.apply_import(data, actor=None, filename="hr-export.csv")
+    again = import_apply.apply_import(data, actor=None, filename="hr-export.csv")
     again_seconds = time.perf_counter() - started
-    unchanged = again.count(imports.Outcome.UNCHANGED)
+    unchanged = again.count(import_plan.Outcome.UNCHANGED)
 
     small, large = queries_per_batch(audiences, 2), queries_per_batch(audiences, 4)
     rate, copy_rate = chosen.people / import_seconds, chosen.people / copy_seconds

@@ -10,8 +10,8 @@ from django.core.management import CommandError, call_command
 
 from acknowledgements.evidence import ledger
 from acknowledgements.models import LedgerEntry, User
-from acknowledgements.people import imports
-from acknowledgements.people.imports import Outcome
+from acknowledgements.people import import_apply, import_plan
+from acknowledgements.people.import_plan import Outcome
 from tests.pages import field_error, text_of
 
 HEADER = "email,full_name,audiences,joined_at,manager_email,external_id,employee_number,active\n"
@@ -44,7 +44,7 @@ def hr_file(audiences) -> bytes:
 def test_a_new_file_creates_people_with_audiences_managers_and_one_audit_row(
     db, hr_file, admin_user
 ):
-    plan = imports.apply_import(hr_file, actor=admin_user, filename="hr.csv")
+    plan = import_apply.apply_import(hr_file, actor=admin_user, filename="hr.csv")
 
     assert outcomes(plan) == {2: "create", 3: "create"}
     worker = User.objects.get(email="worker@example.com")
@@ -62,10 +62,10 @@ def test_a_new_file_creates_people_with_audiences_managers_and_one_audit_row(
 
 
 def test_importing_the_same_file_again_changes_nothing(db, hr_file):
-    imports.apply_import(hr_file, actor=None, filename="hr.csv")
+    import_apply.apply_import(hr_file, actor=None, filename="hr.csv")
     before = list(User.objects.order_by("pk").values())
 
-    plan = imports.apply_import(hr_file, actor=None, filename="hr.csv")
+    plan = import_apply.apply_import(hr_file, actor=None, filename="hr.csv")
 
     assert set(outcomes(plan).values()) == {"unchanged"}
     assert list(User.objects.order_by("pk").values()) == before
@@ -73,14 +73,14 @@ def test_importing_the_same_file_again_changes_nothing(db, hr_file):
 
 
 def test_movers_and_leavers_are_changed_and_audited_before_and_after(db, hr_file):
-    imports.apply_import(hr_file, actor=None, filename="hr.csv")
+    import_apply.apply_import(hr_file, actor=None, filename="hr.csv")
     moved = csv_of(
         # Keyed by external id: the address changes with the name.
         "bea.boss@example.com,Bea Boss-Smith,employees,2024-01-15,,hr-1,E-1,yes",
         "worker@example.com,Will Worker,partners,2025-03-01,boss@example.com,hr-2,,no",
     )
 
-    plan = imports.apply_import(moved, actor=None, filename="moves.csv")
+    plan = import_apply.apply_import(moved, actor=None, filename="moves.csv")
 
     assert outcomes(plan) == {2: "change", 3: "deactivate"}
     boss = User.objects.get(external_id="hr-1")
@@ -116,7 +116,7 @@ def test_bad_rows_are_refused_with_their_reasons_and_change_nothing(db, audience
         "f@example.com,F Person,employees,,f@example.com,,,yes",
     )
 
-    plan = imports.plan_import(data)
+    plan = import_plan.plan_import(data)
 
     reasons = {row.line: row.reasons for row in plan.rows if row.outcome == Outcome.REFUSED}
     assert reasons == {
@@ -130,7 +130,7 @@ def test_bad_rows_are_refused_with_their_reasons_and_change_nothing(db, audience
         10: ["a person cannot be their own manager"],
     }
     assert outcomes(plan)[7] == "create"
-    imports.apply_import(data, actor=None, filename="bad.csv")
+    import_apply.apply_import(data, actor=None, filename="bad.csv")
     assert set(User.objects.values_list("email", flat=True)) >= {"e@example.com"}
     assert not User.objects.filter(email__in=["a@example.com", "b@example.com"]).exists()
 
@@ -144,8 +144,8 @@ def test_bad_rows_are_refused_with_their_reasons_and_change_nothing(db, audience
     ],
 )
 def test_a_file_that_cannot_be_read_is_refused_whole(db, data, message):
-    with pytest.raises(imports.ImportRefused, match=re.escape(message)):
-        imports.plan_import(data)
+    with pytest.raises(import_plan.ImportRefused, match=re.escape(message)):
+        import_plan.plan_import(data)
 
 
 def test_the_command_previews_with_dry_run_and_imports_without(db, hr_file, tmp_path):

@@ -1,5 +1,5 @@
 """Imports asked for on the people page: a task checks the uploaded file and shows its plan; the
-administrator confirms; another task applies it (people/imports.py does the work)."""
+administrator confirms; another task applies it (people/import_plan.py does the work)."""
 
 from __future__ import annotations
 
@@ -15,16 +15,16 @@ from acknowledgements import jobs
 from acknowledgements.exceptions import ActionRefused
 from acknowledgements.models import PeopleImport, User
 from acknowledgements.people import actions as people_actions
-from acknowledgements.people import imports
+from acknowledgements.people import import_apply, import_plan
 
 # The rows a job's page lists (refused ones first): enough to act on, never the whole file.
 SHOWN_ROWS = 1_000
 
 
-def _shown(plan: imports.Plan) -> list[dict]:
+def _shown(plan: import_plan.Plan) -> list[dict]:
     listed = sorted(
-        (r for r in plan.rows if r.outcome != imports.Outcome.UNCHANGED),
-        key=lambda r: (r.outcome != imports.Outcome.REFUSED, r.line),
+        (r for r in plan.rows if r.outcome != import_plan.Outcome.UNCHANGED),
+        key=lambda r: (r.outcome != import_plan.Outcome.REFUSED, r.line),
     )
     return [
         {
@@ -65,8 +65,8 @@ def plan_job(*, job_id: int) -> None:
     """Check the file and record what applying it would do."""
     job = PeopleImport.objects.get(pk=job_id)
     try:
-        plan = imports.plan_import(_data(job), progress=_progress(job_id))
-    except imports.ImportRefused as refused:
+        plan = import_plan.plan_import(_data(job), progress=_progress(job_id))
+    except import_plan.ImportRefused as refused:
         job.status, job.error = PeopleImport.Status.FAILED, str(refused)
     else:
         job.status = PeopleImport.Status.PLANNED
@@ -74,12 +74,12 @@ def plan_job(*, job_id: int) -> None:
     job.save()
 
 
-def invite_added(plan: imports.Plan, *, actor: User | None) -> int:
+def invite_added(plan: import_plan.Plan, *, actor: User | None) -> int:
     """Invite everyone an applied import added (each invitation audited); how many."""
     added = [
         r.person_id
         for r in plan.rows
-        if r.outcome == imports.Outcome.CREATE and r.person_id is not None
+        if r.outcome == import_plan.Outcome.CREATE and r.person_id is not None
     ]
     for person in User.objects.filter(pk__in=added).iterator():
         people_actions.invite_person(actor=actor, person=person)
@@ -102,10 +102,10 @@ def apply_job(*, job_id: int) -> None:
     """Apply the file as it reads now, then invite the people it added if that was asked."""
     job = PeopleImport.objects.select_related("requested_by").get(pk=job_id)
     try:
-        plan = imports.apply_import(
+        plan = import_apply.apply_import(
             _data(job), actor=job.requested_by, filename=job.filename, progress=_progress(job_id)
         )
-    except imports.ImportRefused as refused:
+    except import_plan.ImportRefused as refused:
         job.status, job.error = PeopleImport.Status.FAILED, str(refused)
         job.save()
         return

@@ -2,7 +2,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from acknowledgements.people import import_jobs, imports
+from acknowledgements.people import import_apply, import_jobs, import_plan
 
 
 class Command(BaseCommand):
@@ -32,15 +32,15 @@ class Command(BaseCommand):
             raise CommandError(f"Cannot read {path}: {error.strerror or error}.") from error
         try:
             if dry_run:
-                plan = imports.plan_import(data)
+                plan = import_plan.plan_import(data)
             else:
-                plan = imports.apply_import(data, actor=None, filename=path.name)
-        except imports.ImportRefused as refused:
+                plan = import_apply.apply_import(data, actor=None, filename=path.name)
+        except import_plan.ImportRefused as refused:
             raise CommandError(str(refused)) from refused
         for row in plan.rows:
-            if row.outcome == imports.Outcome.REFUSED:
+            if row.outcome == import_plan.Outcome.REFUSED:
                 self.stdout.write(f"line {row.line}: refused ({'; '.join(row.reasons)})")
-            elif row.outcome not in (imports.Outcome.UNCHANGED,):
+            elif row.outcome not in (import_plan.Outcome.UNCHANGED,):
                 changed = ", ".join(row.changes) if row.changes else ""
                 self.stdout.write(
                     f"line {row.line}: {row.outcome.value} {row.key}"
