@@ -5,6 +5,7 @@ from django.utils.functional import SimpleLazyObject
 def portal(request) -> dict:
     return {
         "company_name": settings.PORTAL_COMPANY_NAME,
+        "compliance_email": settings.PORTAL_COMPLIANCE_EMAIL,
         "portal_open_signup": settings.PORTAL_OPEN_SIGNUP,
         "signatures_due": SimpleLazyObject(lambda: _signatures_due(request)),
     }

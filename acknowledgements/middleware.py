@@ -1,13 +1,15 @@
-"""Request ids for logs and evidence, times in the viewer's zone, the signing gate, and the
-sign-in pages' Content-Security-Policy."""
+"""Request ids for logs and evidence, addresses with control characters refused, times in the
+viewer's zone, the signing gate, and the sign-in pages' Content-Security-Policy."""
 
 import re
 import uuid
 import zoneinfo
+from urllib.parse import unquote
 
 from allauth.mfa.models import Authenticator
 from django.conf import settings
 from django.contrib import messages
+from django.http import HttpResponseBadRequest
 from django.shortcuts import redirect
 from django.urls import Resolver404, resolve
 from django.utils import timezone, translation
@@ -41,6 +43,36 @@ class RequestIdMiddleware:
             request_id_context.reset(token)
         response["X-Request-Id"] = request.id
         return response
+
+
+# C0 control characters (NUL included) and DEL: no address of the portal has one.
+_CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class ControlCharacterMiddleware:
+    """A path or query string with a control character gets a 400 before any view reads it.
+
+    PostgreSQL refuses a NUL byte in any text it is given, and every path segment and query
+    value ends up in a query (a slug, a version, a receipt number, a search, a filter's
+    choice): refused here, once, such input never reaches one, instead of each converter,
+    form and lookup having to refuse it and the one that does not answering with a 500.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        # Decoded once, as QueryDict decodes it: "%2500" is the text "%00", not a NUL.
+        query = unquote(request.META.get("QUERY_STRING", ""), errors="replace")
+        if _CONTROL_CHARACTER.search(request.path) or _CONTROL_CHARACTER.search(query):
+            # Before LocaleMiddleware: the language is read from the request here.
+            with translation.override(translation.get_language_from_request(request)):
+                message = _(
+                    "This address contains a control character (such as a NUL byte), which no "
+                    "address of the portal contains. Check the link and try again."
+                )
+            return HttpResponseBadRequest(message, content_type="text/plain; charset=utf-8")
+        return self.get_response(request)
 
 
 def viewer_zone(request) -> zoneinfo.ZoneInfo | None:
@@ -84,7 +116,15 @@ GATE_OPEN_URL_NAMES = {
     "concern_new",
     "concern_thanks",
 }
-GATE_OPEN_PREFIXES = ("/accounts/", "/static/", "/healthz", "/readyz")
+# /scim/: the directory's token-authenticated API, which no signed-in person browses.
+GATE_OPEN_PREFIXES = (
+    "/accounts/",
+    "/static/",
+    "/favicon.ico",
+    "/healthz",
+    "/readyz",
+    "/scim/",
+)
 
 
 class SigningGateMiddleware:

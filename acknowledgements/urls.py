@@ -1,8 +1,31 @@
-from acknowledgements.views import account, concerns, health, manage, people, reports, signing
+from django.templatetags.static import static
+from django.urls import path
+from django.utils.functional import lazy
+from django.views.decorators.http import require_GET
+from django.views.generic import RedirectView
+
+from acknowledgements.views import (
+    account,
+    concerns,
+    health,
+    integrations,
+    manage,
+    people,
+    reports,
+    scim,
+    signing,
+)
 
 app_name = "acknowledgements"
 
 urlpatterns = [
+    # Browsers ask for /favicon.ico whatever the page links (base.html links the SVG); not a
+    # permanent redirect, because the static file's hashed name changes with its content.
+    path(
+        "favicon.ico",
+        require_GET(RedirectView.as_view(url=lazy(static, str)("img/favicon.svg"))),
+        name="favicon",
+    ),
     *health.urlpatterns,
     *signing.urlpatterns,
     *account.urlpatterns,
@@ -10,4 +33,6 @@ urlpatterns = [
     *manage.urlpatterns,
     *people.urlpatterns,
     *reports.urlpatterns,
+    *integrations.urlpatterns,
+    *scim.urlpatterns,
 ]

@@ -26,6 +26,7 @@ from django.utils import timezone
 from acknowledgements import concerns as concern_actions
 from acknowledgements.models import (
     Acknowledgement,
+    ApiToken,
     Audience,
     ConcernReport,
     ExportJob,
@@ -41,6 +42,7 @@ from acknowledgements.people import import_jobs
 from acknowledgements.policies import actions as policy_actions
 from acknowledgements.reports import jobs as export_jobs
 from acknowledgements.roles import AUDITORS, POLICY_ADMINISTRATORS
+from acknowledgements.scim import auth as scim_auth
 from acknowledgements.signing import actions as signing_actions
 from acknowledgements.standings import coverage
 from tests.conftest import PASSWORD, POLICY_BODY, client_evidence
@@ -112,11 +114,16 @@ BACKGROUND_EXPORT |= dict.fromkeys((ADMIN, AUDITOR, SUPER), (200, NEW_EXPORT_JOB
 EXPORT_JOB_GET = REPORTS_GET | {ADMIN: (404, 405), SUPER: (404, 405)}
 
 PERSON_PAGE_AFTER_POST = (405, To("/manage/people/{signer}/"))
+# The SCIM service answers a bearer token only: without one, whoever asks and however, a 401
+# (a session is no token), before the method or the address is even looked at.
+SCIM = dict.fromkeys(ROLES, (401, 401))
 
 TABLE: dict[str, dict[str, tuple[Cell, Cell]]] = {
     # --- health (views/health.py): open to all, GET only
     "healthz": PUBLIC_GET,
     "readyz": PUBLIC_GET,
+    # --- the icon browsers ask for at the root (urls.py): the static SVG, for everyone
+    "favicon": dict.fromkeys(ROLES, (To("/static/img/favicon.svg"), 405)),
     # --- signing (views/signing.py)
     "home": SIGNED_IN_GET,
     "policy_detail": SIGNED_IN_GET | {OTHER: (404, 405), AUDITOR: (404, 405), SUPER: (404, 405)},
@@ -190,6 +197,24 @@ TABLE: dict[str, dict[str, tuple[Cell, Cell]]] = {
     "manage_concern_status": MANAGE_POST
     | {ADMIN: (405, To("/manage/concerns/")), SUPER: (405, To("/manage/concerns/"))},
     "manage_concern_attachment": MANAGE_GET,
+    # --- integrations (views/integrations.py): an empty name is refused with the form's error
+    "manage_integrations": MANAGE_FORM | {ADMIN: (200, 400), SUPER: (200, 400)},
+    "manage_integration_revoke": MANAGE_POST
+    | dict.fromkeys((ADMIN, SUPER), (405, To("/manage/integrations/"))),
+    # --- SCIM (views/scim.py)
+    "scim_users": SCIM,
+    "scim_users_search": SCIM,
+    "scim_user": SCIM,
+    "scim_groups": SCIM,
+    "scim_groups_search": SCIM,
+    "scim_group": SCIM,
+    "scim_service_provider_config": SCIM,
+    "scim_resource_types": SCIM,
+    "scim_resource_type": SCIM,
+    "scim_schemas": SCIM,
+    "scim_schema": SCIM,
+    "scim_search": SCIM,
+    "scim_not_found": SCIM,
     # --- reports (views/reports.py): GET only
     "reports_dashboard": REPORTS_GET,
     "reports_people": REPORTS_GET,
@@ -232,6 +257,7 @@ PK_OF = {
     "reports_export_job": "job",
     "reports_export_download": "job",
     "reports_export_retry": "job",
+    "manage_integration_revoke": "api_token",
 }
 
 _EXPORTS = ["reports_export_csv", "reports_export_people_csv", "reports_export_pdf"]
@@ -258,6 +284,8 @@ WRITES = {
     ("manage_people_export", SUPER, "POST"): "an export is audited",
     ("manage_people_import_apply", ADMIN, "POST"): "applies the checked import",
     ("manage_people_import_apply", SUPER, "POST"): "applies the checked import",
+    ("manage_integration_revoke", ADMIN, "POST"): "revokes the directory's token",
+    ("manage_integration_revoke", SUPER, "POST"): "revokes the directory's token",
     **{(n, r, "GET"): "an export is audited" for n in _EXPORTS for r in (ADMIN, AUDITOR, SUPER)},
     **{
         (n, r, "POST"): "queues an export job"
@@ -322,6 +350,7 @@ class Scenario:
     concern: ConcernReport
     job: ExportJob
     people_import: PeopleImport
+    api_token: ApiToken
 
     @property
     def ids(self) -> dict[str, int]:
@@ -332,6 +361,7 @@ class Scenario:
             "concern": self.concern.pk,
             "job": self.job.pk,
             "people_import": self.people_import.pk,
+            "api_token": self.api_token.pk,
         }
 
     def url(self, name: str, params: tuple[str, ...]) -> str:
@@ -340,6 +370,12 @@ class Scenario:
             "version": self.published.version,
             "receipt_number": self.acknowledgement.receipt_number,
             "language": "fr",  # a translation's language (English is the authoritative text)
+            # SCIM: the signer's id (also an audience's: any id gets the same 401), a schema,
+            # a resource type, and an address under the base URL that names nothing.
+            "scim_id": str(self.people[SIGNER].pk),
+            "schema_id": "urn:ietf:params:scim:schemas:core:2.0:User",
+            "resource_type": "User",
+            "unknown": "Nothing",
         }
         kwargs = {}
         for param in params:
@@ -448,8 +484,18 @@ def _build() -> Scenario:
     import_jobs.plan_job(job_id=people_import.pk)
     people_import.refresh_from_db()
     assert people_import.status == PeopleImport.Status.PLANNED, people_import.error
+    # The directory's SCIM token, which administrators may revoke.
+    api_token, _secret = scim_auth.create_api_token(actor=None, name="directory")
     return Scenario(
-        people, policy, published, draft("2.0"), acknowledgement, concern, job, people_import
+        people,
+        policy,
+        published,
+        draft("2.0"),
+        acknowledgement,
+        concern,
+        job,
+        people_import,
+        api_token,
     )
 
 
@@ -532,6 +578,7 @@ def state() -> dict:
         "concerns": list(ConcernReport.objects.order_by("pk").values_list("pk", "status")),
         "export jobs": list(ExportJob.objects.order_by("pk").values_list("pk", "status")),
         "people imports": list(PeopleImport.objects.order_by("pk").values_list("pk", "status")),
+        "tokens": list(ApiToken.objects.order_by("pk").values_list("pk", "revoked_at")),
     }
 
 

@@ -1,0 +1,70 @@
+"""Policy administrators manage the tokens other systems call the portal with: the directory's
+SCIM client. A token is shown once, when it is created; the list shows when each was last used."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import path, reverse
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_http_methods, require_POST
+
+from acknowledgements.exceptions import ActionRefused
+from acknowledgements.forms.integrations import ApiTokenForm
+from acknowledgements.models import ApiToken
+from acknowledgements.scim import auth
+from acknowledgements.views.access import administrators_only
+
+
+@require_http_methods(["GET", "POST"])
+@administrators_only
+def manage_integrations(request):
+    form = ApiTokenForm(request.POST if request.method == "POST" else None)
+    created = secret = None
+    if request.method == "POST" and form.is_valid():
+        try:
+            created, secret = auth.create_api_token(
+                actor=request.user, name=form.cleaned_data["name"]
+            )
+        except ActionRefused as refused:
+            form.add_error("name", str(refused))
+        else:
+            form = ApiTokenForm()
+    response = render(
+        request,
+        "acknowledgements/manage/integrations.html",
+        {
+            "form": form,
+            "tokens": ApiToken.objects.select_related("created_by"),
+            "created": created,
+            "secret": secret,
+            "scim_base_url": request.build_absolute_uri(
+                reverse("acknowledgements:scim_users")
+            ).removesuffix("Users"),
+        },
+        status=400 if form.errors else 200,
+    )
+    # The page that shows a token once must not be kept by a browser or a proxy.
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@require_POST
+@administrators_only
+def manage_integration_revoke(request, pk: int):
+    token = get_object_or_404(ApiToken, pk=pk)
+    auth.revoke_api_token(actor=request.user, token=token)
+    messages.success(
+        request, _("The token %(name)s is revoked: it can no longer be used.") % {"name": token}
+    )
+    return redirect("acknowledgements:manage_integrations")
+
+
+urlpatterns = [
+    path("manage/integrations/", manage_integrations, name="manage_integrations"),
+    path(
+        "manage/integrations/<int:pk>/revoke/",
+        manage_integration_revoke,
+        name="manage_integration_revoke",
+    ),
+]
