@@ -199,6 +199,23 @@ def test_material_revision_makes_an_earlier_signature_stop_counting(signer, poli
     assert not standing.overdue
 
 
+def test_only_someone_who_signed_before_a_material_change_is_asked_to_sign_again(
+    signer, make_person, policy, publish, sign
+):
+    newcomer = make_person("New Comer")
+    v1 = publish(policy, "1.0", effective_at=days_ago(60))
+    assert not standing_of(signer, policy).signed_an_earlier_run  # a first version
+    first = sign(signer, v1)
+    publish(policy, "1.1", change=MINOR, effective_at=days_ago(30))
+    assert not standing_of(signer, policy).signed_an_earlier_run  # still covered
+    publish(policy, "2.0", change=MATERIAL)
+
+    again = standing_of(signer, policy)
+    assert again.signed_an_earlier_run
+    assert again.earlier_acknowledgement == first
+    assert not standing_of(newcomer, policy).signed_an_earlier_run
+
+
 def test_material_revision_past_its_due_date_is_overdue(signer, policy, publish, sign):
     v1 = publish(policy, "1.0", effective_at=days_ago(60))
     sign(signer, v1)

@@ -234,6 +234,9 @@ def awkward(policy, publish, make_person, sign, audiences):
         sign(
             person,
             revision,
+            # A typed name is one line (names.py); the account's name, recorded with the
+            # signature, keeps its awkward characters.
+            typed_name=" ".join(text.split()),
             client=client_evidence(user_agent=text, ip=None if index % 2 else text),
         )
     # Payloads written by hand: missing, null, boolean, numeric and misplaced values.

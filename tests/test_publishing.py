@@ -249,6 +249,25 @@ def test_a_material_revision_emails_everyone_in_its_audiences_once(
     assert notifications.progress(published) == notifications.Progress(0, 0, 5, 0)
 
 
+def test_a_first_version_asks_people_to_sign_it_not_to_sign_it_again(
+    policy, employees, mailoutbox, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        policy_actions.publish_revision(actor=None, revision=draft_of(policy, "1.0"))
+    first = mailoutbox[0]
+    mailoutbox.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        policy_actions.publish_revision(actor=None, revision=draft_of(policy, "2.0"))
+    second = mailoutbox[0]
+
+    assert "Test Policy applies to you from" in first.body
+    assert "Please read it and sign it." in first.body
+    assert "again" not in first.body + first.alternatives[0].content
+    assert "Test Policy has a new version, 2.0" in second.body
+    assert "please read it and sign it again" in second.body
+    assert "sign it again" in second.alternatives[0].content
+
+
 def test_announcing_again_sends_nobody_a_second_email(
     policy, employees, mailoutbox, django_capture_on_commit_callbacks
 ):

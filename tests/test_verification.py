@@ -17,7 +17,7 @@ from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 
 from acknowledgements.evidence import ledger
-from acknowledgements.models import Acknowledgement, LedgerEntry, Receipt
+from acknowledgements.models import Acknowledgement, ClientDetails, LedgerEntry, Receipt
 from acknowledgements.receipts import authority as receipt_authority
 from acknowledgements.receipts import document as receipt_document
 from acknowledgements.receipts import seal as receipt_seal
@@ -364,6 +364,44 @@ def test_a_tampered_receipt_record_fails_the_chain_check(genuine):
     assert not verdict.genuine
     assert failed_checks(verdict) == ["Ledger chain intact up to this receipt"]
     assert f"sequence {issued.sequence} fails" in verdict.checks[-1].detail
+
+
+def test_client_details_deleted_without_a_recorded_removal_fail_their_check(genuine, client):
+    # Client details may be deleted (retention does it), but only a "redacted" ledger event
+    # says the removal was the retention period's.
+    ClientDetails.objects.filter(ledger_entry=genuine.acknowledgement.ledger_entry).delete()
+    assert not LedgerEntry.objects.filter(kind=LedgerEntry.Kind.REDACTED).exists()
+
+    verdict = verification.verify_receipt(genuine.pdf)
+
+    assert not verdict.genuine
+    assert failed_checks(verdict) == ["IP address and user agent"]
+    check = next(c for c in verdict.checks if c.name == "IP address and user agent")
+    assert check.detail.startswith("Missing, with no recorded removal")
+    assert "Removed after the retention period" not in check.detail
+    page = text_of(upload(client, genuine.pdf))
+    assert "Missing, with no recorded removal" in page
+
+
+def test_a_removal_recorded_for_another_signature_does_not_cover_this_one(
+    genuine, make_person, sign
+):
+    other = make_person("Other Person")
+    other_entry = sign(other, genuine.acknowledgement.revision).ledger_entry
+    ledger.link_pending()
+    other_entry.refresh_from_db()
+    ledger.append(
+        kind=LedgerEntry.Kind.REDACTED,
+        person=other,
+        payload={"removed": ["ip", "user_agent"], "entries": [other_entry.sequence]},
+    )
+    ClientDetails.objects.filter(
+        ledger_entry__in=[other_entry, genuine.acknowledgement.ledger_entry]
+    ).delete()
+
+    verdict = verification.verify_receipt(genuine.pdf)
+
+    assert failed_checks(verdict) == ["IP address and user agent"]
 
 
 # --- The /verify/ page -----------------------------------------------------------------------

@@ -199,3 +199,28 @@ def test_a_concern_without_an_attachment_has_nothing_to_download(reporter, admin
     concern = ConcernReport.objects.get()
 
     assert admin_client.get(f"/manage/concerns/{concern.pk}/attachment/").status_code == 404
+
+
+def test_the_thank_you_page_gives_the_report_s_reference_number(reporter, admin_client):
+    response = reporter.post(URL, report(anonymous="on"))
+    concern = ConcernReport.objects.get()
+
+    thanks = text_of(reporter.get(response["Location"]))
+
+    assert f"Its reference number is #{concern.pk}." in thanks
+    # The number is the one the compliance team works with.
+    assert f"#{concern.pk}" in text_of(admin_client.get("/manage/concerns/"))
+    # Nobody else is shown it: the page names only the reports its reader sent.
+    assert "reference number" not in text_of(admin_client.get(response["Location"]))
+
+
+def test_the_policy_pages_lead_to_the_concern_form(reporter, signer, revision):
+    for url in ("/policies/test-policy/", "/policies/test-policy/v/1.0/"):
+        page = reporter.get(url).content.decode()
+
+        assert re.search(
+            r'<aside class="reader__report"[^>]*>.*<a class="button" href="/concerns/new/">'
+            r"Report a concern</a>",
+            page,
+            re.S,
+        ), url

@@ -4,11 +4,12 @@ import re
 
 import pytest
 from django.contrib.auth import SESSION_KEY
+from django.test import Client
 from django.utils import timezone
 
 from acknowledgements.policies import actions as policy_actions
 from tests.conftest import PASSWORD
-from tests.pages import html_of
+from tests.pages import html_of, text_of
 
 
 def h1_count(response) -> int:
@@ -116,6 +117,24 @@ def test_home_shows_a_signed_policy_as_signed(logged_in, signer, revision, sign)
     assert "Signed version 1.0 on" in html
     assert "Not signed yet" not in html
     assert "Read and sign" not in html
+
+
+def test_home_asks_someone_who_signed_before_a_material_change_to_sign_again(
+    logged_in, signer, make_person, revision, sign, publish
+):
+    newcomer = Client()
+    newcomer.force_login(make_person("New Comer"))
+    assert "again" not in text_of(newcomer.get("/"))  # a first version
+    sign(signer, revision)
+    publish(revision.policy, "2.0")
+
+    signed_before = text_of(logged_in(signer).get("/"))
+    never_signed = text_of(newcomer.get("/"))
+
+    assert "Updated — please sign again: due" in signed_before
+    assert "Not signed yet" not in signed_before
+    assert "Not signed yet: due" in never_signed
+    assert "again" not in never_signed
 
 
 def test_home_of_another_audience_does_not_list_the_policy(logged_in, make_person, revision):

@@ -8,7 +8,9 @@ import zoneinfo
 import pytest
 from django.core.files.base import ContentFile
 from django.core.management import call_command
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from acknowledgements import concerns as concern_actions
@@ -22,6 +24,7 @@ from acknowledgements.models import (
 )
 from acknowledgements.notifications import actions as notification_actions
 from acknowledgements.policies import actions as policy_actions
+from acknowledgements.reports import figures
 from tests.conftest import POLICY_BODY
 from tests.pages import field_error, text_of
 
@@ -224,6 +227,46 @@ def test_the_overview_lists_each_policy_with_its_versions_and_emails(
     assert re.search(r"1\.1 \S.* 0 2 0", page)
 
 
+def test_the_overview_shows_each_policy_s_completion_as_the_reports_count_it(
+    admin, make_person, make_policy, publish, sign
+):
+    # For contractors: the administrator, overdue, would be sent to sign first.
+    policy = make_policy("clean-desk", name="Clean Desk Policy", audience_slugs=("contractors",))
+    current = publish(policy, "1.0", effective_at=timezone.now() - dt.timedelta(days=30))
+    sign(make_person("Signed Person", audience="contractors"), current)
+    for name in ("Late Person", "Later Person"):  # joined a year ago: overdue
+        make_person(name, audience="contractors")
+    recent = timezone.now() - dt.timedelta(days=2)
+    make_person("New Person", audience="contractors", joined=recent)  # pending
+
+    page = text_of(admin.get("/manage/"))
+
+    (found,) = [f.completion for f in figures.dashboard(timezone.now()) if f.policy == policy]
+    assert (found.signed, found.pending, found.overdue, found.total) == (1, 1, 2, 4)
+    assert "Signatures 1 of 4 signed (25%) · 1 pending · 2 overdue" in page
+
+
+def test_the_overview_costs_the_same_queries_however_many_policies(
+    admin, signer, make_policy, publish, sign
+):
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert admin.get("/manage/").status_code == 200
+        return len(captured)
+
+    sign(signer, publish(make_policy("first"), "1.0"))
+    few = queries()
+    for slug in ("second", "third", "fourth"):
+        policy = make_policy(slug, name=slug.title())
+        sign(signer, publish(policy, "1.0"))
+        publish(policy, "2.0")
+        policy_actions.create_draft(
+            actor=None, policy=policy, version="3.0", body=POLICY_BODY, change="material"
+        )
+
+    assert queries() == few
+
+
 def test_creating_a_policy(admin, admin_user, audiences):
     response = admin.post(
         "/manage/policies/new/",
@@ -295,6 +338,22 @@ def test_a_new_draft_starts_from_the_current_text_and_audiences(admin, revision)
     employees = Audience.objects.get(slug="employees")
     assert re.search(rf'value="{employees.pk}"[^>]*checked', html)
     assert 'value="material"' in html and "must read and sign this version again" in html
+
+
+def test_the_first_draft_of_a_new_policy_proposes_version_1_0(admin, make_policy, revision):
+    make_policy("clean-desk", name="Clean Desk Policy")
+
+    first = admin.get("/manage/policies/clean-desk/revisions/new/")
+    later = admin.get("/manage/policies/test-policy/revisions/new/")
+
+    assert first.context["form"]["version"].value() == "1.0"
+    assert re.search(r'<input type="text" name="version" value="1\.0"', first.content.decode())
+    assert not later.context["form"]["version"].value()  # the administrator chooses the next one
+    saved = admin.post(
+        "/manage/policies/clean-desk/revisions/new/", draft_data(version="1.0", body="# Rules\n")
+    )
+    assert saved.status_code == 302
+    assert PolicyRevision.objects.get(policy__slug="clean-desk").version == "1.0"
 
 
 def test_saving_a_draft_in_the_viewer_s_time_zone(admin, revision, admin_user):
@@ -496,9 +555,25 @@ def test_the_publish_page_states_the_effect_of_a_material_revision(admin, draft,
     page = text_of(admin.get(f"/manage/revisions/{draft.pk}/publish/"))
 
     due = timezone.localtime(timezone.now() + dt.timedelta(days=14)).strftime("%-d %B %Y")
-    assert f"2 people in Employees will be emailed; they must sign again by {due}." in page
+    assert "2 people in Employees will be emailed and asked to sign it again." in page
+    assert f"Due by {due}: 14 days to sign from the day it takes effect" in page
     assert "It takes effect as soon as you publish it." in page
     assert "Signatures of version 1.0 stop counting from then." in page
+
+
+def test_the_publish_page_of_a_first_version_asks_to_sign_it_by_a_date(admin, make_policy):
+    policy = make_policy("clean-desk", name="Clean Desk Policy")
+    first = policy_actions.create_draft(
+        actor=None, policy=policy, version="1.0", body=POLICY_BODY, change="material", due_days=30
+    )
+
+    page = text_of(admin.get(f"/manage/revisions/{first.pk}/publish/"))
+
+    due = timezone.localtime(timezone.now() + dt.timedelta(days=30)).strftime("%-d %B %Y")
+    assert "1 person in Employees will be emailed and asked to sign it." in page
+    assert f"Due by {due}: 30 days to sign from the day it takes effect" in page
+    assert "someone who joins later has 30 days from the day they join" in page
+    assert "again" not in page.split("What happens when you publish")[1]
 
 
 def test_the_publish_page_states_the_effect_of_a_minor_revision(admin, revision, signer):
@@ -581,6 +656,28 @@ def test_retrying_failed_emails(
     assert "2 email(s) will be sent again." in text_of(response)
     assert not Notification.objects.filter(status=Notification.Status.FAILED).exists()
     assert "notifications_retried" in audit_actions()
+
+
+def test_the_translations_panel_has_one_control_per_language(admin, revision, draft):
+    def panel(revision) -> str:
+        page = text_of(admin.get(f"/manage/revisions/{revision.pk}/"))
+        return page.split("Translations", 1)[1].split("Show the full text", 1)[0]
+
+    assert "Translate into Français" in panel(draft)
+    policy_actions.save_translation(actor=None, revision=draft, language="fr", body="# Règles\n")
+    drafted = panel(draft)
+    assert "Français · Edit the Français translation" in drafted
+    assert "Translate into" not in drafted
+
+    assert "Translate into Français" in panel(revision)
+    frozen = policy_actions.save_translation(
+        actor=None, revision=revision, language="fr", body="# Règles\n"
+    )
+    published = panel(revision)
+    assert "Translate into" not in published and "Edit" not in published
+    assert f"Français · View the Français translation · SHA-256: {frozen.text_sha256}" in published
+    html = admin.get(f"/manage/revisions/{revision.pk}/").content.decode()
+    assert 'href="/policies/test-policy/v/1.0/?lang=fr"' in html
 
 
 def test_a_published_revision_cannot_be_published_again(admin, revision):

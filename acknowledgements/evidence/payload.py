@@ -7,7 +7,6 @@ import json
 from typing import Any
 
 NOT_RECORDED = "not recorded"
-EMPTY = "(empty)"
 
 
 def lookup(payload: Any, *path: str) -> Any:
@@ -21,12 +20,13 @@ def lookup(payload: Any, *path: str) -> Any:
 
 
 def shown(value: Any) -> str:
-    """A recorded value as text, never a guess: a missing or null one is "not recorded", an
-    empty string "(empty)", booleans yes/no, other JSON as compact JSON with sorted keys."""
+    """A recorded value as text, never a guess: a missing or null one is "not recorded", a
+    string exactly as recorded (an empty one stays empty, so that an export can be read back),
+    booleans yes/no, other JSON as compact JSON with sorted keys."""
     if value is None:
         return NOT_RECORDED
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, str):
-        return value or EMPTY
+        return value
     return json.dumps(value, ensure_ascii=False, sort_keys=True)

@@ -88,6 +88,7 @@ EFFECTIVE_GRACE = dt.timedelta(hours=1)
 
 
 DATETIME_LOCAL = "%Y-%m-%dT%H:%M"
+FIRST_VERSION = "1.0"
 
 
 class DraftForm(forms.Form):
@@ -156,7 +157,8 @@ class DraftForm(forms.Form):
 
     @classmethod
     def initial_for(cls, *, policy: Policy, draft: PolicyRevision | None = None) -> dict:
-        """The form's starting values: the draft's, or the current text and policy audiences."""
+        """The form's starting values: the draft's, or the current text and policy audiences
+        (and version 1.0 for a policy that has never been published)."""
         now = timezone.now().replace(second=0, microsecond=0)
         if draft is not None:
             return {
@@ -171,6 +173,7 @@ class DraftForm(forms.Form):
             }
         latest = policy.revisions.published().newest_first().first()
         return {
+            "version": "" if latest else FIRST_VERSION,
             "body": latest.body if latest else "",
             "change": PolicyRevision.Change.MATERIAL,
             "effective_at": now,

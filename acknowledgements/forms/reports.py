@@ -14,13 +14,58 @@ from acknowledgements.models import (
 )
 from acknowledgements.reports.figures import DEFAULT_SORT, SORTS, STATUS_LABELS
 
+# The dates a report accepts. Python's datetimes end at the years 1 and 9999: a moment at either
+# end, moved into another time zone (up to 14 hours), or a day after the last date, leaves that
+# range and fails far from the form. Every report's date falls well inside these.
+EARLIEST_DATE = dt.date(1970, 1, 1)
+LATEST_DATE = dt.date(9998, 12, 31)
+OUT_OF_RANGE = _("Enter a date between %(earliest)s and %(latest)s.")
+
+
+def check_in_range(day: dt.date) -> None:
+    if not EARLIEST_DATE <= day <= LATEST_DATE:
+        raise forms.ValidationError(
+            OUT_OF_RANGE,
+            code="out_of_range",
+            params={"earliest": EARLIEST_DATE.isoformat(), "latest": LATEST_DATE.isoformat()},
+        )
+
+
+class ReportDateField(forms.DateField):
+    """A day between EARLIEST_DATE and LATEST_DATE, picked in a date input."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault(
+            "widget",
+            forms.DateInput(
+                attrs={
+                    "type": "date",
+                    "min": EARLIEST_DATE.isoformat(),
+                    "max": LATEST_DATE.isoformat(),
+                },
+                format="%Y-%m-%d",
+            ),
+        )
+        super().__init__(**kwargs)
+
+    def validate(self, value) -> None:
+        super().validate(value)
+        if value is not None:
+            check_in_range(value)
+
 
 class MomentField(forms.DateTimeField):
     """A moment typed in the viewer's time zone, or an ISO 8601 time with an offset (links)."""
 
     widget = forms.DateTimeInput(
-        attrs={"type": "datetime-local", "step": "1"}, format="%Y-%m-%dT%H:%M:%S"
+        attrs={"type": "datetime-local", "step": "1", "min": f"{EARLIEST_DATE}T00:00:00"},
+        format="%Y-%m-%dT%H:%M:%S",
     )
+
+    def validate(self, value) -> None:
+        super().validate(value)
+        if value is not None:
+            check_in_range(value.date())
 
     def prepare_value(self, value):
         # A link carries the moment with its offset; the field shows it in the viewer's zone.
@@ -29,7 +74,12 @@ class MomentField(forms.DateTimeField):
                 parsed = parse_datetime(value.strip())
             except ValueError:
                 parsed = None
-            if parsed is not None and timezone.is_aware(parsed):
+            # Out of range, it is shown as it came (moved to another zone, it might not exist).
+            if (
+                parsed is not None
+                and timezone.is_aware(parsed)
+                and EARLIEST_DATE <= parsed.date() <= LATEST_DATE
+            ):
                 value = parsed
         return super().prepare_value(value)
 
@@ -84,16 +134,8 @@ class PeopleFilterForm(AsOfForm):
         required=False,
         empty_label=_("Any audience"),
     )
-    signed_from = forms.DateField(
-        label=_("Signed from"),
-        required=False,
-        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
-    )
-    signed_to = forms.DateField(
-        label=_("Signed until (inclusive)"),
-        required=False,
-        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
-    )
+    signed_from = ReportDateField(label=_("Signed from"), required=False)
+    signed_to = ReportDateField(label=_("Signed until (inclusive)"), required=False)
     q = forms.CharField(label=_("Name or email contains"), required=False, max_length=200)
     sort = forms.ChoiceField(
         label=_("Sort by"),
@@ -117,16 +159,8 @@ class AuditLogFilterForm(forms.Form):
     actor = forms.CharField(
         label=_("Actor's name or email contains"), required=False, max_length=200
     )
-    since = forms.DateField(
-        label=_("From"),
-        required=False,
-        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
-    )
-    until = forms.DateField(
-        label=_("Until (inclusive)"),
-        required=False,
-        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
-    )
+    since = ReportDateField(label=_("From"), required=False)
+    until = ReportDateField(label=_("Until (inclusive)"), required=False)
 
     def __init__(self, *args, actions: list[str], **kwargs):
         super().__init__(*args, **kwargs)

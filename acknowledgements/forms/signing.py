@@ -12,7 +12,7 @@ from acknowledgements.evidence.statements import CURRENT_ATTESTATION, CURRENT_ES
 from acknowledgements.models import (
     AUTHORITATIVE_LANGUAGE,
 )
-from acknowledgements.signing.names import typed_name_matches
+from acknowledgements.signing.names import name_refusal, signature_name, typed_name_matches
 
 
 class SignForm(forms.Form):
@@ -86,6 +86,9 @@ class SignForm(forms.Form):
 
     def clean_typed_name(self) -> str:
         typed = self.cleaned_data["typed_name"]
+        if refusal := name_refusal(typed):
+            raise forms.ValidationError(refusal)
+        typed = signature_name(typed)
         if not typed_name_matches(typed, self.person):
             raise forms.ValidationError(
                 _("This does not match the name on your account (%(name)s)."),

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, mailers
@@ -88,7 +90,22 @@ def _baseline(notification: Notification, baselines: dict[int, PolicyRevision]) 
     return baselines[revision.pk]
 
 
-def _render_notification(notification: Notification, due_at: dt.datetime) -> GroupMessage:
+def _first_versions(notifications: Iterable[Notification]) -> frozenset[int]:
+    """Which of the notifications' revisions are their policy's first published one (one query):
+    nobody has signed an earlier version of those, so their announcement does not say "again".
+    """
+    policy_ids = {n.revision.policy_id for n in notifications}
+    first: dict[int, int] = {}
+    if policy_ids:
+        published = PolicyRevision.objects.published().filter(policy_id__in=policy_ids)
+        for pk, policy_id in published.in_publication_order().values_list("pk", "policy_id"):
+            first.setdefault(policy_id, pk)
+    return frozenset(first.values())
+
+
+def _render_notification(
+    notification: Notification, due_at: dt.datetime, *, first_version: bool = False
+) -> GroupMessage:
     """The notification's email for any person of its group.
 
     Rendering three templates for each of 100,000 people would be most of a fan-out's work, yet
@@ -104,6 +121,7 @@ def _render_notification(notification: Notification, due_at: dt.datetime) -> Gro
             "policy": revision.policy,
             "due_at": due_at,
             "days_before_due": notification.days_before_due,
+            "first_version": first_version,
             "sign_url": absolute_url(
                 reverse("acknowledgements:policy_detail", args=[revision.policy.slug])
             ),
@@ -119,7 +137,9 @@ class _Outcome:
     failed: dict[int, str] = field(default_factory=dict)
 
 
-def _render_and_send(lane: list[tuple[Notification, dt.datetime]]) -> _Outcome:
+def _render_and_send(
+    lane: list[tuple[Notification, dt.datetime]], first_versions: frozenset[int] = frozenset()
+) -> _Outcome:
     """Render and send one lane's messages over one SMTP connection (no database access)."""
     outcome = _Outcome()
     if not lane:
@@ -136,7 +156,11 @@ def _render_and_send(lane: list[tuple[Notification, dt.datetime]]) -> _Outcome:
                 notification.days_before_due,
             )
             if group not in rendered:
-                rendered[group] = _render_notification(notification, due_at)
+                rendered[group] = _render_notification(
+                    notification,
+                    due_at,
+                    first_version=notification.revision_id in first_versions,
+                )
             message = rendered[group].email(person.email, name=person.full_name)
             try:
                 mailer.send_messages([message])
@@ -147,7 +171,9 @@ def _render_and_send(lane: list[tuple[Notification, dt.datetime]]) -> _Outcome:
     return outcome
 
 
-def _send_in_lanes(work: list[tuple[Notification, dt.datetime]]) -> _Outcome:
+def _send_in_lanes(
+    work: list[tuple[Notification, dt.datetime]], first_versions: frozenset[int] = frozenset()
+) -> _Outcome:
     """Send over PORTAL_EMAIL_CONNECTIONS connections at once.
 
     One connection spends most of its time waiting for the server's reply to each command;
@@ -155,11 +181,12 @@ def _send_in_lanes(work: list[tuple[Notification, dt.datetime]]) -> _Outcome:
     database work stays in the calling thread, so a batch's queries stay constant.
     """
     lanes = max(1, settings.PORTAL_EMAIL_CONNECTIONS)
+    send = partial(_render_and_send, first_versions=first_versions)
     if lanes == 1 or len(work) <= 1:
-        return _render_and_send(work)
+        return send(work)
     total = _Outcome()
     with ThreadPoolExecutor(max_workers=lanes, thread_name_prefix="email-lane") as pool:
-        for outcome in pool.map(_render_and_send, [work[i::lanes] for i in range(lanes)]):
+        for outcome in pool.map(send, [work[i::lanes] for i in range(lanes)]):
             total.sent += outcome.sent
             total.failed |= outcome.failed
     return total
@@ -199,7 +226,7 @@ def send_batch(*, size: int | None = None) -> int:
         attempts[notification.pk] = notification.attempts
         baseline = _baseline(notification, baselines)
         work.append((notification, coverage.due_at(baseline, notification.person)))
-    outcome = _send_in_lanes(work)
+    outcome = _send_in_lanes(work, _first_versions(n for n, _ in work))
     now = timezone.now()
     Notification.objects.filter(pk__in=outcome.sent).update(
         status=Notification.Status.SENT, sent_at=now

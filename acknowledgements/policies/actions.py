@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -34,8 +34,19 @@ from acknowledgements.standings import coverage
 def create_policy(
     *, actor: User | None, name: str, slug: str, owner: User | None, audiences: list[Audience]
 ) -> Policy:
-    """Create a policy that applies to the given audiences; the act is audited."""
-    policy = Policy.objects.create(name=name, slug=slug, owner=owner)
+    """Create a policy that applies to the given audiences; the act is audited.
+
+    A slug already taken is refused (ActionRefused), also when another request took it a
+    moment ago, after the form had checked it.
+    """
+    try:
+        # A savepoint: the unique slug's refusal leaves the caller's transaction usable.
+        with transaction.atomic():
+            policy = Policy.objects.create(name=name, slug=slug, owner=owner)
+    except IntegrityError:
+        if not Policy.objects.filter(slug=slug).exists():
+            raise
+        raise ActionRefused(_("Another policy already uses this short name.")) from None
     policy.audiences.set(audiences)
     record_admin_action(
         actor=actor,

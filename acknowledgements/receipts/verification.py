@@ -152,8 +152,9 @@ def verify_receipt(data: bytes) -> ReceiptVerdict:
 def client_details_check(entry: LedgerEntry) -> tuple[str, bool, str]:
     """Whether the IP address and user agent kept for an entry open its commitments.
 
-    Their removal after the retention period is not a failure: the receipt stays genuine. Never
-    shows the values themselves: anyone may upload a receipt.
+    Their removal after the retention period is not a failure: the receipt stays genuine. Their
+    absence without a recorded removal is. Never shows the values themselves: anyone may upload
+    a receipt.
     """
     details = ClientDetails.objects.filter(ledger_entry=entry).first()
     facts = client_evidence.client_facts(ledger.decode(entry), details).values()
@@ -177,6 +178,16 @@ def client_details_check(entry: LedgerEntry) -> tuple[str, bool, str]:
                 "salted SHA-256 recorded in the evidence."
             ),
         )
+    if "removed" in states and not _removal_recorded(entry):
+        return (
+            name,
+            False,
+            _(
+                "Missing, with no recorded removal: the portal no longer keeps the IP address "
+                "and user agent of this signature, and the ledger records no removal of them "
+                "after the retention period."
+            ),
+        )
     if "removed" in states:
         return (
             name,
@@ -193,6 +204,17 @@ def client_details_check(entry: LedgerEntry) -> tuple[str, bool, str]:
             _("Recorded in the evidence itself (signed before they were kept apart)."),
         )
     return name, True, _("Not recorded.")
+
+
+def _removal_recorded(entry: LedgerEntry) -> bool:
+    """Whether a later "redacted" ledger event lists the entry among those whose client details
+    were removed (retention.redact_client_details writes one per person and batch)."""
+    if entry.sequence is None:  # only linked entries are ever redacted
+        return False
+    redactions = LedgerEntry.objects.filter(
+        kind=LedgerEntry.Kind.REDACTED, person_id=entry.person_id, id__gt=entry.id
+    )
+    return any(entry.sequence in (ledger.decode(r).get("entries") or []) for r in redactions)
 
 
 # evidence/ledger.py words its verdicts in English for the command line; the ones with fixed wording are

@@ -28,6 +28,7 @@ from types import SimpleNamespace
 from typing import IO, Any
 
 from django.conf import settings
+from django.core.exceptions import EmptyResultSet
 from django.db import connections
 from django.db.models import (
     F,
@@ -46,7 +47,7 @@ from django.utils import timezone
 
 from acknowledgements.evidence import ledger
 from acknowledgements.evidence.client_evidence import client_facts
-from acknowledgements.evidence.payload import EMPTY, NOT_RECORDED, lookup, shown
+from acknowledgements.evidence.payload import NOT_RECORDED, lookup, shown
 from acknowledgements.models import Acknowledgement, LedgerEntry, Policy, Receipt, User
 from acknowledgements.receipts import authority as receipt_authority
 from acknowledgements.receipts import document as receipt_document
@@ -202,7 +203,7 @@ def _sql_shown(*path: str) -> str:
     value = f"s.csv_evidence #> {json_path}"
     return (
         f"COALESCE(CASE jsonb_typeof({value})"
-        f" WHEN 'string' THEN COALESCE(NULLIF(s.csv_evidence #>> {json_path}, ''), '{EMPTY}')"
+        f" WHEN 'string' THEN s.csv_evidence #>> {json_path}"
         f" WHEN 'boolean' THEN CASE WHEN ({value})::boolean THEN 'yes' ELSE 'no' END"
         f" WHEN 'null' THEN NULL ELSE ({value})::text END, '{NOT_RECORDED}')"
     )
@@ -346,7 +347,12 @@ def copied_acknowledgements_csv(queryset) -> Iterator[bytes]:
     uses that connection meanwhile. Stopped early (the client went away), it cancels the COPY.
     """
     yield from python_acknowledgements_csv(queryset.none())
-    sql, params = signatures_copy_sql(queryset)
+    try:
+        sql, params = signatures_copy_sql(queryset)
+    except EmptyResultSet:
+        # Django writes no SQL for a filter that can match nothing (people in scope of a policy
+        # with no revision in effect, say): there is no row to copy, the header was the file.
+        return
     connection = connections[queryset.db]
     blocks: queue.Queue[Any] = queue.Queue(maxsize=COPY_QUEUE_BLOCKS)
     stopped = threading.Event()

@@ -18,8 +18,10 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from django.db.models import (
+    BooleanField,
     Case,
     CharField,
+    DateTimeField,
     F,
     Func,
     IntegerField,
@@ -367,9 +369,13 @@ class PeopleFilter:
 def people(
     timeline: Timeline, moment: dt.datetime, filters: PeopleFilter = PeopleFilter()
 ) -> QuerySet[User]:
-    """People in scope at `moment`, annotated by coverage.with_status, filtered and sorted."""
+    """People in scope at `moment`, annotated by coverage.with_status, filtered and sorted.
+
+    With no revision in effect nobody is in scope: the empty list still has the annotations,
+    so that an export of it is a file with its header and no rows.
+    """
     if timeline.current is None:
-        return User.objects.none()
+        return _nobody()
     queryset = _scoped(timeline, moment)
     if filters.status:
         queryset = queryset.filter(coverage.status_conditions(timeline, moment)[filters.status])
@@ -386,6 +392,17 @@ def people(
         )
     _label, ordering = SORTS.get(filters.sort, SORTS[DEFAULT_SORT])
     return queryset.order_by(*ordering)
+
+
+def _nobody() -> QuerySet[coverage.PersonWithStatus]:
+    """An empty `with_status` queryset (it asks the database nothing)."""
+    return User.objects.none().annotate(
+        covered_at=Value(None, output_field=DateTimeField()),
+        covering_version=Value(None, output_field=CharField()),
+        declined=Value(False, output_field=BooleanField()),
+        due_at=Value(None, output_field=DateTimeField()),
+        status=Value("", output_field=CharField()),
+    )
 
 
 AUDIENCE_SEPARATOR = "\x1f"  # ASCII unit separator: no audience name contains it

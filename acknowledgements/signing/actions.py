@@ -25,7 +25,7 @@ from acknowledgements.models import (
 )
 from acknowledgements.receipts import actions as receipt_actions
 from acknowledgements.signing import facts as signing_facts
-from acknowledgements.signing.names import typed_name_matches
+from acknowledgements.signing.names import name_refusal, signature_name, typed_name_matches
 from acknowledgements.standings import tallies
 
 RECEIPT_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
@@ -126,6 +126,9 @@ def record_acknowledgement(
         return Acknowledgement.objects.get(person=person, revision=revision)
     if not checkbox_ticked:
         raise ActionRefused(_("Tick the box to confirm that you agree."))
+    if refusal := name_refusal(typed_name):
+        raise ActionRefused(refusal)
+    typed_name = signature_name(typed_name)
     if not typed_name_matches(typed_name, person):
         raise ActionRefused(_("Type your full name exactly as it appears on your account."))
     statement_language = statement_language or language
@@ -197,13 +200,26 @@ def record_decline(
     client: ClientEvidence,
     language: str = AUTHORITATIVE_LANGUAGE,
 ) -> LedgerEntry:
-    """Record that a person declined a revision; it does not sign it and leaves them pending."""
+    """Record that a person declined a revision; it does not sign it and leaves them pending.
+
+    A person declines a revision once: declining it again records nothing and says so.
+    """
     # As for a signature: serialised with the person's other submissions, then one statement
     # says whether the revision may be signed and whether it was already.
     ledger.lock_person(person)
     facts = check_signable(person=person, revision=revision)
     if facts.signed:
         raise ActionRefused(_("You have already signed this version."))
+    if LedgerEntry.objects.filter(
+        person=person, revision=revision, kind=LedgerEntry.Kind.DECLINED
+    ).exists():
+        raise ActionRefused(
+            _(
+                "Your decline of %(policy)s %(version)s is already recorded; administrators "
+                "can see it."
+            )
+            % {"policy": revision.policy.name, "version": revision.version}
+        )
     entry = _append_from_client(
         client=client,
         kind=LedgerEntry.Kind.DECLINED,

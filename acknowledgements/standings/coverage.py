@@ -101,6 +101,8 @@ class Standing:
     covering_acknowledgement: Acknowledgement | None
     declined_at: dt.datetime | None
     overdue: bool  # not covered after the due date (a decline does not stop the clock)
+    # Their latest signature of a revision that no longer covers them (an earlier run's).
+    earlier_acknowledgement: Acknowledgement | None = None
 
     @property
     def current(self) -> PolicyRevision:
@@ -114,6 +116,11 @@ class Standing:
     @property
     def last_signed(self) -> Acknowledgement | None:
         return self.covering_acknowledgement
+
+    @property
+    def signed_an_earlier_run(self) -> bool:
+        """Not covered, but signed before a material change: asked to sign *again*."""
+        return self.covering_acknowledgement is None and self.earlier_acknowledgement is not None
 
 
 def _published_revisions_by_policy() -> dict[int, list[PolicyRevision]]:
@@ -154,6 +161,12 @@ def standings_for(person: User, *, moment: dt.datetime | None = None) -> list[St
         assert timeline.current is not None and timeline.baseline is not None
         covering = [acknowledgements[r] for r in timeline.covering_ids if r in acknowledgements]
         covering_ack = max(covering, key=lambda ack: ack.signed_at, default=None)
+        earlier = [
+            ack
+            for ack in acknowledgements.values()
+            if ack.revision.policy_id == timeline.current.policy_id
+            and ack.revision_id not in timeline.covering_ids
+        ]
         declined_at = max(
             (declines[r] for r in timeline.covering_ids if r in declines), default=None
         )
@@ -170,6 +183,7 @@ def standings_for(person: User, *, moment: dt.datetime | None = None) -> list[St
                 covering_acknowledgement=covering_ack,
                 declined_at=declined_at,
                 overdue=covering_ack is None and moment > due,
+                earlier_acknowledgement=max(earlier, key=lambda ack: ack.signed_at, default=None),
             )
         )
     return sorted(standings, key=lambda s: s.policy.name)

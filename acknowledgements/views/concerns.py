@@ -9,6 +9,9 @@ from django.views.decorators.http import require_GET, require_http_methods
 from acknowledgements import concerns as concern_actions
 from acknowledgements.forms.concerns import ConcernForm
 
+# The thank-you page is reached by a redirect: the session carries the new report's number.
+REPORTED = "concern_reported"
+
 
 @require_http_methods(["GET", "POST"])
 @login_required
@@ -16,13 +19,14 @@ def concern_new(request):
     if request.method == "POST":
         form = ConcernForm(request.POST, request.FILES)
         if form.is_valid():
-            concern_actions.report_concern(
+            report = concern_actions.report_concern(
                 reporter=request.user,
                 category=form.cleaned_data["category"],
                 description=form.cleaned_data["description"],
                 anonymous=form.cleaned_data["anonymous"],
                 attachment=form.cleaned_data["attachment"],
             )
+            request.session[REPORTED] = report.pk
             return redirect("acknowledgements:concern_thanks")
     else:
         form = ConcernForm()
@@ -40,7 +44,10 @@ def concern_thanks(request):
     return render(
         request,
         "acknowledgements/concerns/thanks.html",
-        {"compliance_email": settings.PORTAL_COMPLIANCE_EMAIL},
+        {
+            "compliance_email": settings.PORTAL_COMPLIANCE_EMAIL,
+            "number": request.session.get(REPORTED),
+        },
     )
 
 

@@ -1,4 +1,8 @@
-"""Health endpoints for load balancers and orchestrators; they answer without signing in."""
+"""Health endpoints for load balancers and orchestrators; they answer without signing in.
+
+Probes come with GET or HEAD, over plain HTTP from inside the network: settings.py exempts
+these paths from the HTTPS redirect (SECURE_REDIRECT_EXEMPT), or a probe would only see a 301.
+"""
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError, connection
@@ -6,12 +10,12 @@ from django.db.migrations.executor import MigrationExecutor
 from django.http import JsonResponse
 from django.urls import path
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 
 from acknowledgements.receipts import authority as receipt_authority
 
 
-@require_GET
+@require_safe
 @never_cache
 def healthz(request):
     """The process is alive (nothing else is checked)."""
@@ -35,7 +39,7 @@ def _problems() -> list[str]:
     return problems
 
 
-@require_GET
+@require_safe
 @never_cache
 def readyz(request):
     """Ready for traffic: the database answers, migrations are applied, receipts can be sealed."""

@@ -39,6 +39,7 @@ from acknowledgements.notifications import sending
 from acknowledgements.policies import actions as policy_actions
 from acknowledgements.policies import diffs
 from acknowledgements.policies.text import render_html
+from acknowledgements.reports import figures
 from acknowledgements.standings import coverage
 from acknowledgements.views.access import administrators_only
 
@@ -113,8 +114,10 @@ def _fanout_context(revision: PolicyRevision) -> dict:
 @require_GET
 @administrators_only
 def manage_home(request):
-    """Every policy at a glance: in effect, scheduled, drafts and how far its emails went."""
+    """Every policy at a glance: in effect, scheduled, drafts, who signed the current revision
+    (the reports dashboard's figures) and how far its emails went."""
     now = timezone.now()
+    completion = {f.policy.pk: f.completion for f in figures.dashboard(now) if f.policy}
     policies = Policy.objects.prefetch_related(
         Prefetch(
             "revisions",
@@ -131,6 +134,7 @@ def manage_home(request):
             {
                 "policy": policy,
                 "current": timeline.current,
+                "completion": completion.get(policy.pk),
                 "upcoming": timeline.upcoming,
                 "drafts": [r for r in revisions if not r.is_published],
                 "published": published,
@@ -155,18 +159,22 @@ def manage_policy_new(request):
     if request.method == "POST":
         form = PolicyForm(request.POST)
         if form.is_valid():
-            policy = policy_actions.create_policy(
-                actor=request.user,
-                name=form.cleaned_data["name"],
-                slug=form.cleaned_data["slug"],
-                owner=form.cleaned_data["owner"],
-                audiences=list(form.cleaned_data["audiences"]),
-            )
-            messages.success(
-                request,
-                _("%(policy)s was created. Draft its first version next.") % {"policy": policy},
-            )
-            return redirect("acknowledgements:manage_policy", slug=policy.slug)
+            try:
+                policy = policy_actions.create_policy(
+                    actor=request.user,
+                    name=form.cleaned_data["name"],
+                    slug=form.cleaned_data["slug"],
+                    owner=form.cleaned_data["owner"],
+                    audiences=list(form.cleaned_data["audiences"]),
+                )
+            except ActionRefused as refused:  # the slug was taken since the form checked it
+                form.add_error("slug", str(refused))
+            else:
+                messages.success(
+                    request,
+                    _("%(policy)s was created. Draft its first version next.") % {"policy": policy},
+                )
+                return redirect("acknowledgements:manage_policy", slug=policy.slug)
     else:
         form = PolicyForm(initial={"owner": request.user})
     return render(
@@ -349,6 +357,7 @@ def manage_revision(request, pk: int):
         pk=pk,
     )
     previous = _previous_published(revision)
+    translations = {t.language: t for t in revision.translations.all()}
     context = {
         "revision": revision,
         "policy": revision.policy,
@@ -357,12 +366,11 @@ def manage_revision(request, pk: int):
         "previous": previous,
         "rows": diffs.side_by_side(previous.body, revision.body) if previous else [],
         "draft_html": "" if revision.is_published else render_html(revision.body),
-        "translations": revision.translations.all(),
-        "translatable": [
-            (code, name)
+        # One row per language: its translation (to edit, or to read once frozen), or none yet.
+        "languages": [
+            (code, name, translations.get(code))
             for code, name in settings.LANGUAGES
             if code != AUTHORITATIVE_LANGUAGE
-            and not (revision.is_published and revision.translations.filter(language=code).exists())
         ],
     }
     if revision.is_published:

@@ -5,8 +5,9 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.cache import cache
 from django.db.models import Q
-from django.http import FileResponse, Http404
+from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
 from django.utils import timezone, translation
@@ -251,10 +252,41 @@ def sign(request, slug: str, version: str):
     )
 
 
+# Declines a person may submit in a window: enough for any honest hesitation, few enough that a
+# script posting in a loop is stopped (a repeated decline records nothing, but costs a lock).
+DECLINES_PER_WINDOW = 5
+DECLINE_WINDOW_SECONDS = 10 * 60
+
+
+def _over_decline_limit(person) -> bool:
+    """Count one decline submission; whether the person has sent too many in the window."""
+    # A fixed window in the cache, as allauth keeps its rate limits: add() starts it (and
+    # does nothing if it has started), incr() counts atomically where the cache can.
+    key = f"portal:declines:{person.pk}"
+    cache.add(key, 0, timeout=DECLINE_WINDOW_SECONDS)
+    try:
+        return cache.incr(key) > DECLINES_PER_WINDOW
+    except ValueError:  # the window ended between the two calls
+        cache.set(key, 1, timeout=DECLINE_WINDOW_SECONDS)
+        return False
+
+
 @require_POST
 @login_required
 def decline(request, slug: str, version: str):
+    if _over_decline_limit(request.user):
+        response = HttpResponse(
+            _("Too many declines in a short time. Please wait a few minutes and try again."),
+            status=429,
+            content_type="text/plain; charset=utf-8",
+        )
+        response["Retry-After"] = str(DECLINE_WINDOW_SECONDS)
+        return response
     revision = _revision_named(slug, version)
+    # A decline is evidence recorded against the person, as a signature is: the same check.
+    if client_evidence.needs_fresh_sign_in(request):
+        messages.warning(request, _("Please confirm it is you before declining."))
+        return _reauthenticate(request, revision.policy)
     if _refused(request, revision):
         return redirect("acknowledgements:home")
     form = DeclineForm(request.POST)

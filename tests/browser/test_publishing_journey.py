@@ -85,9 +85,10 @@ def test_administrator_publishes_2_0_and_the_employee_signs_it_again(
     impact = page.get_by_role("region", name="What happens when you publish")
     expect(impact).to_contain_text(
         re.compile(
-            rf"{in_scope} people in .*Employees.* will be emailed; they must sign again by \d+ \w+ \d{{4}}\."
+            rf"{in_scope} people in .*Employees.* will be emailed and asked to sign it again\."
         )
     )
+    expect(impact).to_contain_text(re.compile(r"Due by \d+ \w+ \d{4}: \d+ days to sign"))
     expect(impact).to_contain_text("Signatures of version 1.1 stop counting from then.")
     screenshot("publish-confirmation")
     page.get_by_role("button", name="Publish version 2.0").click()
