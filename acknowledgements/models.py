@@ -4,6 +4,11 @@ Published revisions, ledger entries, acknowledgements and receipts are append-on
 application never updates or deletes them, and on PostgreSQL triggers refuse it (migration
 0003). "Who has signed what" is the Acknowledgement table, written in the same transaction as
 its ledger entry and unique per person and revision.
+
+Every model of the app is here, in one module past the ~400 lines other modules keep to: the
+models are declarations (fields, constraints, single-row facts, queryset filters) that
+migrations, triggers and permission strings name as `acknowledgements.<Model>`, and a reader
+looks for a table in one place; the rules that use them live in the domain packages.
 """
 
 from __future__ import annotations

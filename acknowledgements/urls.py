@@ -6,12 +6,15 @@ from django.views.generic import RedirectView
 
 from acknowledgements.views import (
     account,
+    concern_handling,
     concerns,
+    exports,
     health,
     integrations,
     manage,
     people,
     reports,
+    revisions,
     scim,
     signing,
 )
@@ -31,8 +34,11 @@ urlpatterns = [
     *account.urlpatterns,
     *concerns.urlpatterns,
     *manage.urlpatterns,
+    *revisions.urlpatterns,
+    *concern_handling.urlpatterns,
     *people.urlpatterns,
     *reports.urlpatterns,
+    *exports.urlpatterns,
     *integrations.urlpatterns,
     *scim.urlpatterns,
 ]

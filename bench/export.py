@@ -6,7 +6,7 @@ gunicorn (`aup_portal.wsgi`, one sync worker so its memory can be read, DEBUG of
 /reports/policies/<slug>/export/acknowledgements.csv to the bench auditor, once per policy:
 together the three responses carry every signature in the database. The client reads each
 response to the end and counts its lines. Baseline: the same SQL the view runs
-(exports.signatures_copy_sql, rendered with its parameters; the view streams its COPY in CSV
+(signatures_csv.signatures_copy_sql, rendered with its parameters; the view streams its COPY in CSV
 format), run as `COPY (...) TO STDOUT (FORMAT csv)` through psql into /dev/null. Memory: the worker's peak RSS (VmHWM, reset
 through /proc/<pid>/clear_refs before each run) minus its RSS before the run.
 
@@ -46,12 +46,12 @@ def export_sql(policy) -> tuple[str, int]:
     from django.db import connection
     from django.utils import timezone
 
-    from acknowledgements.reports import exports, figures
+    from acknowledgements.reports import lists, signatures_csv
     from acknowledgements.standings import coverage
 
     moment = timezone.now()
-    signatures = figures.signatures(policy, coverage.timeline_for(policy, moment), moment)
-    sql, params = exports.signatures_copy_sql(signatures)
+    signatures = lists.signatures(policy, coverage.timeline_for(policy, moment), moment)
+    sql, params = signatures_csv.signatures_copy_sql(signatures)
     with connection.cursor() as cursor:
         rendered = cursor.cursor.mogrify(sql, params).decode()
     return rendered, signatures.count()

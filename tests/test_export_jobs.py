@@ -10,7 +10,7 @@ from openpyxl import load_workbook
 
 from acknowledgements.evidence import ledger
 from acknowledgements.models import ExportJob, LedgerEntry
-from acknowledgements.reports import exports, figures
+from acknowledgements.reports import audit_package, documents, lists
 from acknowledgements.reports import jobs as export_jobs
 from acknowledgements.standings import coverage
 from tests.conftest import downloaded
@@ -123,20 +123,20 @@ def test_the_job_page_shows_progress_while_it_runs(client, logged_in, auditor, s
 
 
 def test_builders_report_their_progress(signed, monkeypatch, tmp_path):
-    monkeypatch.setattr(exports, "PROGRESS_ROWS", 1)
+    monkeypatch.setattr(documents, "PROGRESS_ROWS", 1)
     policy = signed.policy
     moment = timezone.now()
     timeline = coverage.timeline_for(policy, moment)
-    signatures = figures.signatures(policy, timeline, moment)
+    signatures = lists.signatures(policy, timeline, moment)
     seen: list[int] = []
 
     with (tmp_path / "x.xlsx").open("wb") as target:
-        exports.write_acknowledgements_xlsx(target, signatures, about=[], progress=seen.append)
+        documents.write_acknowledgements_xlsx(target, signatures, about=[], progress=seen.append)
     assert seen == [1, 2, 3]
 
     seen.clear()
     with (tmp_path / "x.zip").open("wb") as target:
-        summary = exports.write_package(
+        summary = audit_package.write_package(
             target,
             policy=policy,
             timeline=timeline,
@@ -144,8 +144,8 @@ def test_builders_report_their_progress(signed, monkeypatch, tmp_path):
             exported_by="t",
             progress=seen.append,
         )
-    total = exports.package_rows(
-        policy=policy, timeline=timeline, moment=moment, filters=figures.PeopleFilter()
+    total = audit_package.package_rows(
+        policy=policy, timeline=timeline, moment=moment, filters=lists.PeopleFilter()
     )
     assert seen == sorted(seen) and seen[-1] == total
     assert total == summary.signatures + summary.receipts + summary.ledger_rows
@@ -156,7 +156,7 @@ def test_progress_is_saved_while_the_file_is_written(auditor, signed, monkeypatc
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    monkeypatch.setattr(exports, "PROGRESS_ROWS", 1)
+    monkeypatch.setattr(documents, "PROGRESS_ROWS", 1)
     job = export_jobs.request_export(
         actor=auditor,
         kind=ExportJob.Kind.XLSX,

@@ -32,7 +32,7 @@ from acknowledgements.models import (
     Receipt,
 )
 from acknowledgements.receipts import authority as receipt_authority
-from acknowledgements.reports import exports, figures
+from acknowledgements.reports import audit_package, exports, figures, lists, signatures_csv
 from acknowledgements.standings import coverage
 from tests.conftest import client_evidence
 
@@ -269,7 +269,7 @@ def awkward(policy, publish, make_person, sign, audiences):
 
 def _both_paths(queryset) -> tuple[bytes, bytes]:
     return (
-        b"".join(exports.copied_acknowledgements_csv(queryset)),
+        b"".join(signatures_csv.copied_acknowledgements_csv(queryset)),
         b"".join(exports.python_acknowledgements_csv(queryset)),
     )
 
@@ -277,7 +277,7 @@ def _both_paths(queryset) -> tuple[bytes, bytes]:
 @pytest.mark.postgres
 def test_copy_csv_is_byte_identical_to_the_python_writer(awkward, policy):
     moment = timezone.now()
-    signatures = figures.signatures(policy, coverage.timeline_for(policy, moment), moment)
+    signatures = lists.signatures(policy, coverage.timeline_for(policy, moment), moment)
 
     copied, written = _both_paths(signatures)
 
@@ -310,21 +310,21 @@ def test_copy_csv_is_identical_under_every_filter(awkward, policy):
     moment = timezone.now()
     timeline = coverage.timeline_for(policy, moment)
     for filters in [
-        figures.PeopleFilter(search="awkward1"),
-        figures.PeopleFilter(status="signed"),
-        figures.PeopleFilter(signed_to=(moment - 10 * DAY).date()),  # nothing: an empty CSV
+        lists.PeopleFilter(search="awkward1"),
+        lists.PeopleFilter(status="signed"),
+        lists.PeopleFilter(signed_to=(moment - 10 * DAY).date()),  # nothing: an empty CSV
     ]:
-        copied, written = _both_paths(figures.signatures(policy, timeline, moment, filters))
+        copied, written = _both_paths(lists.signatures(policy, timeline, moment, filters))
         assert copied == written, filters
 
 
 @pytest.mark.postgres
 def test_copy_csv_streams_in_blocks(awkward, policy, monkeypatch):
-    monkeypatch.setattr(exports, "COPY_BLOCK_BYTES", 1)
+    monkeypatch.setattr(signatures_csv, "COPY_BLOCK_BYTES", 1)
     moment = timezone.now()
-    signatures = figures.signatures(policy, coverage.timeline_for(policy, moment), moment)
+    signatures = lists.signatures(policy, coverage.timeline_for(policy, moment), moment)
 
-    blocks = list(exports.copied_acknowledgements_csv(signatures))
+    blocks = list(signatures_csv.copied_acknowledgements_csv(signatures))
 
     assert len(blocks) == 1 + signatures.count()  # the header, then one row per block
     assert b"".join(blocks) == b"".join(exports.python_acknowledgements_csv(signatures))
@@ -337,11 +337,11 @@ def test_a_copy_stopped_early_is_cancelled_and_the_connection_still_works(
     revision = publish(policy, "1.0")
     for index in range(5):
         sign(make_person(f"Person {index}", email=f"p{index}@example.com"), revision)
-    monkeypatch.setattr(exports, "COPY_BLOCK_BYTES", 1)
-    monkeypatch.setattr(exports, "COPY_QUEUE_BLOCKS", 1)
+    monkeypatch.setattr(signatures_csv, "COPY_BLOCK_BYTES", 1)
+    monkeypatch.setattr(signatures_csv, "COPY_QUEUE_BLOCKS", 1)
     moment = timezone.now()
-    signatures = figures.signatures(policy, coverage.timeline_for(policy, moment), moment)
-    stream = exports.copied_acknowledgements_csv(signatures)
+    signatures = lists.signatures(policy, coverage.timeline_for(policy, moment), moment)
+    stream = signatures_csv.copied_acknowledgements_csv(signatures)
 
     assert next(stream).startswith(b"Receipt number,")
     assert next(stream).count(b"\r\n") == 1
@@ -358,7 +358,7 @@ def test_the_csv_view_serves_the_python_writers_bytes(logged_in, auditor, signed
     served = download(logged_in(auditor).get(ACKS))
     policy = Policy.objects.get(slug="test-policy")
     moment = timezone.now()
-    signatures = figures.signatures(policy, coverage.timeline_for(policy, moment), moment)
+    signatures = lists.signatures(policy, coverage.timeline_for(policy, moment), moment)
     assert served == b"".join(exports.python_acknowledgements_csv(signatures))
 
 
@@ -497,8 +497,8 @@ def test_package_contains_everything_an_auditor_needs(package, sealed):
     readme = (folder / "README.txt").read_text()
     for command in ("sha256sum", "verify_ledger.py", "pdfsig", "pdfdetach -saveall", "openssl"):
         assert command in readme
-    assert exports.VERIFY_SCRIPT in readme
-    assert len(exports.VERIFY_SCRIPT.splitlines()) == 10
+    assert audit_package.VERIFY_SCRIPT in readme
+    assert len(audit_package.VERIFY_SCRIPT.splitlines()) == 10
     details = last_export()["details"]
     assert details["what"] == "audit-package.zip"
     assert details["rows"] == 2

@@ -12,8 +12,10 @@ from django.utils import timezone
 from acknowledgements.models import Audience, LedgerEntry, PolicyRevision
 from acknowledgements.people import actions as people_actions
 from acknowledgements.policies import actions as policy_actions
-from acknowledgements.reports import charts, figures
-from acknowledgements.reports.figures import Completion, PeopleFilter
+from acknowledgements.reports import charts, figures, lists
+from acknowledgements.reports import history as report_history
+from acknowledgements.reports.figures import Completion
+from acknowledgements.reports.lists import PeopleFilter
 from acknowledgements.signing import actions as signing_actions
 from acknowledgements.standings import coverage
 from tests.conftest import client_evidence
@@ -118,7 +120,7 @@ def test_a_minor_revision_carries_earlier_signatures_over(scenario):
     assert completion(scenario["policy"], moment) == Completion(
         total=4, signed=3, pending=0, overdue=0, declined=1
     )
-    people = {p.email: p for p in figures.people(timeline, moment)}
+    people = {p.email: p for p in lists.people(timeline, moment)}
     assert people["alice@example.com"].covering_version == "1.0"
     assert people["dave@example.com"].covering_version == "1.1"
 
@@ -154,7 +156,7 @@ def test_the_figures_agree_with_each_persons_standing(scenario):
     for day in (1.5, 15, 25, 44, 50, 59):
         moment = scenario["t0"] + day * DAY
         timeline = at(scenario["policy"], moment)
-        listed = {p.email: p.status for p in figures.people(timeline, moment)}
+        listed = {p.email: p.status for p in lists.people(timeline, moment)}
         for person in scenario["people"].values():
             standing = next((s for s in coverage.standings_for(person, moment=moment)), None)
             expected = standing.status if standing and person.date_joined <= moment else None
@@ -222,7 +224,7 @@ def test_people_filters_and_sorting(scenario):
     t0 = scenario["t0"]
 
     def emails(**filters):
-        return [p.email for p in figures.people(timeline, moment, PeopleFilter(**filters))]
+        return [p.email for p in lists.people(timeline, moment, PeopleFilter(**filters))]
 
     assert emails(status="overdue") == ["dave@example.com", "erin@example.com"]
     assert emails(status="declined") == ["bob@example.com"]
@@ -248,7 +250,7 @@ def test_signatures_for_exports_honour_the_moment_and_filters(scenario):
     now = timezone.now()
 
     def numbers(moment, **filters):
-        rows = figures.signatures(policy, at(policy, moment), moment, PeopleFilter(**filters))
+        rows = lists.signatures(policy, at(policy, moment), moment, PeopleFilter(**filters))
         return [(a.person.email, a.revision.version) for a in rows.select_related("person")]
 
     assert numbers(t0 + 30 * DAY) == [
@@ -270,7 +272,7 @@ def test_signatures_for_exports_honour_the_moment_and_filters(scenario):
 
 def test_person_history_lists_every_event_up_to_the_moment(scenario):
     carol, t0 = scenario["people"]["carol"], scenario["t0"]
-    history = figures.person_history(carol, timezone.now())
+    history = report_history.person_history(carol, timezone.now())
     kinds = [event.entry.kind for event in history.events]
     assert kinds == ["declined", "consented", "signed"]
     declined = dict(history.events[0].facts)
@@ -281,7 +283,7 @@ def test_person_history_lists_every_event_up_to_the_moment(scenario):
     assert [a.revision.version for a in history.acknowledgements] == ["2.0"]
     assert [s.status for s in history.standings] == ["signed"]
 
-    earlier = figures.person_history(carol, t0 + 10 * DAY)
+    earlier = report_history.person_history(carol, t0 + 10 * DAY)
     assert [event.entry.kind for event in earlier.events] == ["declined"]
     assert earlier.acknowledgements == []
     assert [s.status for s in earlier.standings] == ["declined"]
@@ -291,7 +293,7 @@ def test_audit_log_decodes_and_filters_actions(scenario, admin_user):
     people_actions.set_gate_exemption(
         actor=admin_user, person=scenario["people"]["bob"], reason="kiosk"
     )
-    everything = figures.describe(figures.audit_entries())
+    everything = report_history.describe(report_history.audit_entries())
     actions = [event.action for event in everything]
     assert actions[0] == "gate_exemption_granted"
     assert "superseded" in actions and "revision_published" in actions
@@ -300,17 +302,17 @@ def test_audit_log_decodes_and_filters_actions(scenario, admin_user):
     assert ("reason", "kiosk") in granted.details
     assert ("person / email", "bob@example.com") in granted.details
 
-    published = figures.audit_entries(action="revision_published")
+    published = report_history.audit_entries(action="revision_published")
     assert published.count() == 3
-    assert figures.audit_entries(action="superseded").count() == 1  # 2.0 superseded 1.1
-    assert figures.audit_entries(actor="grace").count() == 1
+    assert report_history.audit_entries(action="superseded").count() == 1  # 2.0 superseded 1.1
+    assert report_history.audit_entries(actor="grace").count() == 1
     assert (
-        figures.audit_entries(since=timezone.now() - dt.timedelta(minutes=5))
+        report_history.audit_entries(since=timezone.now() - dt.timedelta(minutes=5))
         .filter(kind=LedgerEntry.Kind.ADMIN_ACTION)
         .count()
         >= 1
     )
-    assert "gate_exemption_granted" in figures.audit_actions()
+    assert "gate_exemption_granted" in report_history.audit_actions()
 
 
 def test_charts_describe_what_they_draw(scenario):
@@ -369,7 +371,7 @@ def test_dashboard_figures_take_a_fixed_number_of_queries(
 
     timeline = at(policy, moment)
     with CaptureQueriesContext(connection) as queries:
-        first_page = list(figures.people(timeline, moment).prefetch_related("audiences")[:50])
+        first_page = list(lists.people(timeline, moment).prefetch_related("audiences")[:50])
     assert len(first_page) == people
     assert len(queries) == 2
 

@@ -25,7 +25,8 @@ from acknowledgements.models import ClientDetails, LedgerEntry, Receipt
 from acknowledgements.receipts import authority as receipt_authority
 from acknowledgements.receipts import seal as receipt_seal
 from acknowledgements.receipts import verification
-from acknowledgements.reports import exports, figures, personal_data
+from acknowledgements.reports import audit_package, personal_data, signatures_csv
+from acknowledgements.reports import history as report_history
 from acknowledgements.signing import actions as signing_actions
 from acknowledgements.standings.coverage import timeline_for
 from tests.conftest import client_evidence
@@ -259,12 +260,14 @@ def test_without_a_retention_period_nothing_is_removed(signed, settings):
 
 def test_reports_exports_and_personal_data_follow_the_removal(signed, signer, revision):
     def csv_row() -> dict:
-        text = b"".join(exports.acknowledgements_csv(revision.acknowledgements.all())).decode()
+        text = b"".join(
+            signatures_csv.acknowledgements_csv(revision.acknowledgements.all())
+        ).decode()
         header, row = list(csv.reader(io.StringIO(text)))
         return dict(zip(header, row, strict=True))
 
     def signed_facts() -> dict:
-        history = figures.person_history(signer, timezone.now())
+        history = report_history.person_history(signer, timezone.now())
         return dict(next(e for e in history.events if e.entry.kind == "signed").facts)
 
     def my_data() -> list[dict]:
@@ -283,7 +286,7 @@ def test_reports_exports_and_personal_data_follow_the_removal(signed, signer, re
 
     with later(DAYS + 1):
         redact()
-        history = figures.person_history(signer, timezone.now())
+        history = report_history.person_history(signer, timezone.now())
 
     assert csv_row()["IP address"] == "removed after the retention period"
     assert csv_row()["User agent"] == "removed after the retention period"
@@ -299,7 +302,7 @@ def test_the_audit_package_lists_the_kept_values_with_their_salts(signed, policy
     def package() -> zipfile.ZipFile:
         target = io.BytesIO()
         moment = timezone.now()
-        exports.write_package(
+        audit_package.write_package(
             target,
             policy=policy,
             timeline=timeline_for(policy, moment),
@@ -324,7 +327,7 @@ def test_evidence_recorded_before_commitments_is_read_as_recorded():
     facts = evidence.client_facts(legacy, None)
     assert facts["ip"] == evidence.ClientFact("in_payload", IP)
     assert facts["user_agent"].state == "not_recorded"
-    assert figures.shown_client(facts["ip"]) == IP
+    assert report_history.shown_client(facts["ip"]) == IP
 
 
 # --- PostgreSQL --------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 The census adds tallies and a few standings instead of evaluating every person; here it must
 give, for random histories and at any moment, exactly what evaluating every person with
-coverage.py's rules gives (figures.people), and the rows kept as things happen must equal a
+coverage.py's rules gives (lists.people), and the rows kept as things happen must equal a
 rebuild from the evidence.
 """
 
@@ -29,7 +29,7 @@ from acknowledgements.models import (
     User,
 )
 from acknowledgements.policies import actions as policy_actions
-from acknowledgements.reports import census, figures
+from acknowledgements.reports import census, lists
 from acknowledgements.signing import actions as signing_actions
 from acknowledgements.standings import coverage
 from acknowledgements.standings import tallies as run_standings
@@ -63,7 +63,7 @@ def expected_census(policy, moment, zone) -> census.PolicyCensus:
     if timeline.current is None:
         return expected
     scope = {a.pk for a in timeline.current.audiences.all()}
-    for person in figures.people(timeline, moment).prefetch_related("audiences"):
+    for person in lists.people(timeline, moment).prefetch_related("audiences"):
         expected.people[None, person.status] += 1
         for audience in {a.pk for a in person.audiences.all()} & scope:
             expected.people[audience, person.status] += 1

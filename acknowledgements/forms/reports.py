@@ -12,7 +12,8 @@ from django.utils.translation import gettext_lazy as _
 from acknowledgements.models import (
     Audience,
 )
-from acknowledgements.reports.figures import DEFAULT_SORT, SORTS, STATUS_LABELS
+from acknowledgements.reports.figures import STATUS_LABELS
+from acknowledgements.reports.lists import DEFAULT_SORT, SORTS
 
 # The dates a report accepts. Python's datetimes end at the years 1 and 9999: a moment at either
 # end, moved into another time zone (up to 14 hours), or a day after the last date, leaves that

@@ -23,8 +23,8 @@ from acknowledgements.models import (
     Policy,
     User,
 )
-from acknowledgements.reports import exports, figures
-from acknowledgements.reports.figures import PeopleFilter
+from acknowledgements.reports import audit_package, documents, exports, lists
+from acknowledgements.reports.lists import PeopleFilter
 from acknowledgements.standings import coverage
 
 logger = logging.getLogger(__name__)
@@ -129,13 +129,13 @@ def build_export(*, job_id: int) -> ExportJob | None:
     try:
         filters = PeopleFilter.from_record(job.filters)
         timeline = coverage.timeline_for(job.policy, job.as_of)
-        signatures = figures.signatures(job.policy, timeline, job.as_of, filters)
+        signatures = lists.signatures(job.policy, timeline, job.as_of, filters)
         by = exports.exported_by(job.requested_by)
         with tempfile.TemporaryFile() as workfile:
             if job.kind == ExportJob.Kind.XLSX:
                 job.rows_total = signatures.count()
                 job.save(update_fields=["rows_total"])
-                rows = exports.write_acknowledgements_xlsx(
+                rows = documents.write_acknowledgements_xlsx(
                     workfile,
                     signatures,
                     about=exports.export_metadata(
@@ -145,11 +145,11 @@ def build_export(*, job_id: int) -> ExportJob | None:
                 )
                 done = rows
             else:
-                job.rows_total = exports.package_rows(
+                job.rows_total = audit_package.package_rows(
                     policy=job.policy, timeline=timeline, moment=job.as_of, filters=filters
                 )
                 job.save(update_fields=["rows_total"])
-                summary = exports.write_package(
+                summary = audit_package.write_package(
                     workfile,
                     policy=job.policy,
                     timeline=timeline,

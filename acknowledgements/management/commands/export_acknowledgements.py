@@ -13,7 +13,13 @@ from django.utils import timezone
 from acknowledgements.evidence import audit as evidence_audit
 from acknowledgements.evidence import ledger
 from acknowledgements.models import Policy
-from acknowledgements.reports import exports, figures
+from acknowledgements.reports import (
+    audit_package,
+    documents,
+    exports,
+    lists,
+    signatures_csv,
+)
 from acknowledgements.standings import coverage
 
 COMMAND = "export_acknowledgements"
@@ -66,7 +72,7 @@ class Command(BaseCommand):
         except OSError as exc:
             raise CommandError(f"Cannot write {path}: {exc.strerror or exc}.") from exc
         timeline = coverage.timeline_for(found, moment)
-        signatures = figures.signatures(found, timeline, moment)
+        signatures = lists.signatures(found, timeline, moment)
         by = exports.exported_by(None, COMMAND)
         try:
             with target:
@@ -94,15 +100,15 @@ class Command(BaseCommand):
     @staticmethod
     def _write(target, format, policy, timeline, moment, signatures, by) -> int:
         if format == "csv":
-            for block in exports.acknowledgements_csv(signatures):
+            for block in signatures_csv.acknowledgements_csv(signatures):
                 target.write(block)
             return signatures.count()
         if format == "xlsx":
-            return exports.write_acknowledgements_xlsx(
+            return documents.write_acknowledgements_xlsx(
                 target,
                 signatures,
                 about=exports.export_metadata(policy=policy, moment=moment, exported_by=by),
             )
-        return exports.write_package(
+        return audit_package.write_package(
             target, policy=policy, timeline=timeline, moment=moment, exported_by=by
         ).signatures
