@@ -85,10 +85,15 @@ def _app_origins(request: HttpRequest, app: SocialApp) -> set[str]:
     return {value for value in found if value}
 
 
+def providers(request: HttpRequest | None = None) -> list[SocialApp]:
+    """The configured OpenID Connect providers, from settings and the admin alike."""
+    apps = get_adapter().list_apps(request, provider=OPENID_CONNECT)
+    return [app for app in apps if app.provider == OPENID_CONNECT]
+
+
 def sign_in_origins(request: HttpRequest) -> list[str]:
     """The origins every configured OpenID Connect provider's sign-in may be served from."""
     origins: set[str] = set()
-    for app in get_adapter().list_apps(request, provider=OPENID_CONNECT):
-        if app.provider == OPENID_CONNECT:
-            origins |= _app_origins(request, app)
+    for app in providers(request):
+        origins |= _app_origins(request, app)
     return sorted(origins)

@@ -6,25 +6,14 @@ from __future__ import annotations
 from allauth.account.forms import default_token_generator
 from allauth.account.models import EmailAddress, EmailConfirmationHMAC
 from allauth.account.utils import user_pk_to_url_str
-from allauth.socialaccount.models import SocialApp
 from django.conf import settings
 from django.tasks import task
 from django.urls import reverse
 
+from acknowledgements import sso
 from acknowledgements.models import User
 from acknowledgements.notifications.sending import absolute_url, email_message
 from acknowledgements.standings import coverage
-
-
-def single_sign_on_names() -> list[str]:
-    """The names of the identity providers a person can sign in with, if any."""
-    configured: list[str] = [
-        str(app["name"])
-        for app in settings.SOCIALACCOUNT_PROVIDERS.get("openid_connect", {}).get("APPS", [])
-    ]
-    return configured + list(
-        SocialApp.objects.filter(provider="openid_connect").values_list("name", flat=True)
-    )
 
 
 def password_link(person: User) -> str:
@@ -52,7 +41,7 @@ def send_invitation(*, person_id: int) -> None:
             "person": person,
             "password_url": password_link(person),
             "sign_in_url": absolute_url(reverse("account_login")),
-            "single_sign_on": single_sign_on_names(),
+            "single_sign_on": [app.name for app in sso.providers()],
             "standings": standings,
             "days": settings.PASSWORD_RESET_TIMEOUT // 86_400,
         },

@@ -142,6 +142,7 @@ def _person_page(
     deactivate_form: DeactivateForm | None = None,
     status: int = 200,
 ):
+    held = access.roles_of(person)
     return render(
         request,
         "acknowledgements/manage/person.html",
@@ -153,9 +154,7 @@ def _person_page(
             "audiences_form": audiences_form
             or PersonAudiencesForm(initial={"audiences": list(person.audiences.all())}),
             "deactivate_form": deactivate_form or DeactivateForm(),
-            "roles": [
-                access.ROLE_LABELS[role] for role in access.ROLES if role in access.roles_of(person)
-            ],
+            "roles": [access.ROLE_LABELS[role] for role in access.ROLES if role in held],
             "role_history": access.role_history(person),
         },
         status=status,
