@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.db import connection, models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -93,8 +93,6 @@ class User(AbstractBaseUser, PermissionsMixin):
     )
     # The last invitation to set a password (or sign in by SSO) sent to the person.
     invited_at = models.DateTimeField(_("invited at"), null=True, blank=True)
-    # The audiences' ids, sorted: the dashboard groups people by it (standings/tallies.py).
-    audience_key = models.TextField(default="", editable=False)
 
     objects = UserManager()
 
@@ -109,12 +107,6 @@ class User(AbstractBaseUser, PermissionsMixin):
         indexes = [
             # Reports list people by name 50 at a time: read in order, not sorted from everyone.
             models.Index(fields=["full_name", "email", "id"], name="person_by_name"),
-            # The dashboard counts everyone by audiences and joining date from this index alone.
-            models.Index(
-                fields=["audience_key", "date_joined"],
-                condition=Q(is_active=True),
-                name="active_person_census",
-            ),
         ]
 
     def __str__(self) -> str:
@@ -452,6 +444,76 @@ class Acknowledgement(models.Model):
         return f"{self.receipt_number}: {self.person} signed {self.revision}"
 
 
+class Membership(models.Model):
+    """A person's time in an audience: from when to when, and who began and ended it.
+
+    The history behind `User.audiences` (which holds only the present): reports "as of" a past
+    moment count the audiences people had then, and a person's due date counts from when they
+    came into a policy's scope. Kept in step with the audiences and the person's active flag by
+    standings/memberships.py; a leaver's memberships end on their leaving date.
+    """
+
+    person = models.ForeignKey(User, on_delete=models.CASCADE, related_name="memberships")
+    audience = models.ForeignKey(Audience, on_delete=models.CASCADE, related_name="memberships")
+    began_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+    # Who made the change: "person@example.com", "scim:Entra ID", "import:people.csv"...
+    begun_by = models.CharField(max_length=300, blank=True)
+    ended_by = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["began_at", "pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["person", "audience"],
+                condition=Q(ended_at__isnull=True),
+                name="one_open_membership_per_person_and_audience",
+            ),
+            models.CheckConstraint(
+                condition=Q(ended_at__isnull=True) | Q(ended_at__gte=F("began_at")),
+                name="membership_ends_after_it_begins",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["person", "audience", "began_at"], name="membership_by_person"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.person_id} in {self.audience_id} from {self.began_at:%Y-%m-%d}"
+
+
+class AudienceSpan(models.Model):
+    """A stretch of time in which a person was in exactly these audiences (none: no row).
+
+    Derived from Membership and the joining date for the dashboard (standings/tallies.py), never
+    evidence itself: the census counts the spans open at a moment instead of every person.
+    """
+
+    person = models.ForeignKey(User, on_delete=models.CASCADE, related_name="+", db_index=False)
+    audience_key = models.TextField()  # the audiences' ids, sorted (tallies.audience_key)
+    start = models.DateTimeField()
+    end = models.DateTimeField(null=True)
+    joined = models.DateTimeField()  # a copy of the person's, so that the census reads no more
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["person", "start"], name="audience_span_by_person"),
+            models.Index(fields=["start"], name="audience_span_by_start"),
+            models.Index(
+                fields=["end"], condition=Q(end__isnull=False), name="closed_audience_span"
+            ),
+            # The dashboard at the present moment reads the open spans from this index alone.
+            models.Index(
+                fields=["audience_key", "start", "joined"],
+                condition=Q(end__isnull=True),
+                name="open_audience_span",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.person_id} in {self.audience_key or '-'} from {self.start:%Y-%m-%d}"
+
+
 class RunStanding(models.Model):
     """When a person first signed and first declined a revision of one run of a policy.
 
@@ -462,10 +524,6 @@ class RunStanding(models.Model):
     run = models.ForeignKey(
         PolicyRevision, on_delete=models.CASCADE, related_name="+", db_index=False
     )
-    # Copies of the person's, so that the census reads nothing else.
-    audience_key = models.TextField()
-    active = models.BooleanField()
-    joined = models.DateTimeField()
     signed_at = models.DateTimeField(null=True)
     declined_at = models.DateTimeField(null=True)
 
@@ -478,7 +536,6 @@ class RunStanding(models.Model):
         # The census reads only the few rows its tallies cannot answer (standings/tallies.py).
         indexes = [
             models.Index(fields=["run", "signed_at"], name="run_standing_signed"),
-            models.Index(fields=["run", "joined"], name="run_standing_joined"),
             models.Index(
                 fields=["run"],
                 condition=Q(declined_at__isnull=False),
@@ -491,27 +548,33 @@ class RunStanding(models.Model):
 
 
 class CoverageTally(models.Model):
-    """How many active people with these audiences first signed in a run in a 15-minute slot.
+    """How many people covered in a run, who first signed in a 15-minute slot, entered (+) or
+    left (-) these audiences at a moment.
 
-    Derived from RunStanding for the dashboard (standings/tallies.py).
+    A signature counts +1 in the audiences the person had when signing, at its slot; moving to
+    other audiences (or leaving) counts -1 there and +1 in the new ones at the moment of the
+    move. Summing the rows up to a moment gives who is covered in which audiences then.
+    Derived from RunStanding and AudienceSpan for the dashboard (standings/tallies.py).
     """
 
     run = models.ForeignKey(
         PolicyRevision, on_delete=models.CASCADE, related_name="+", db_index=False
     )
     audience_key = models.TextField()
-    slot = models.DateTimeField()  # the slot's start, in UTC
+    slot = models.DateTimeField()  # the start of the first signature's slot, in UTC
+    at = models.DateTimeField()  # when the change counts: the slot's start for a signature
     people = models.IntegerField()
 
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["run", "audience_key", "slot"], name="one_tally_per_run_audiences_and_slot"
+                fields=["run", "audience_key", "slot", "at"],
+                name="one_tally_per_run_audiences_slot_and_moment",
             )
         ]
 
     def __str__(self) -> str:
-        return f"{self.people} in the run of revision {self.run_id} at {self.slot:%Y-%m-%d %H:%M}"
+        return f"{self.people} in the run of revision {self.run_id} at {self.at:%Y-%m-%d %H:%M}"
 
 
 class Receipt(models.Model):
@@ -538,6 +601,8 @@ class Notification(models.Model):
         MINOR_NOTICE = "minor_notice", _("Minor revision notice")
         REMINDER = "reminder", _("Reminder before the due date")
         OVERDUE = "overdue", _("Overdue notice")
+        # To a person who came into a policy's scope (added, moved, returned) unsigned.
+        IN_SCOPE = "in_scope", _("Now applies to you")
 
     class Status(models.TextChoices):
         QUEUED = "queued", _("Queued")

@@ -266,19 +266,14 @@ class Generator:
         ]
 
         def users() -> Iterator[bytes]:
-            # audience_key: the one audience's id (run_standings.audience_key of it).
-            rows = [
-                (p.pk, p.email, p.name, p.joined, str(audience_ids[p.audience]))
-                for p in self.people
-            ]
+            rows = [(p.pk, p.email, p.name, p.joined) for p in self.people]
             rows += [
-                (pk, email, name, self.now - dt.timedelta(days=2000), "")
-                for pk, email, name in staff
+                (pk, email, name, self.now - dt.timedelta(days=2000)) for pk, email, name in staff
             ]
-            for pk, email, name, joined, key in rows:
+            for pk, email, name, joined in rows:
                 yield _row(
                     _int8(pk), _text(password), NULL, _bool(False), _text(email), _text(name),
-                    _text("en"), _bool(True), _bool(False), _moment(joined), _text(""), _text(key),
+                    _text("en"), _bool(True), _bool(False), _moment(joined), _text(""),
                     _text(""),
                 )  # fmt: skip
 
@@ -287,7 +282,7 @@ class Generator:
             "acknowledgements_user",
             ["id", "password", "last_login", "is_superuser", "email", "full_name",
              "preferred_language", "is_active", "is_staff", "date_joined", "gate_exemption",
-             "audience_key", "employee_number"],
+             "employee_number"],
             users(),
         )  # fmt: skip
         copy(
@@ -296,7 +291,28 @@ class Generator:
             ["id", "user_id", "audience_id"],
             (_row(_int8(p.pk), _int8(p.pk), _int8(audience_ids[p.audience])) for p in self.people),
         )
-        for table in ("acknowledgements_user", "acknowledgements_user_audiences"):
+        # Each person has been in their audience since they joined (their membership history).
+        copy(
+            cursor,
+            "acknowledgements_membership",
+            ["id", "person_id", "audience_id", "began_at", "begun_by", "ended_by"],
+            (
+                _row(
+                    _int8(p.pk),
+                    _int8(p.pk),
+                    _int8(audience_ids[p.audience]),
+                    _moment(p.joined),
+                    _text("bench"),
+                    _text(""),
+                )
+                for p in self.people
+            ),
+        )
+        for table in (
+            "acknowledgements_user",
+            "acknowledgements_user_audiences",
+            "acknowledgements_membership",
+        ):
             cursor.execute(
                 f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))"
             )
@@ -866,11 +882,16 @@ LEDGER_KINDS = {"viewed", "consented", "signed", "declined", "receipt_issued", "
 LOADED_TABLES = [
     "acknowledgements_user",
     "acknowledgements_user_audiences",
+    "acknowledgements_membership",
     "acknowledgements_ledgerentry",
     "acknowledgements_acknowledgement",
     "acknowledgements_clientdetails",
 ]
-DERIVED_TABLES = ["acknowledgements_runstanding", "acknowledgements_coveragetally"]
+DERIVED_TABLES = [
+    "acknowledgements_audiencespan",
+    "acknowledgements_runstanding",
+    "acknowledgements_coveragetally",
+]
 
 
 def check_foreign_keys(cursor, tables: list[str]) -> None:

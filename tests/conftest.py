@@ -117,8 +117,9 @@ def make_person(db, audiences):
             full_name=name,
             date_joined=joined or timezone.now() - dt.timedelta(days=365),
         )
-        if audience:
-            user.audiences.add(audiences[audience])
+        if audience:  # in the audience since they joined (their membership history says so)
+            with time_machine.travel(user.date_joined, tick=False):
+                user.audiences.add(audiences[audience])
         if role:
             user.groups.add(Group.objects.get(name=role))
         return user

@@ -9,11 +9,13 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 
 from acknowledgements.evidence import ledger
-from acknowledgements.models import LedgerEntry, User
+from acknowledgements.models import AudienceSpan, LedgerEntry, User
 from acknowledgements.people import import_apply, import_plan
 from acknowledgements.people.import_plan import Outcome
+from acknowledgements.roles import POLICY_ADMINISTRATORS
 from tests.pages import field_error, text_of
 
+AP = "\u2019"  # typographic apostrophe
 HEADER = "email,full_name,audiences,joined_at,manager_email,external_id,employee_number,active\n"
 
 
@@ -53,7 +55,9 @@ def test_a_new_file_creates_people_with_audiences_managers_and_one_audit_row(
     assert worker.external_id == "hr-2"
     assert worker.date_joined.date().isoformat() == "2025-03-01"
     assert not worker.has_usable_password()
-    assert worker.audience_key  # the census counts them by audiences at once
+    # The census counts them by audiences at once, from the membership history begun now.
+    assert AudienceSpan.objects.filter(person=worker, end__isnull=True).exists()
+    assert {m.begun_by for m in worker.memberships.all()} == {"import:hr.csv"}
     assert EmailAddress.objects.filter(user=worker, verified=False).exists()
     (batch,) = imported_batches()
     assert batch["actor"]["email"] == admin_user.email
@@ -217,3 +221,57 @@ def test_a_file_that_is_not_csv_is_reported_and_changes_nothing(
     page = text_of(admin.get(asked["Location"]))
     assert "The file could not be imported; nothing changed." in page
     assert "The file is not UTF-8 text" in page
+
+
+def test_the_reasons_are_shown_in_the_language_of_whoever_reads_the_page(
+    client, logged_in, admin_user, make_person, hr_file, django_capture_on_commit_callbacks
+):
+    """The plan is made by a task that does not know who will read it; each reader sees the
+    reasons, and the fields a row changes, in their own language."""
+    french = make_person("Hélène Martin", email="helene@example.com", role=POLICY_ADMINISTRATORS)
+    french.preferred_language = "fr"
+    french.save()
+    make_person("Carl Clerk", email="carl@example.com")
+    data = hr_file + csv_of(
+        "nobody,Nobody,employees,,,,,yes",
+        "x@example.com,X Person,astronauts;cosmonauts,,,,,maybe",
+        "carl@example.com,Carl Clerk-Smith,employees,,,,,yes",
+        header="",
+    )
+    page = logged_in(french)
+    with django_capture_on_commit_callbacks(execute=True):
+        asked = page.post("/manage/people/import/", {"file": SimpleUploadedFile("hr.csv", data)})
+
+    seen_in_french = text_of(page.get(asked["Location"]))
+    assert "pas une adresse e-mail : 'nobody'" in seen_in_french
+    assert (
+        "populations inconnues : astronauts, cosmonauts; active doit valoir yes ou no, pas 'maybe'"
+        in seen_in_french
+    )
+    assert "nom complet" in seen_in_french  # what the row of an existing person changes
+    assert "not an email address" not in seen_in_french
+
+    page.post("/accounts/logout/")
+    seen_in_english = text_of(logged_in(admin_user).get(asked["Location"]))
+    assert "not an email address: 'nobody'" in seen_in_english
+    assert (
+        "unknown audiences astronauts, cosmonauts; active must be yes or no, not 'maybe'"
+        in seen_in_english
+    )
+    assert "full name" in seen_in_english
+
+
+def test_a_file_refused_whole_is_explained_in_the_language_of_who_uploaded_it(
+    logged_in, admin_user, django_capture_on_commit_callbacks
+):
+    admin_user.preferred_language = "fr"
+    admin_user.save()
+    page = logged_in(admin_user)
+    with django_capture_on_commit_callbacks(execute=True):
+        asked = page.post(
+            "/manage/people/import/",
+            {"file": SimpleUploadedFile("hr.csv", b"name,mail\nx,y\n")},
+        )
+
+    seen = text_of(page.get(asked["Location"]))
+    assert f"Le fichier n{AP}a pas de colonne email, full_name (sur sa première ligne)." in seen

@@ -69,7 +69,8 @@ def scenario(make_policy, make_person, publish, sign, audiences):
             "Frank Fox", email="frank@example.com", audience="contractors", joined=t0 + 57 * DAY
         ),
     }
-    people["dave"].audiences.add(audiences["contractors"])
+    with time_machine.travel(people["dave"].date_joined, tick=False):
+        people["dave"].audiences.add(audiences["contractors"])
     v1 = publish(policy, "1.0", effective_at=t0, due_days=10)
 
     def sign_at(name, revision, day):

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from acknowledgements.exceptions import ActionRefused
 from acknowledgements.models import (
     Acknowledgement,
+    AudienceSpan,
     CoverageTally,
     PolicyRevision,
     RunStanding,
@@ -31,7 +32,7 @@ from acknowledgements.models import (
 from acknowledgements.policies import actions as policy_actions
 from acknowledgements.reports import census, lists
 from acknowledgements.signing import actions as signing_actions
-from acknowledgements.standings import coverage
+from acknowledgements.standings import coverage, memberships
 from acknowledgements.standings import tallies as run_standings
 from tests.conftest import client_evidence
 
@@ -46,14 +47,19 @@ class _RolledBack(Exception):
     """Ends an example's transaction so that the next one starts from an empty database."""
 
 
-def kept_rows() -> tuple[list, list]:
-    standings = RunStanding.objects.values_list(
-        "person_id", "run_id", "audience_key", "active", "joined", "signed_at", "declined_at"
-    )
+def kept_rows() -> tuple[list, list, list]:
+    standings = RunStanding.objects.values_list("person_id", "run_id", "signed_at", "declined_at")
     tallies = CoverageTally.objects.exclude(people=0).values_list(
-        "run_id", "audience_key", "slot", "people"
+        "run_id", "audience_key", "slot", "at", "people"
     )
-    return sorted(standings), sorted(tallies)
+    spans = AudienceSpan.objects.values_list("person_id", "audience_key", "start", "end", "joined")
+    return sorted(standings), sorted(tallies), sorted(spans, key=str)
+
+
+def audiences_at(person, moment) -> set[int]:
+    """The audiences the person was in at `moment`, from their membership history."""
+    stretches = memberships.stretches_of([person.pk])[person.pk]
+    return {s.audience_id for s in stretches if s.open_at(moment)}
 
 
 def expected_census(policy, moment, zone) -> census.PolicyCensus:
@@ -63,9 +69,9 @@ def expected_census(policy, moment, zone) -> census.PolicyCensus:
     if timeline.current is None:
         return expected
     scope = {a.pk for a in timeline.current.audiences.all()}
-    for person in lists.people(timeline, moment).prefetch_related("audiences"):
+    for person in lists.people(timeline, moment):
         expected.people[None, person.status] += 1
-        for audience in {a.pk for a in person.audiences.all()} & scope:
+        for audience in audiences_at(person, moment) & scope:
             expected.people[audience, person.status] += 1
         first = (
             Acknowledgement.objects.filter(
@@ -144,8 +150,9 @@ def test_the_census_counts_as_every_persons_standing_does(
                 )
                 for n, (_, joined) in enumerate(people)
             ]
-            for person, (member_of, _) in zip(persons, people, strict=True):
-                person.audiences.set([audiences[slug] for slug in member_of])
+            with time_machine.travel(t0, tick=False):
+                for person, (member_of, _) in zip(persons, people, strict=True):
+                    person.audiences.set([audiences[slug] for slug in member_of])
             schedule = [(0, True, 10), *sorted(revisions)]
             events = [(day * 24 * 60, "publish", n) for n, (day, _, _) in enumerate(schedule)]
             events += [
@@ -272,45 +279,68 @@ def test_signing_a_minor_revision_after_the_run_began_counts_once(
     assert CoverageTally.objects.get().people == 1
 
 
-def test_changing_audiences_moves_the_tallies(signed_employee, audiences):
-    signed_employee.audiences.add(audiences["contractors"])
-    key = run_standings.audience_key([audiences["employees"].pk, audiences["contractors"].pk])
-    assert User.objects.get(pk=signed_employee.pk).audience_key == key
-    assert RunStanding.objects.get().audience_key == key
-    assert list(CoverageTally.objects.exclude(people=0).values_list("audience_key", "people")) == [
-        (key, 1)
+def open_tallies(moment) -> Counter:
+    """What the tallies say is covered at `moment`, by audiences (every slot before it)."""
+    found: Counter = Counter()
+    for key, slot, at, people in CoverageTally.objects.values_list(
+        "audience_key", "slot", "at", "people"
+    ):
+        if slot < run_standings.slot_of(moment) and at <= moment:
+            found[key] += people
+    return +found
+
+
+def test_changing_audiences_moves_the_tallies_from_that_moment(signed_employee, audiences):
+    before = timezone.now() + dt.timedelta(hours=1)
+    with time_machine.travel(timezone.now() + dt.timedelta(hours=2), tick=False):
+        signed_employee.audiences.add(audiences["contractors"])
+    after = timezone.now() + dt.timedelta(hours=3)
+    both = run_standings.audience_key([audiences["employees"].pk, audiences["contractors"].pk])
+    assert open_tallies(before) == Counter({str(audiences["employees"].pk): 1})
+    assert open_tallies(after) == Counter({both: 1})
+    assert list(AudienceSpan.objects.order_by("start").values_list("audience_key", flat=True)) == [
+        str(audiences["employees"].pk),
+        both,
     ]
 
 
 def test_emptying_or_deleting_an_audience_moves_its_members(signed_employee, audiences):
-    audiences["employees"].members.clear()
-    assert RunStanding.objects.get().audience_key == ""
-    signed_employee.audiences.add(audiences["partners"])
-    audiences["partners"].delete()
-    assert User.objects.get(pk=signed_employee.pk).audience_key == ""
-    assert not CoverageTally.objects.exclude(audience_key="").exclude(people=0).exists()
+    with time_machine.travel(timezone.now() + dt.timedelta(hours=1), tick=False):
+        audiences["employees"].members.clear()
+    assert not AudienceSpan.objects.filter(end__isnull=True).exists()
+    with time_machine.travel(timezone.now() + dt.timedelta(hours=2), tick=False):
+        signed_employee.audiences.add(audiences["partners"])
+        audiences["partners"].delete()
+    assert not AudienceSpan.objects.filter(end__isnull=True).exists()
+    assert open_tallies(timezone.now() + dt.timedelta(hours=3)) == Counter()
 
 
-def test_deactivating_takes_a_person_out_of_the_tallies(signed_employee):
-    signed_employee.is_active = False
-    signed_employee.save()
-    assert not RunStanding.objects.get().active
-    assert CoverageTally.objects.get().people == 0
-    signed_employee.is_active = True
-    signed_employee.save(update_fields=["is_active"])
-    assert CoverageTally.objects.get().people == 1
+def test_deactivating_takes_a_person_out_of_the_tallies_from_their_leaving_date(
+    signed_employee,
+):
+    left = timezone.now() + dt.timedelta(hours=1)
+    with time_machine.travel(left, tick=False):
+        signed_employee.is_active = False
+        signed_employee.save()
+    assert sum(open_tallies(left - dt.timedelta(minutes=1)).values()) == 1
+    assert sum(open_tallies(left + dt.timedelta(hours=1)).values()) == 0
+    with time_machine.travel(left + dt.timedelta(hours=2), tick=False):
+        signed_employee.is_active = True
+        signed_employee.save(update_fields=["is_active"])
+    assert sum(open_tallies(left + dt.timedelta(hours=1)).values()) == 0
+    assert sum(open_tallies(left + dt.timedelta(hours=3)).values()) == 1
 
 
-def test_a_stale_instance_saved_whole_keeps_the_audiences(signed_employee, audiences):
-    stale = User.objects.get(pk=signed_employee.pk)
-    signed_employee.audiences.add(audiences["contractors"])
-    stale.full_name = "Zoe Renamed"
-    stale.save()  # writes the audience key it was loaded with...
-    # ...which is put right from the memberships at once.
-    person = User.objects.get(pk=signed_employee.pk)
-    assert run_standings.audience_ids(person.audience_key) == {
-        audiences["employees"].pk,
-        audiences["contractors"].pk,
+def test_membership_history_says_who_changed_what_and_when(signed_employee, audiences):
+    with memberships.changes_by("scim:Entra ID"):
+        signed_employee.audiences.set([audiences["contractors"]])
+    history = {
+        m.audience.slug: (m.begun_by, m.ended_by, m.ended_at is None)
+        for m in signed_employee.memberships.select_related("audience")
+    }
+    assert history == {
+        "employees": ("", "scim:Entra ID", False),
+        "contractors": ("scim:Entra ID", "", True),
     }
 
 

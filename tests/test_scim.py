@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import threading
 import uuid
 from io import StringIO
 from pathlib import Path
@@ -16,7 +15,6 @@ from urllib.parse import quote
 
 import pytest
 from django.core.management import call_command
-from django.db import connections
 from django.test import Client
 from django.utils import timezone
 
@@ -24,6 +22,7 @@ from acknowledgements.evidence import ledger
 from acknowledgements.evidence.audit import record_admin_action
 from acknowledgements.models import ApiToken, Audience, LedgerEntry, User
 from acknowledgements.scim import auth
+from tests.test_postgres import run_at_once
 
 BASE = "/scim/v2"
 SCIM_JSON = "application/scim+json"
@@ -826,42 +825,128 @@ def test_the_sequence_okta_sends(scim):
 
 # --- PostgreSQL: concurrent group changes -------------------------------------------------------
 
+ROUNDS = 3
+EACH = 20
+
+
+def members_of(audience: Audience) -> set[int]:
+    return set(audience.members.values_list("pk", flat=True))
+
+
+def membership_changes() -> dict[int, list[dict]]:
+    """The audited membership changes, by person."""
+    changes: dict[int, list[dict]] = {}
+    for row in audit_rows():
+        if row["action"] == "person_audiences_changed":
+            changes.setdefault(row["details"]["person"]["id"], []).append(row)
+    return changes
+
+
+def patch_members(secret: str, audience: Audience, op: str, people: list[User]):
+    """A PATCH of a group's members, sent from a thread of its own."""
+    operation = {"op": op, "path": "members", "value": [{"value": str(p.pk)} for p in people]}
+    return lambda _thread: Scim(secret).patch(f"/Groups/{audience.pk}", operation).status_code
+
+
+def everyone_at_once(*requests) -> list[int]:
+    """Send the requests in threads released together, each with its own database connection."""
+    return run_at_once(len(requests), lambda index: requests[index](index))
+
 
 @pytest.mark.postgres
 def test_two_concurrent_patches_of_one_group_lose_no_member(evidence_db, make_person):
     _token, secret = auth.create_api_token(actor=None, name="entra")
     audience = Audience.objects.get(slug="employees")
-    people = [make_person(email=f"p{n}@example.com", audience=None) for n in range(8)]
-    barrier = threading.Barrier(2)
-    statuses: list[int] = []
-    errors: list[BaseException] = []
+    added: set[int] = set()
+    for round_ in range(ROUNDS):
+        people = [
+            make_person(email=f"r{round_}p{n}@example.com", audience=None) for n in range(2 * EACH)
+        ]
 
-    def add(members: list[User]) -> None:
-        try:
-            client = Scim(secret)
-            barrier.wait(timeout=30)
-            response = client.patch(
-                f"/Groups/{audience.pk}",
-                {"op": "add", "path": "members", "value": [{"value": str(p.pk)} for p in members]},
-            )
-            statuses.append(response.status_code)
-        except BaseException as error:
-            errors.append(error)
-        finally:
-            connections.close_all()
+        statuses = everyone_at_once(
+            patch_members(secret, audience, "add", people[:EACH]),
+            patch_members(secret, audience, "add", people[EACH:]),
+        )
 
-    threads = [
-        threading.Thread(target=add, args=(people[:4],)),
-        threading.Thread(target=add, args=(people[4:],)),
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
+        assert statuses == [200, 200]
+        added |= {p.pk for p in people}
+        assert members_of(audience) == added, f"round {round_}"
+    changes = membership_changes()
+    assert set(changes) == added
+    for person_id, rows in changes.items():
+        (row,) = rows  # one audited row per person added, whichever request came second
+        assert (row["details"]["before"], row["details"]["after"]) == ([], ["employees"])
+        assert row["via"] == "scim token entra", person_id
 
-    assert not errors, errors
-    assert statuses == [200, 200]
-    assert set(audience.members.values_list("pk", flat=True)) == {p.pk for p in people}
+
+@pytest.mark.postgres
+def test_a_concurrent_remove_and_add_of_one_group_both_apply(evidence_db, make_person):
+    _token, secret = auth.create_api_token(actor=None, name="entra")
+    audience = Audience.objects.get(slug="employees")
+    for round_ in range(ROUNDS):
+        leaving = list(User.objects.filter(audiences=audience))
+        joining = [
+            make_person(email=f"r{round_}p{n}@example.com", audience=None) for n in range(EACH)
+        ]
+        if not leaving:  # the first round starts with members to remove
+            leaving = [
+                make_person(email=f"first{n}@example.com", audience="employees")
+                for n in range(EACH)
+            ]
+
+        statuses = everyone_at_once(
+            patch_members(secret, audience, "remove", leaving),
+            patch_members(secret, audience, "add", joining),
+        )
+
+        assert statuses == [200, 200]
+        assert members_of(audience) == {p.pk for p in joining}, f"round {round_}"
+    changes = membership_changes()
+    for person in User.objects.filter(email__endswith="@example.com"):
+        rows = changes.get(person.pk, [])
+        added_and_removed = [(r["details"]["before"], r["details"]["after"]) for r in rows]
+        if person.email.startswith("first"):
+            assert added_and_removed == [(["employees"], [])], person.email
+        elif person.email.startswith(f"r{ROUNDS - 1}"):
+            assert added_and_removed == [([], ["employees"])], person.email
+        else:
+            assert added_and_removed == [([], ["employees"]), (["employees"], [])], person.email
+
+
+@pytest.mark.postgres
+def test_movers_between_two_groups_changed_at_once_are_in_the_new_group_only(
+    evidence_db, make_person
+):
+    """The directory moves people by two requests that may run together: a remove from the old
+    group and an add to the new one. Each must see the other's change to the same person."""
+    _token, secret = auth.create_api_token(actor=None, name="entra")
+    old, new = Audience.objects.get(slug="employees"), Audience.objects.get(slug="contractors")
+    for round_ in range(ROUNDS):
+        movers = [
+            make_person(email=f"r{round_}p{n}@example.com", audience="employees")
+            for n in range(EACH)
+        ]
+
+        statuses = everyone_at_once(
+            patch_members(secret, old, "remove", movers),
+            patch_members(secret, new, "add", movers),
+        )
+
+        assert statuses == [200, 200]
+        for mover in movers:
+            assert [a.slug for a in mover.audiences.all()] == ["contractors"], f"round {round_}"
+    changes = membership_changes()
+    for person_id, rows in changes.items():
+        # Two audited rows, each starting from where the other left the person.
+        steps = [(r["details"]["before"], r["details"]["after"]) for r in rows]
+        assert steps in (
+            [(["employees"], []), ([], ["contractors"])],
+            [
+                (["employees"], ["contractors", "employees"]),
+                (["contractors", "employees"], ["contractors"]),
+            ],
+        ), person_id
+    assert len(changes) == ROUNDS * EACH
 
 
 # --- An independent compliance checker ------------------------------------------------------------

@@ -5,11 +5,9 @@ import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
 
-from acknowledgements.standings import tallies
-
 
 def fill(apps, schema_editor):
-    tallies.rebuild(apps)
+    """Nothing now: 0020_scope_history fills the tallies, from the memberships it adds."""
 
 
 class Migration(migrations.Migration):

@@ -20,8 +20,6 @@ from acknowledgements.models import (
 from acknowledgements.notifications import sending
 from acknowledgements.standings import coverage
 
-QUEUE_BLOCK = 5_000
-
 
 def queue_announcements(*, revision: PolicyRevision) -> int:
     """One announcement row per person in the revision's audiences; queuing again adds none."""
@@ -33,34 +31,7 @@ def queue_announcements(*, revision: PolicyRevision) -> int:
         .distinct()
         .values_list("pk", flat=True)
     )
-    return _queue(revision=revision, kind=kind, person_ids=people)
-
-
-def _queue(*, revision: PolicyRevision, kind: str, person_ids, days_before_due: int = 0) -> int:
-    """Insert notification rows in blocks; existing ones (unique) are left as they are.
-
-    Returns how many rows are new (bulk_create with ignore_conflicts cannot tell).
-    """
-    existing = Notification.objects.filter(
-        revision=revision, kind=kind, days_before_due=days_before_due
-    )
-    before = existing.count()
-    block: list[Notification] = []
-    for person_id in person_ids.iterator(chunk_size=QUEUE_BLOCK):
-        block.append(
-            Notification(
-                person_id=person_id,
-                revision=revision,
-                kind=kind,
-                days_before_due=days_before_due,
-            )
-        )
-        if len(block) == QUEUE_BLOCK:
-            Notification.objects.bulk_create(block, ignore_conflicts=True)
-            block = []
-    if block:
-        Notification.objects.bulk_create(block, ignore_conflicts=True)
-    return existing.count() - before
+    return sending.queue(revision=revision, kind=kind, person_ids=people)
 
 
 def queue_reminders(*, moment: dt.datetime | None = None) -> int:
@@ -79,13 +50,13 @@ def queue_reminders(*, moment: dt.datetime | None = None) -> int:
             window = uncovered.filter(
                 due_at__gt=moment, due_at__lte=moment + dt.timedelta(days=days)
             )
-            queued += _queue(
+            queued += sending.queue(
                 revision=timeline.current,
                 kind=Notification.Kind.REMINDER,
                 person_ids=window.values_list("pk", flat=True),
                 days_before_due=days,
             )
-        queued += _queue(
+        queued += sending.queue(
             revision=timeline.current,
             kind=Notification.Kind.OVERDUE,
             person_ids=uncovered.filter(due_at__lte=moment).values_list("pk", flat=True),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections import defaultdict
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ TEMPLATES: dict[str, str] = {
     Notification.Kind.MINOR_NOTICE: "email/minor_notice",
     Notification.Kind.REMINDER: "email/reminder",
     Notification.Kind.OVERDUE: "email/overdue",
+    Notification.Kind.IN_SCOPE: "email/in_scope",
 }
 INTERRUPTED_AFTER = dt.timedelta(minutes=15)
 
@@ -88,6 +90,52 @@ def _baseline(notification: Notification, baselines: dict[int, PolicyRevision]) 
     if revision.pk not in baselines:
         baselines[revision.pk] = coverage.timeline_for(revision.policy).baseline or revision
     return baselines[revision.pk]
+
+
+QUEUE_BLOCK = 5_000
+
+
+def queue(*, revision: PolicyRevision, kind: str, person_ids, days_before_due: int = 0) -> int:
+    """Insert notification rows in blocks; existing ones (unique) are left as they are.
+
+    Returns how many rows are new (bulk_create with ignore_conflicts cannot tell).
+    """
+    existing = Notification.objects.filter(
+        revision=revision, kind=kind, days_before_due=days_before_due
+    )
+    before = existing.count()
+    block: list[Notification] = []
+    for person_id in person_ids.iterator(chunk_size=QUEUE_BLOCK):
+        block.append(
+            Notification(
+                person_id=person_id,
+                revision=revision,
+                kind=kind,
+                days_before_due=days_before_due,
+            )
+        )
+        if len(block) == QUEUE_BLOCK:
+            Notification.objects.bulk_create(block, ignore_conflicts=True)
+            block = []
+    if block:
+        Notification.objects.bulk_create(block, ignore_conflicts=True)
+    return existing.count() - before
+
+
+def _due_dates(notifications: list[Notification]) -> list[dt.datetime]:
+    """Each notification's due date for its person (one query per revision in the batch)."""
+    baselines: dict[int, PolicyRevision] = {}
+    by_revision: dict[tuple[int, int], list[Notification]] = defaultdict(list)
+    for notification in notifications:
+        baseline = _baseline(notification, baselines)
+        by_revision[notification.revision_id, baseline.pk].append(notification)
+    due: dict[int, dt.datetime] = {}
+    for group in by_revision.values():
+        revision, baseline = group[0].revision, _baseline(group[0], baselines)
+        audience_ids = {a.pk for a in revision.audiences.all()}
+        dates = coverage.due_dates(baseline, audience_ids, {n.person_id for n in group})
+        due |= {n.pk: dates[n.person_id] for n in group}
+    return [due[n.pk] for n in notifications]
 
 
 def _first_versions(notifications: Iterable[Notification]) -> frozenset[int]:
@@ -218,14 +266,13 @@ def send_batch(*, size: int | None = None) -> int:
     ids = _claim_batch(size or settings.PORTAL_EMAIL_BATCH_SIZE)
     if not ids:
         return 0
-    rows = Notification.objects.filter(pk__in=ids).select_related("person", "revision__policy")
-    attempts: dict[int, int] = {}
-    baselines: dict[int, PolicyRevision] = {}
-    work = []
-    for notification in rows:
-        attempts[notification.pk] = notification.attempts
-        baseline = _baseline(notification, baselines)
-        work.append((notification, coverage.due_at(baseline, notification.person)))
+    rows = list(
+        Notification.objects.filter(pk__in=ids)
+        .select_related("person", "revision__policy")
+        .prefetch_related("revision__audiences")
+    )
+    attempts = {notification.pk: notification.attempts for notification in rows}
+    work = list(zip(rows, _due_dates(rows), strict=True))
     outcome = _send_in_lanes(work, _first_versions(n for n, _ in work))
     now = timezone.now()
     Notification.objects.filter(pk__in=outcome.sent).update(

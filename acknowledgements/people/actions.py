@@ -21,7 +21,8 @@ from acknowledgements.models import (
     Audience,
     User,
 )
-from acknowledgements.notifications import invitations
+from acknowledgements.notifications import invitations, scope
+from acknowledgements.standings import memberships
 
 # What an administrator may change on a person's page (audiences have their own action).
 EDITABLE_FIELDS = ("full_name", "email", "manager", "employee_number", "external_id")
@@ -32,6 +33,12 @@ def _shown(person: User, field: str) -> str | None:
     if field == "manager":
         return person.manager.email if person.manager else None
     return getattr(person, field) or None
+
+
+def _changed_by(actor: User | None, via: str | None) -> str:
+    """Who a membership history row says made a change: the door it came through, else the
+    administrator."""
+    return via or (actor.email if actor else "")
 
 
 def _check_unique(*, email: str, external_id: str | None, person: User | None = None) -> None:
@@ -96,7 +103,9 @@ def add_person(
             _("Someone else already has the address %(email)s.") % {"email": email}
         ) from None
     EmailAddress.objects.create(user=person, email=email, primary=True, verified=False)
-    person.audiences.set(audiences)
+    since = timezone.now()
+    with memberships.changes_by(_changed_by(actor, via)):
+        person.audiences.set(audiences)
     record_admin_action(
         actor=actor,
         action="person_added",
@@ -111,8 +120,10 @@ def add_person(
         via=via,
         subject=person,
     )
-    if invite:
+    if invite:  # the invitation names what they must sign, and by when
         person = invite_person(actor=actor, person=person)
+    else:
+        scope.after_scope_change([person.pk], since)
     return person
 
 
@@ -200,7 +211,8 @@ def deactivate_person(
         raise ActionRefused(_("The leaving date is before the person joined."))
     person.is_active = False
     person.left_at = left_at
-    person.save(update_fields=["is_active", "left_at"])
+    with memberships.changes_by(_changed_by(actor, via)):
+        person.save(update_fields=["is_active", "left_at"])  # their memberships end on left_at
     record_admin_action(
         actor=actor,
         action="person_deactivated",
@@ -221,7 +233,10 @@ def reactivate_person(*, actor: User | None, person: User, via: str | None = Non
     left_at = person.left_at
     person.is_active = True
     person.left_at = None
-    person.save(update_fields=["is_active", "left_at"])
+    since = timezone.now()
+    with memberships.changes_by(_changed_by(actor, via)):
+        person.save(update_fields=["is_active", "left_at"])  # their memberships begin again
+    scope.after_scope_change([person.pk], since)
     record_admin_action(
         actor=actor,
         action="person_reactivated",
@@ -243,27 +258,35 @@ def set_preferred_language(*, person: User, language: str) -> None:
 
 def replace_audiences(
     *, actor, members, audiences, action: str, subject: dict, via: str | None = None
-) -> None:
-    """Set a policy's or a person's audiences; an actual change is audited with before/after."""
+) -> bool:
+    """Set a policy's or a person's audiences; an actual change is audited with before/after.
+    Returns whether anything changed."""
     before = sorted(a.slug for a in members.all())
     after = sorted(a.slug for a in audiences)
     if before == after:
-        return
-    members.set(audiences)
+        return False
+    with memberships.changes_by(_changed_by(actor, via)):
+        members.set(audiences)
     record_admin_action(
         actor=actor,
         action=action,
         details={**subject, "before": before, "after": after},
         via=via,
     )
+    return True
 
 
 @transaction.atomic
 def set_person_audiences(
     *, actor: User | None, person: User, audiences: list[Audience], via: str | None = None
 ) -> None:
-    """Change which audiences a person belongs to (and so which policies apply); audited."""
-    replace_audiences(
+    """Change which audiences a person belongs to (and so which policies apply); audited. Whoever
+    this brings into a policy's scope unsigned is told by email."""
+    # Locked, so that a concurrent change of the same person's audiences (SCIM, say) is not
+    # undone by writing back what was read before it committed.
+    person = User.objects.select_for_update().get(pk=person.pk)
+    since = timezone.now()
+    changed = replace_audiences(
         actor=actor,
         members=person.audiences,
         audiences=audiences,
@@ -271,6 +294,8 @@ def set_person_audiences(
         subject={"person": person_snapshot(person)},
         via=via,
     )
+    if changed:
+        scope.after_scope_change([person.pk], since)
 
 
 def _audience_snapshot(audience: Audience) -> dict:

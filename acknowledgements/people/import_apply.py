@@ -12,10 +12,12 @@ from typing import Any
 from allauth.account.models import EmailAddress
 from django.contrib.auth.hashers import make_password
 from django.db import transaction
+from django.utils import timezone
 
 from acknowledgements.evidence import ledger
 from acknowledgements.evidence.audit import record_admin_action
 from acknowledgements.models import Audience, User
+from acknowledgements.notifications import scope
 from acknowledgements.people.import_plan import (
     BATCH,
     Outcome,
@@ -24,7 +26,7 @@ from acknowledgements.people.import_plan import (
     Progress,
     plan_import,
 )
-from acknowledgements.standings import tallies
+from acknowledgements.standings import memberships, tallies
 
 
 def _shown(value: Any) -> Any:
@@ -39,16 +41,21 @@ def apply_import(
     filename: str,
     now: dt.datetime | None = None,
     progress: Progress = None,
+    inviting: bool = False,
 ) -> Plan:
     """Apply the file as `plan_import` reads it now: batch by batch, each batch one transaction
     with one audited ledger row. Managers are set last, so that a manager added by the same
-    file exists by then. `progress` is told how many changed rows are written after each batch."""
+    file exists by then. `progress` is told how many changed rows are written after each batch.
+    Whoever a batch brings into a policy's scope unsigned is told by email, except the people
+    added when `inviting` (their invitation names what they must sign)."""
     plan = plan_import(data, now=now)
     audiences = dict(Audience.objects.values_list("slug", "pk"))
     applied = [r for r in plan.rows if r.outcome not in (Outcome.REFUSED, Outcome.UNCHANGED)]
     done = 0
     for batch in batched(applied, BATCH):
-        _apply_batch(list(batch), audiences=audiences, actor=actor, filename=filename)
+        _apply_batch(
+            list(batch), audiences=audiences, actor=actor, filename=filename, inviting=inviting
+        )
         done += len(batch)
         if progress:
             progress(done)
@@ -58,8 +65,14 @@ def apply_import(
 
 @transaction.atomic
 def _apply_batch(
-    batch: list[PlannedRow], *, audiences: dict[str, int], actor: User | None, filename: str
+    batch: list[PlannedRow],
+    *,
+    audiences: dict[str, int],
+    actor: User | None,
+    filename: str,
+    inviting: bool,
 ) -> None:
+    since = timezone.now()
     created = [r for r in batch if r.outcome == Outcome.CREATE]
     unusable = make_password(None)  # a new person chooses a password from an invitation
     people = User.objects.bulk_create(
@@ -70,7 +83,6 @@ def _apply_batch(
             date_joined=r.values["joined_at"],
             external_id=r.values["external_id"],
             employee_number=r.values["employee_number"],
-            audience_key=tallies.audience_key(audiences[s] for s in r.values["audiences"]),
         )
         for r in created
     )
@@ -85,13 +97,17 @@ def _apply_batch(
     _replace_memberships(
         [r for r in batch if r.outcome == Outcome.CREATE or "audiences" in r.changes], audiences
     )
-    # New people have no standings yet, and their audience key is written above; the changed
-    # ones are brought in step with the census as the portal's own pages do.
-    tallies.refresh_people(
+    # Their membership history and the census are brought in step as the portal's own pages
+    # do, the whole batch at one moment.
+    moved = [
         r.person_id
         for r in changed
-        if r.person_id and {"audiences", "active", "joined_at"} & set(r.changes)
-    )
+        if r.person_id and {"audiences", "active", "left_at", "joined_at"} & set(r.changes)
+    ]
+    added = [r.person_id for r in created if r.person_id]
+    with memberships.changes_by(f"import:{filename}"):
+        tallies.refresh_people([*moved, *added], at=since)
+    scope.after_scope_change([*moved, *([] if inviting else added)], since)
     record_admin_action(
         actor=actor,
         action="people_imported",

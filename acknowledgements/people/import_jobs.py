@@ -8,7 +8,7 @@ import uuid
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.tasks import task
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from acknowledgements import jobs
@@ -19,6 +19,16 @@ from acknowledgements.people import import_apply, import_plan
 
 # The rows a job's page lists (refused ones first): enough to act on, never the whole file.
 SHOWN_ROWS = 1_000
+
+
+def _details(row: import_plan.PlannedRow) -> dict[str, str]:
+    """Why a row is refused, or which fields it changes, in each language the portal speaks: the
+    task does not know who will read the page."""
+    if row.reasons:
+        return import_plan.in_each_language(lambda: "; ".join(r.translated() for r in row.reasons))
+    return import_plan.in_each_language(
+        lambda: ", ".join(import_plan.field_label(name) for name in sorted(row.changes))
+    )
 
 
 def _shown(plan: import_plan.Plan) -> list[dict]:
@@ -34,6 +44,7 @@ def _shown(plan: import_plan.Plan) -> list[dict]:
             "outcome": r.outcome.value,
             "changes": sorted(r.changes),
             "reasons": r.reasons,
+            "details": _details(r),
         }
         for r in listed[:SHOWN_ROWS]
     ]
@@ -61,13 +72,19 @@ def _data(job: PeopleImport) -> bytes:
         return stored.read()
 
 
+def _failed(job: PeopleImport, refused: import_plan.ImportRefused) -> None:
+    """A refused file's job keeps one text: in the language of whoever asked for the import."""
+    with translation.override(job.requested_by.preferred_language):
+        job.status, job.error = PeopleImport.Status.FAILED, refused.reason.translated()
+
+
 def plan_job(*, job_id: int) -> None:
     """Check the file and record what applying it would do."""
-    job = PeopleImport.objects.get(pk=job_id)
+    job = PeopleImport.objects.select_related("requested_by").get(pk=job_id)
     try:
         plan = import_plan.plan_import(_data(job), progress=_progress(job_id))
     except import_plan.ImportRefused as refused:
-        job.status, job.error = PeopleImport.Status.FAILED, str(refused)
+        _failed(job, refused)
     else:
         job.status = PeopleImport.Status.PLANNED
         job.counts, job.rows, job.rows_total = plan.counts, _shown(plan), len(plan.rows)
@@ -103,10 +120,14 @@ def apply_job(*, job_id: int) -> None:
     job = PeopleImport.objects.select_related("requested_by").get(pk=job_id)
     try:
         plan = import_apply.apply_import(
-            _data(job), actor=job.requested_by, filename=job.filename, progress=_progress(job_id)
+            _data(job),
+            actor=job.requested_by,
+            filename=job.filename,
+            progress=_progress(job_id),
+            inviting=job.invite,
         )
     except import_plan.ImportRefused as refused:
-        job.status, job.error = PeopleImport.Status.FAILED, str(refused)
+        _failed(job, refused)
         job.save()
         return
     if job.invite:

@@ -8,6 +8,9 @@ batch of rows at a time (a constant number of queries per batch) and writes noth
 re-plans against the database as it is then, and writes each batch in one transaction with
 bulk statements and one `people_imported` ledger row listing every change of the batch, with
 its values before and after. Importing the same file twice changes nothing the second time.
+
+Why a row or a file is refused is a `Reason`: English text where it is printed (the command),
+and in every language the portal speaks where it is stored for the page (import_jobs.py).
 """
 
 from __future__ import annotations
@@ -19,12 +22,17 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from itertools import batched
-from typing import Any
+from typing import Any, cast
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.utils import timezone
+from django.db.models import Field
+from django.utils import timezone, translation
 from django.utils.dateparse import parse_date, parse_datetime
+from django.utils.functional import Promise
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext_lazy
 
 from acknowledgements.models import Audience, User
 from acknowledgements.people.directory import AUDIENCE_SEPARATOR, DIRECTORY_COLUMNS
@@ -55,8 +63,52 @@ class Outcome(StrEnum):
     REFUSED = "refused"
 
 
+def in_each_language(text: Callable[[], str]) -> dict[str, str]:
+    """`text()` in each language the portal speaks, by language code: what a page shows in its
+    reader's language, kept by a task that does not know who will read it."""
+    texts = {}
+    for code, _name in settings.LANGUAGES:
+        with translation.override(code):
+            texts[code] = text()
+    return texts
+
+
+class Reason(str):
+    """Why a row or a file is refused, as English text, keeping its message and values so that
+    it can be shown in another language."""
+
+    message: str | Promise
+    params: dict[str, Any]
+
+    def __new__(cls, message: str | Promise, **params: Any) -> Reason:
+        with translation.override(None):  # the message as written: English
+            reason = super().__new__(cls, message % params)
+        reason.message, reason.params = message, params
+        return reason
+
+    def translated(self) -> str:
+        """The reason in the active language."""
+        return str(self.message % self.params)
+
+
+# The person's fields that an import changes, where the record names them otherwise.
+_MODEL_FIELDS = {"joined_at": "date_joined", "active": "is_active"}
+
+
+def field_label(name: str) -> str:
+    """A field an import changes (IMPORTED_FIELDS), named as the person's record names it."""
+    if name == "audiences":
+        return str(Audience._meta.verbose_name_plural)
+    model_field = cast(Field, User._meta.get_field(_MODEL_FIELDS.get(name, name)))
+    return str(model_field.verbose_name)
+
+
 class ImportRefused(Exception):
     """The file as a whole cannot be read (not CSV, missing columns): nothing is planned."""
+
+    def __init__(self, reason: Reason):
+        super().__init__(reason)
+        self.reason = reason
 
 
 @dataclass
@@ -65,7 +117,7 @@ class PlannedRow:
     key: str  # external id, else email
     outcome: Outcome
     changes: dict[str, tuple[Any, Any]] = field(default_factory=dict)  # field: (before, after)
-    reasons: list[str] = field(default_factory=list)  # why a row is refused
+    reasons: list[Reason] = field(default_factory=list)  # why a row is refused
     values: dict[str, Any] = field(default_factory=dict)  # what the row sets, parsed
     person_id: int | None = None  # the person it changes (None: a new one)
 
@@ -90,16 +142,27 @@ def read_rows(data: bytes) -> tuple[list[str], Iterator[tuple[int, dict[str, str
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise ImportRefused("The file is not UTF-8 text. Save it as CSV, UTF-8.") from None
+        raise ImportRefused(
+            Reason(_("The file is not UTF-8 text. Save it as CSV, UTF-8."))
+        ) from None
     reader = csv.DictReader(io.StringIO(text, newline=""))
     columns = [name.strip().lower() for name in reader.fieldnames or []]
     missing = [name for name in REQUIRED_COLUMNS if name not in columns]
     if missing:
-        raise ImportRefused(f"The file has no column {', '.join(missing)} (its first line).")
+        raise ImportRefused(
+            Reason(
+                _("The file has no column %(columns)s (its first line)."),
+                columns=", ".join(missing),
+            )
+        )
     unknown = [name for name in columns if name not in DIRECTORY_COLUMNS]
     if unknown:
         raise ImportRefused(
-            f"Unknown column {', '.join(unknown)}; the columns are {', '.join(DIRECTORY_COLUMNS)}."
+            Reason(
+                _("Unknown column %(unknown)s; the columns are %(columns)s."),
+                unknown=", ".join(unknown),
+                columns=", ".join(DIRECTORY_COLUMNS),
+            )
         )
     reader.fieldnames = columns
 
@@ -124,26 +187,36 @@ def _moment(text: str) -> dt.datetime | None:
     return moment if timezone.is_aware(moment) else timezone.make_aware(moment, dt.UTC)
 
 
-def _parse(values: dict[str, str], audiences: dict[str, Audience]) -> tuple[dict, list[str]]:
+def _parse(values: dict[str, str], audiences: dict[str, Audience]) -> tuple[dict, list[Reason]]:
     """A row's values as the portal stores them, and the reasons it is refused (if any)."""
     parsed: dict[str, Any] = {}
     reasons = []
     if values.get("__extra__"):
-        reasons.append("more cells than columns")
+        reasons.append(Reason(_("more cells than columns")))
     email = values.get("email", "").lower()
     try:
         validate_email(email)
         parsed["email"] = email
     except ValidationError:
-        reasons.append(f"not an email address: {values.get('email', '')!r}")
+        reasons.append(
+            Reason(_("not an email address: %(value)s"), value=repr(values.get("email", "")))
+        )
     parsed["full_name"] = " ".join(values.get("full_name", "").split())
     if not parsed["full_name"]:
-        reasons.append("no full name")
+        reasons.append(Reason(_("no full name")))
     if "audiences" in values:
         names = [n.strip() for n in values["audiences"].split(AUDIENCE_SEPARATOR) if n.strip()]
         unknown = [n for n in names if n.casefold() not in audiences]
         if unknown:
-            reasons.append(f"unknown audience {', '.join(unknown)}")
+            reasons.append(
+                Reason(
+                    ngettext_lazy(
+                        "unknown audience %(names)s", "unknown audiences %(names)s", "count"
+                    ),
+                    names=", ".join(unknown),
+                    count=len(unknown),
+                )
+            )
         parsed["audiences"] = sorted(
             {audiences[n.casefold()].slug for n in names if n.casefold() in audiences}
         )
@@ -152,11 +225,19 @@ def _parse(values: dict[str, str], audiences: dict[str, Audience]) -> tuple[dict
             try:
                 parsed[name] = _moment(values[column])
             except ValueError:
-                reasons.append(f"{column} is not a date: {values[column]!r}")
+                reasons.append(
+                    Reason(
+                        _("%(column)s is not a date: %(value)s"),
+                        column=column,
+                        value=repr(values[column]),
+                    )
+                )
     if "active" in values:
         answer = values["active"].lower()
         if answer and answer not in YES | NO:
-            reasons.append(f"active must be yes or no, not {values['active']!r}")
+            reasons.append(
+                Reason(_("active must be yes or no, not %(value)s"), value=repr(values["active"]))
+            )
         parsed["active"] = answer not in NO
     for column in ("external_id", "employee_number", "manager_email"):
         if column in values:
@@ -265,7 +346,7 @@ def _plan_batch(parsed, *, now, seen: dict[str, int], file_emails: set[str]) -> 
         key = values.get("external_id") or values.get("email") or f"line {line}"
         reasons = list(reasons)
         if key in seen:
-            reasons.append(f"the same person as line {seen[key]}")
+            reasons.append(Reason(_("the same person as line %(line)s"), line=seen[key]))
         else:
             seen[key] = line
         if values.get("email"):
@@ -282,13 +363,19 @@ def _plan_batch(parsed, *, now, seen: dict[str, int], file_emails: set[str]) -> 
             )
         ):
             reasons.append(
-                f"{person.email} already has the external id {person.external_id}, not "
-                f"{values['external_id']}"
+                Reason(
+                    _("%(email)s already has the external id %(current)s, not %(wanted)s"),
+                    email=person.email,
+                    current=person.external_id,
+                    wanted=values["external_id"],
+                )
             )
         if values.get("email") and person and person.email != values["email"]:
             other = by_email.get(values["email"])
             if other is not None and other.pk != person.pk:
-                reasons.append(f"{values['email']} belongs to someone else")
+                reasons.append(
+                    Reason(_("%(email)s belongs to someone else"), email=values["email"])
+                )
         if reasons:
             shown = {"email": values["email"]} if values.get("email") else {}
             result.append(PlannedRow(line, key, Outcome.REFUSED, reasons=reasons, values=shown))
@@ -298,7 +385,7 @@ def _plan_batch(parsed, *, now, seen: dict[str, int], file_emails: set[str]) -> 
             outcome = Outcome.CREATE if wanted["active"] else Outcome.REFUSED
             planned = PlannedRow(line, key, outcome, values=wanted)
             if not wanted["active"]:
-                planned.reasons.append("a new person who is not active")
+                planned.reasons.append(Reason(_("a new person who is not active")))
             result.append(planned)
             continue
         before = _current(person, memberships, managers)
@@ -324,9 +411,9 @@ def _check_managers(planned: list[PlannedRow], file_emails: set[str]) -> None:
         if row.outcome == Outcome.REFUSED or not manager:
             continue
         if manager == row.values.get("email"):
-            reason = "a person cannot be their own manager"
+            reason = Reason(_("a person cannot be their own manager"))
         elif manager not in known and manager not in file_emails:
-            reason = f"manager {manager} not found"
+            reason = Reason(_("manager %(email)s not found"), email=manager)
         else:
             continue
         row.outcome, row.reasons, row.changes = Outcome.REFUSED, [reason], {}

@@ -5,13 +5,15 @@ pending (in total and per audience) and how many of them became covered each day
 every person at 100,000 people is a pass over all of them and all their signatures; instead
 this statement reads what standings/tallies.py keeps for it:
 
-- part 0: the active people who had joined by the moment, by audiences and, per policy,
-  whether they joined before its late cut-off (coverage.late_after): one index, no join;
-- part 1: the tallies of people who first signed in the runs in effect, in the 15-minute slots
-  before the moment's, by audiences and day;
+- part 0: the people in some audience at the moment (their audience spans open then), by
+  audiences and, per policy, whether they came into its scope before its late cut-off
+  (coverage.late_after): the span's start answers for most; only a span that began since the
+  cut-off looks at its memberships;
+- part 1: the tallies of people covered in the runs in effect who first signed in the
+  15-minute slots before the moment's, by audiences then and day of signing;
 - part 2: the few standings the tallies cannot answer: first signed in the moment's slot (not
-  in the tallies yet) or later, joined since the earliest cut-off (whether a covered person is
-  late, or joined only after the moment), or declined.
+  in the tallies yet) or later, came into scope since the earliest cut-off (whether a covered
+  person is late), or declined; with the audiences they had at the moment.
 
 Python puts these together and applies `coverage.status_of`, so the rule that decides a status
 stays in coverage.py; counts that do not add up raise CensusOutOfStep rather than show wrong
@@ -28,7 +30,7 @@ from dataclasses import dataclass, field
 
 from django.db import connections, router
 
-from acknowledgements.models import CoverageTally, RunStanding, User
+from acknowledgements.models import AudienceSpan, CoverageTally, Membership, RunStanding, User
 from acknowledgements.standings.coverage import Timeline, late_after, status_of
 from acknowledgements.standings.tallies import audience_ids, slot_of
 
@@ -82,7 +84,7 @@ class CensusOutOfStep(RuntimeError):
 
 
 # Bits of the flags of part 2's rows.
-COVERED, IN_MOMENTS_SLOT, DECLINED, JOINED, LATE = 1, 2, 4, 8, 16
+COVERED, IN_MOMENTS_SLOT, DECLINED, LATE = 1, 2, 4, 16
 
 
 class _Query:
@@ -112,6 +114,7 @@ class _Query:
         tzname = getattr(self.zone, "key", None) or str(self.zone)
         moment, slot = at(self.moment), at(slot_of(self.moment))
         runs = ", ".join(str(int(run)) for run in self.runs)
+        spans, standings = q(AudienceSpan._meta.db_table), q(RunStanding._meta.db_table)
         # Fragments and their parameters, in the order of the text.
         sql: list[str] = []
         params: list = []
@@ -120,11 +123,33 @@ class _Query:
             sql.append(text)
             params.extend(values)
 
-        def joined_before(column: str, pk: int) -> None:
-            if self.cutoffs[pk] is None:
+        def came_before_cutoff(span: str, pk: int) -> None:
+            """1 when the person of `span` (open at the moment) came into the policy's scope
+            before its cut-off. Their memberships all began by the span's start, so a span that
+            began before the cut-off answers yes; only a later one looks at the memberships."""
+            cutoff = self.cutoffs[pk]
+            if cutoff is None:
                 add("0")
-            else:
-                add(f"CASE WHEN {column} < %s THEN 1 ELSE 0 END", at(self.cutoffs[pk]))
+                return
+            audiences = ", ".join(str(int(a)) for a in sorted(self.scopes[pk])) or "NULL"
+            add(
+                f"CASE WHEN {span}.start < %s THEN 1 WHEN {span}.joined >= %s THEN 0"  # noqa: S608 - ids and quoted names only
+                f" WHEN EXISTS (SELECT 1 FROM {q(Membership._meta.db_table)} m"
+                f" WHERE m.person_id = {span}.person_id AND m.audience_id IN ({audiences})"
+                " AND m.began_at < %s AND (m.ended_at IS NULL OR m.ended_at > %s))"
+                " THEN 1 ELSE 0 END",
+                at(cutoff),
+                at(cutoff),
+                at(cutoff),
+                moment,
+            )
+
+        def open_at_moment(span: str) -> None:
+            add(
+                f"{span}.start <= %s AND ({span}.{q('end')} IS NULL OR {span}.{q('end')} > %s)",
+                moment,
+                moment,
+            )
 
         def day_of(column: str) -> None:
             day, day_params = ops.datetime_cast_date_sql(column, (), tzname)
@@ -134,67 +159,73 @@ class _Query:
         late_columns = ", ".join(str(n) for n in range(4, 4 + self.late_columns))
         day_column = 5 + self.late_columns
 
-        # 0: the active people who had joined by the moment, by audiences and late or not.
-        add("SELECT 0, NULL, audience_key")
+        # 0: the people in some audience at the moment, by audiences and late or not.
+        add("SELECT 0, NULL, s.audience_key")
         for chunk in _chunks(self.policies):
             add(",")
             for bit, pk in enumerate(chunk):
                 add(" + " if bit else "")
                 add("(")
-                joined_before("date_joined", pk)
+                came_before_cutoff("s", pk)
                 add(f") * {1 << bit}")
-        add(
-            f", 0, NULL, COUNT(*) FROM {q(User._meta.db_table)}"
-            " WHERE is_active = %s AND date_joined <= %s AND audience_key <> ''"
-            f" GROUP BY audience_key, {late_columns}",
-            True,
-            moment,
-        )
+        add(f", 0, NULL, COUNT(*) FROM {spans} s WHERE ")
+        open_at_moment("s")
+        add(f" GROUP BY s.audience_key, {late_columns}")
 
-        # 1: who first signed in the slots before the moment's, by day.
+        # 1: who was covered, by audiences at the moment, having first signed in the slots
+        # before the moment's, by the day they signed.
         add(f" UNION ALL SELECT 1, run_id, audience_key, {no_lates}, 0, ")
         day_of("slot")
         add(
-            f", SUM(people) FROM {q(CoverageTally._meta.db_table)}"
-            f" WHERE run_id IN ({runs}) AND slot < %s GROUP BY run_id, audience_key, {day_column}",
+            f", SUM(people) FROM {q(CoverageTally._meta.db_table)} WHERE run_id IN ({runs})"
+            f" AND slot < %s AND at <= %s GROUP BY run_id, audience_key, {day_column}",
             slot,
+            moment,
         )
 
-        # 2: the standings the tallies cannot answer: signed in the moment's slot or later,
-        # joined since the earliest late cut-off (or the moment), or declined.
-        add(f" UNION ALL SELECT 2, run_id, audience_key, {no_lates}, CASE run_id")
+        # 2: the standings the tallies cannot answer (signed in the moment's slot or later,
+        # declined, or came into scope since the earliest late cut-off), with the audiences the
+        # person had at the moment.
+        recent = min([c for c in self.cutoffs.values() if c is not None] + [self.moment])
+        add(f" UNION ALL SELECT 2, r.run_id, s.audience_key, {no_lates}, CASE r.run_id")
         for run, pk in self.runs.items():
             add(f" WHEN {int(run)} THEN ")
-            joined_before("joined", pk)
+            came_before_cutoff("s", pk)
         add(
             f" END * {LATE}"
-            f" + CASE WHEN signed_at <= %s THEN {COVERED} ELSE 0 END"
-            f" + CASE WHEN signed_at >= %s THEN {IN_MOMENTS_SLOT} ELSE 0 END"
-            f" + CASE WHEN declined_at <= %s THEN {DECLINED} ELSE 0 END"
-            f" + CASE WHEN joined <= %s THEN {JOINED} ELSE 0 END, CASE WHEN signed_at <= %s THEN ",
+            f" + CASE WHEN r.signed_at <= %s THEN {COVERED} ELSE 0 END"
+            f" + CASE WHEN r.signed_at >= %s THEN {IN_MOMENTS_SLOT} ELSE 0 END"
+            f" + CASE WHEN r.declined_at <= %s THEN {DECLINED} ELSE 0 END,"
+            " CASE WHEN r.signed_at <= %s THEN ",
             moment,
             slot,
             moment,
             moment,
-            moment,
         )
-        day_of("signed_at")
-        recent = min([c for c in self.cutoffs.values() if c is not None] + [self.moment])
+        day_of("r.signed_at")
         add(
-            f" END, COUNT(*) FROM {q(RunStanding._meta.db_table)} WHERE run_id IN ({runs})"
-            " AND active = %s AND (signed_at >= %s OR joined >= %s OR declined_at IS NOT NULL)"
-            f" GROUP BY run_id, audience_key, {day_column - 1}, {day_column}",
-            True,
+            f" END, COUNT(*) FROM (SELECT id FROM {standings}"  # noqa: S608 - ids and quoted names only
+            f" WHERE run_id IN ({runs}) AND signed_at >= %s"
+            f" UNION SELECT id FROM {standings} WHERE run_id IN ({runs})"
+            " AND declined_at IS NOT NULL"
+            f" UNION SELECT r2.id FROM {spans} s2 JOIN {standings} r2"
+            f" ON r2.person_id = s2.person_id AND r2.run_id IN ({runs})"
+            " WHERE s2.start >= %s AND s2.start <= %s) picked"
+            f" JOIN {standings} r ON r.id = picked.id"
+            f" JOIN {spans} s ON s.person_id = r.person_id AND ",
             slot,
             at(recent),
+            moment,
         )
+        open_at_moment("s")
+        add(f" GROUP BY r.run_id, s.audience_key, {day_column - 1}, {day_column}")
         return "".join(sql), params
 
     def count(self, rows: list[tuple]) -> dict[int, PolicyCensus]:
         """The census of each policy from the statement's rows."""
         people: Counter[tuple[int, str, bool]] = Counter()  # (policy, audiences, late)
         covered: Counter[tuple[int, str]] = Counter()
-        covered_in_time: Counter[tuple[int, str]] = Counter()  # joined since the cut-off
+        covered_in_time: Counter[tuple[int, str]] = Counter()  # came into scope since the cut-off
         declined: Counter[tuple[int, str, bool]] = Counter()  # and not covered
         per_day: Counter[tuple[int, str, dt.date]] = Counter()
         for part, run, key, *values in rows:
@@ -208,21 +239,13 @@ class _Query:
                 covered[pk, key] += count
                 per_day[pk, key, _as_date(day)] += count
                 continue
-            joined = bool(flags & JOINED)
             if flags & COVERED:
-                # Signed in the moment's slot: not in the tallies. Joined after the moment:
-                # in the tallies, but not counted yet.
-                if flags & IN_MOMENTS_SLOT and joined:
-                    change = count
-                elif not flags & IN_MOMENTS_SLOT and not joined:
-                    change = -count
-                else:
-                    change = 0
-                covered[pk, key] += change
-                per_day[pk, key, _as_date(day)] += change
-                if joined and not flags & LATE:
+                if flags & IN_MOMENTS_SLOT:  # not in the tallies yet
+                    covered[pk, key] += count
+                    per_day[pk, key, _as_date(day)] += count
+                if not flags & LATE:
                     covered_in_time[pk, key] += count
-            elif flags & DECLINED and joined:
+            elif flags & DECLINED:
                 declined[pk, key, bool(flags & LATE)] += count
 
         census = {pk: PolicyCensus() for pk in self.policies}
@@ -230,7 +253,8 @@ class _Query:
             audiences = audience_ids(key) & self.scopes[pk]
             if not audiences:
                 continue
-            # The covered who joined before the late cut-off (if there is one yet) are late.
+            # The covered who came into scope before the late cut-off (if there is one yet) are
+            # late.
             in_time = covered_in_time[pk, key] if self.cutoffs[pk] else covered[pk, key]
             covered_by_late = {True: covered[pk, key] - in_time, False: in_time}
             counts: Counter[str] = Counter()

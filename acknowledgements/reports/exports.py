@@ -25,7 +25,6 @@ from acknowledgements.evidence import ledger
 from acknowledgements.evidence.client_evidence import client_facts
 from acknowledgements.evidence.payload import lookup, shown
 from acknowledgements.models import Acknowledgement, Policy, User
-from acknowledgements.reports import lists
 from acknowledgements.reports.history import shown_client
 from acknowledgements.reports.lists import audience_names
 
@@ -97,24 +96,21 @@ def csv_blocks(header: list[str], rows: Iterable[Iterable[Any]]) -> Iterator[str
 
 
 def signature_records(queryset: QuerySet[Acknowledgement]) -> Iterator[tuple]:
-    """One tuple per signature in ACKNOWLEDGEMENT_COLUMNS order; signed_at stays a datetime."""
+    """One tuple per signature of a `lists.signatures` queryset, in ACKNOWLEDGEMENT_COLUMNS order;
+    signed_at stays a datetime."""
     ledger.link_pending()  # each row carries its chain position
-    rows = (
-        queryset.annotate(audience_list=lists.current_audience_names("person_id"))
-        .values_list(
-            "receipt_number",
-            "ledger_entry__payload",
-            "audience_list",
-            "revision__policy__name",
-            "revision__version",
-            "revision__text_sha256",
-            "signed_at",
-            "ledger_entry__sequence",
-            "ledger_entry__row_hash",
-            *(f"ledger_entry__client_details__{name}" for name in CLIENT_DETAIL_FIELDS),
-        )
-        .iterator(chunk_size=BLOCK_ROWS)
-    )
+    rows = queryset.values_list(
+        "receipt_number",
+        "ledger_entry__payload",
+        "audience_list",
+        "revision__policy__name",
+        "revision__version",
+        "revision__text_sha256",
+        "signed_at",
+        "ledger_entry__sequence",
+        "ledger_entry__row_hash",
+        *(f"ledger_entry__client_details__{name}" for name in CLIENT_DETAIL_FIELDS),
+    ).iterator(chunk_size=BLOCK_ROWS)
     for row in rows:
         number, payload, audiences, policy, version, sha, signed_at, sequence, row_hash = row[:9]
         evidence = json.loads(bytes(payload))
@@ -144,21 +140,17 @@ def python_acknowledgements_csv(queryset) -> Iterator[bytes]:
 
 def people_records(queryset) -> Iterator[tuple]:
     """One tuple per person of a `lists.people` queryset, in PEOPLE_COLUMNS order."""
-    rows = (
-        queryset.annotate(audience_list=lists.current_audience_names())
-        .values_list(
-            "full_name",
-            "email",
-            "audience_list",
-            "status",
-            "covered_at",
-            "covering_version",
-            "declined",
-            "due_at",
-            "pk",
-        )
-        .iterator(chunk_size=BLOCK_ROWS)
-    )
+    rows = queryset.values_list(
+        "full_name",
+        "email",
+        "audience_list",
+        "status",
+        "covered_at",
+        "covering_version",
+        "declined",
+        "due_at",
+        "pk",
+    ).iterator(chunk_size=BLOCK_ROWS)
     for name, email, audiences, status, covered, version, declined, due, pk in rows:
         yield (
             name,
@@ -181,7 +173,11 @@ def export_metadata(
     *, policy: Policy, moment: dt.datetime, exported_by: str, filters: dict[str, str] | None = None
 ) -> list[tuple[str, str]]:
     """The rows that open an export's workbook: what it covers, who made it, when."""
-    rows = [("Policy", policy.name), ("As of (UTC)", ledger.utc_iso(moment) or "")]
+    rows = [
+        ("Policy", policy.name),
+        ("As of (UTC)", ledger.utc_iso(moment) or ""),
+        ("Audiences", "as people were in them at that moment"),
+    ]
     if filters is not None:
         rows.append(("Filters", ", ".join(f"{k}={v}" for k, v in filters.items()) or "none"))
     return [

@@ -30,6 +30,7 @@ from acknowledgements.models import (
     Acknowledgement,
     Audience,
     LedgerEntry,
+    Membership,
     Policy,
     User,
 )
@@ -41,7 +42,8 @@ if TYPE_CHECKING:
 
 
 def _scoped(timeline: Timeline, moment: dt.datetime) -> QuerySet[coverage.PersonWithStatus]:
-    return coverage.with_status(coverage.people_in_scope(timeline, moment), timeline, moment)
+    scoped = coverage.with_status(coverage.people_in_scope(timeline, moment), timeline, moment)
+    return scoped.annotate(audience_list=audience_names_at(moment))
 
 
 # --- Lists behind the numbers --------------------------------------------------------------------
@@ -139,8 +141,9 @@ def people(
     queryset = _scoped(timeline, moment)
     if filters.status:
         queryset = queryset.filter(coverage.status_conditions(timeline, moment)[filters.status])
-    if filters.audience:
-        queryset = queryset.filter(audiences=filters.audience)
+    if filters.audience:  # the audience they were in at that moment
+        members = coverage.memberships_open_at(moment, [filters.audience.pk])
+        queryset = queryset.filter(pk__in=members.values("person_id"))
     start, end = filters.signed_range()
     if start:
         queryset = queryset.filter(covered_at__gte=start)
@@ -157,24 +160,30 @@ def people(
 def _nobody() -> QuerySet[coverage.PersonWithStatus]:
     """An empty `with_status` queryset (it asks the database nothing)."""
     return User.objects.none().annotate(
+        came_into_scope=Value(None, output_field=DateTimeField()),
         covered_at=Value(None, output_field=DateTimeField()),
         covering_version=Value(None, output_field=CharField()),
         declined=Value(False, output_field=BooleanField()),
         due_at=Value(None, output_field=DateTimeField()),
         status=Value("", output_field=CharField()),
+        audience_list=Value(None, output_field=CharField()),
     )
 
 
 AUDIENCE_SEPARATOR = "\x1f"  # ASCII unit separator: no audience name contains it
 
 
-def current_audience_names(person_field: str = "pk") -> Subquery:
-    """The person's audiences today, joined by AUDIENCE_SEPARATOR (see `audience_names`)."""
-    through = User.audiences.through
+def audience_names_at(moment: dt.datetime, person_field: str = "pk") -> Subquery:
+    """The audiences the person was in at `moment`, joined by AUDIENCE_SEPARATOR (see
+    `audience_names`): what a list or an export "as of" that moment shows."""
     grouped = (
-        through.objects.filter(user_id=OuterRef(person_field))
+        Membership.objects.filter(
+            Q(ended_at__isnull=True) | Q(ended_at__gt=moment),
+            person_id=OuterRef(person_field),
+            began_at__lte=moment,
+        )
         .order_by()
-        .values("user_id")
+        .values("person_id")
         .annotate(names=StringAgg("audience__name", delimiter=Value(AUDIENCE_SEPARATOR)))
     )
     # The stubs lose an annotation made after values() (typeddjango/django-stubs#3509).
@@ -183,7 +192,7 @@ def current_audience_names(person_field: str = "pk") -> Subquery:
 
 
 def audience_names(aggregated: str | None, separator: str = "; ") -> str:
-    """Sorted, readable audience names from `current_audience_names` (SQLite cannot order them)."""
+    """Sorted, readable audience names from `audience_names_at` (SQLite cannot order them)."""
     return separator.join(sorted(aggregated.split(AUDIENCE_SEPARATOR))) if aggregated else ""
 
 
@@ -207,7 +216,9 @@ def signatures(
         queryset = queryset.filter(signed_at__gte=start)
     if end:
         queryset = queryset.filter(signed_at__lt=end)
-    return queryset.order_by("ledger_entry_id")
+    return queryset.annotate(audience_list=audience_names_at(moment, "person_id")).order_by(
+        "ledger_entry_id"
+    )
 
 
 def declines() -> QuerySet[LedgerEntry]:

@@ -16,17 +16,12 @@ from django.db.models import (
     F,
     Func,
     JSONField,
-    OuterRef,
-    StringAgg,
-    Subquery,
     TextField,
     Value,
 )
-from django.db.models.functions import Collate
 
 from acknowledgements.evidence.payload import NOT_RECORDED
-from acknowledgements.models import User
-from acknowledgements.reports import figures
+from acknowledgements.reports import figures, lists
 from acknowledgements.reports.exports import (
     ACKNOWLEDGEMENT_COLUMNS,
     CLIENT_DETAIL_FIELDS,
@@ -100,23 +95,15 @@ def _sql_cell(expression: str, *, neutralised: bool = True) -> str:
 
 def signatures_copy_sql(queryset) -> tuple[str, list[Any]]:
     """A SELECT whose `COPY ... (FORMAT csv)` rows are `python_acknowledgements_csv`'s rows."""
-    through = User.audiences.through
-    grouped = (
-        through.objects.filter(user_id=OuterRef("person_id"))
-        .order_by()
-        .values("user_id")
-        .annotate(
-            names=StringAgg(
-                "audience__name",
-                delimiter=Value("; "),
-                # Code point order ("C"), as Python's sorted() in lists.audience_names.
-                order_by=Collate(F("audience__name"), "C"),
-            )
-        )
+    # The names `lists.signatures` joined, sorted in code point order ("C") and joined by "; ",
+    # as Python's sorted() in lists.audience_names.
+    audiences = Func(
+        F("audience_list"),
+        Value(lists.AUDIENCE_SEPARATOR),
+        template="NULLIF(array_to_string(ARRAY(SELECT a FROM unnest(string_to_array("
+        "%(expressions)s)) AS a ORDER BY a COLLATE \"C\"), '; '), '')",
+        output_field=TextField(),
     )
-    # The stubs lose an annotation made after values() (typeddjango/django-stubs#3509).
-    names = grouped.values("names")  # type: ignore[misc]
-    audiences = Subquery(names[:1], output_field=TextField())
     rows = queryset.values(
         csv_number=F("receipt_number"),
         csv_evidence=Func(

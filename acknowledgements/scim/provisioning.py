@@ -173,7 +173,17 @@ def _set_members(token: ApiToken, audience: Audience, member_ids: list[str | Non
         wanted.add(pk)
     current = set(audience.members.values_list("pk", flat=True))
     changed = (wanted - current) | (current - wanted)
-    found = Person.objects.filter(pk__in=changed).prefetch_related("audiences").order_by("pk")
+    # Each person's other audiences are kept as they are, so they are read with the person's
+    # row locked: otherwise a PATCH of another group running at the same time (a mover taken
+    # out of one group and put in another) is overwritten by the audiences read before it
+    # committed. Locked in id order, so that two requests take them in the same order and cannot
+    # deadlock; NO KEY, so that rows which merely refer to the person are not held up.
+    found = (
+        Person.objects.select_for_update(no_key=True)
+        .filter(pk__in=changed)
+        .prefetch_related("audiences")
+        .order_by("pk")
+    )
     missing = (wanted - current) - {person.pk for person in found}
     if missing:
         raise InvalidValueException(detail=f"No user has the id {min(missing)} (member).")

@@ -5,8 +5,11 @@
 - Its *baseline* is the latest material revision in effect at that moment (the first revision
   counts as material). A person is covered when they signed the baseline or any later
   revision in effect: a minor revision carries earlier signatures over.
-- A person must be covered by the baseline's effective date (or the day they joined, if later)
-  plus the baseline's `due_days`; after that, not being covered is *overdue*.
+- A person is in a policy's scope at a moment when they are in one of its current revision's
+  audiences then (memberships.py keeps who was in which audience when; a leaver's memberships
+  end on their leaving date).
+- A person must be covered by the baseline's effective date (or the moment they came into the
+  scope, if later) plus the baseline's `due_days`; after that, not being covered is *overdue*.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 from operator import attrgetter
 from typing import TYPE_CHECKING, TypedDict
 
@@ -35,7 +39,15 @@ from django.db.models import (
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
-from acknowledgements.models import Acknowledgement, LedgerEntry, Policy, PolicyRevision, User
+from acknowledgements.models import (
+    Acknowledgement,
+    LedgerEntry,
+    Membership,
+    Policy,
+    PolicyRevision,
+    User,
+)
+from acknowledgements.standings import memberships
 
 if TYPE_CHECKING:
     from django_stubs_ext import WithAnnotations
@@ -79,14 +91,16 @@ class Timeline:
         )
         return cls(in_effect[-1], baseline, covering, later[0] if later else None)
 
-    def applies_to(self, audience_ids: set[int]) -> bool:
-        if self.current is None:
-            return False
-        return bool(audience_ids & {a.pk for a in self.current.audiences.all()})
+    @cached_property
+    def audience_ids(self) -> frozenset[int]:
+        """The current revision's audiences: who is in them is in the policy's scope."""
+        return (
+            frozenset(a.pk for a in self.current.audiences.all()) if self.current else frozenset()
+        )
 
 
-def due_at(baseline: PolicyRevision, person: User) -> dt.datetime:
-    start = max(baseline.effective_at, person.date_joined)
+def due_at(baseline: PolicyRevision, came_into_scope: dt.datetime) -> dt.datetime:
+    start = max(baseline.effective_at, came_into_scope)
     return start + dt.timedelta(days=baseline.due_days)
 
 
@@ -101,6 +115,7 @@ class Standing:
     covering_acknowledgement: Acknowledgement | None
     declined_at: dt.datetime | None
     overdue: bool  # not covered after the due date (a decline does not stop the clock)
+    came_into_scope: dt.datetime | None = None
     # Their latest signature of a revision that no longer covers them (an earlier run's).
     earlier_acknowledgement: Acknowledgement | None = None
 
@@ -136,9 +151,12 @@ def _published_revisions_by_policy() -> dict[int, list[PolicyRevision]]:
 def standings_for(person: User, *, moment: dt.datetime | None = None) -> list[Standing]:
     """Every policy in effect that applies to the person, with their status, in a few queries."""
     moment = moment or timezone.now()
-    audience_ids = set(person.audiences.values_list("pk", flat=True))
-    if not audience_ids:  # auditors and service accounts: no policy applies, no more queries
-        return []
+    stretches = memberships.stretches(
+        Membership.objects.filter(person=person).values_list("audience_id", "began_at", "ended_at"),
+        person.date_joined,
+    )
+    if not any(s.open_at(moment) for s in stretches):
+        return []  # auditors, service accounts, leavers: no policy applies, no more queries
     acknowledgements = {
         ack.revision_id: ack
         for ack in Acknowledgement.objects.filter(person=person, signed_at__lte=moment)
@@ -155,7 +173,8 @@ def standings_for(person: User, *, moment: dt.datetime | None = None) -> list[St
     standings = []
     for revisions in _published_revisions_by_policy().values():
         timeline = Timeline.at(revisions, moment)
-        if not timeline.applies_to(audience_ids):
+        came_into_scope = memberships.came_into_scope(stretches, timeline.audience_ids, moment)
+        if came_into_scope is None:
             continue
         # A timeline that applies has a current revision, and so a baseline.
         assert timeline.current is not None and timeline.baseline is not None
@@ -170,7 +189,7 @@ def standings_for(person: User, *, moment: dt.datetime | None = None) -> list[St
         declined_at = max(
             (declines[r] for r in timeline.covering_ids if r in declines), default=None
         )
-        due = due_at(timeline.baseline, person)
+        due = due_at(timeline.baseline, came_into_scope)
         status = status_of(
             covered=covering_ack is not None, declined=declined_at is not None, late=moment > due
         )
@@ -183,6 +202,7 @@ def standings_for(person: User, *, moment: dt.datetime | None = None) -> list[St
                 covering_acknowledgement=covering_ack,
                 declined_at=declined_at,
                 overdue=covering_ack is None and moment > due,
+                came_into_scope=came_into_scope,
                 earlier_acknowledgement=max(earlier, key=lambda ack: ack.signed_at, default=None),
             )
         )
@@ -201,18 +221,57 @@ def timeline_for(policy: Policy, moment: dt.datetime | None = None) -> Timeline:
     return Timeline.at(list(revisions), moment or timezone.now())
 
 
+def memberships_open_at(moment: dt.datetime, audience_ids: Iterable[int]) -> QuerySet[Membership]:
+    """The memberships of these audiences that had begun and not ended at `moment`.
+
+    (One that began before the person joined counts from their joining date: callers compare
+    `date_joined` too.) The audience ids go into the SQL as values: PostgreSQL then knows how
+    many people they hold, where a subquery would leave it guessing (and choosing nested loops
+    over 100,000).
+    """
+    return Membership.objects.filter(
+        Q(ended_at__isnull=True) | Q(ended_at__gt=moment),
+        began_at__lte=moment,
+        audience_id__in=list(audience_ids),
+    )
+
+
 def people_in_scope(timeline: Timeline, moment: dt.datetime | None = None) -> QuerySet[User]:
-    """Active people in the current revision's audiences who had joined by `moment`."""
+    """People in the current revision's audiences at `moment` (who had joined, and not left)."""
     if timeline.current is None:
         return User.objects.none()
     moment = moment or timezone.now()
-    # The audience ids go into the SQL as values: PostgreSQL then knows how many people they
-    # hold, where a subquery would leave it guessing (and choosing nested loops over 100,000).
-    audience_ids = [a.pk for a in timeline.current.audiences.all()]
-    members = User.audiences.through.objects.filter(audience_id__in=audience_ids)
-    return User.objects.filter(
-        is_active=True, date_joined__lte=moment, pk__in=members.values("user_id")
+    members = memberships_open_at(moment, timeline.audience_ids)
+    return User.objects.filter(date_joined__lte=moment, pk__in=members.values("person_id"))
+
+
+def _came_into_scope(audience_ids: Iterable[int], moment: dt.datetime) -> Greatest:
+    """`memberships.came_into_scope` as SQL, for people in scope."""
+    earliest = (
+        memberships_open_at(moment, audience_ids)
+        .filter(person=OuterRef("pk"))
+        .order_by("began_at")
+        .values("began_at")[:1]
     )
+    return Greatest(F("date_joined"), Subquery(earliest), output_field=DateTimeField())
+
+
+def due_dates(
+    baseline: PolicyRevision,
+    audience_ids: Iterable[int],
+    person_ids: Iterable[int],
+    moment: dt.datetime | None = None,
+) -> dict[int, dt.datetime]:
+    """Each person's due date for the baseline, in scope of these audiences, in one query (one
+    no longer in scope: as if from the day they joined, for an email queued before they left)."""
+    moment = moment or timezone.now()
+    people = User.objects.filter(pk__in=list(person_ids)).annotate(
+        came=_came_into_scope(audience_ids, moment)
+    )
+    return {
+        pk: due_at(baseline, came or joined)
+        for pk, joined, came in people.values_list("pk", "date_joined", "came")
+    }
 
 
 def _covering_signatures(timeline: Timeline, moment: dt.datetime) -> QuerySet[Acknowledgement]:
@@ -234,11 +293,12 @@ NOBODY = Q(pk__in=[])
 
 
 def late_after(timeline: Timeline, moment: dt.datetime) -> dt.datetime | None:
-    """Who joined before this is overdue at `moment` unless covered; None: nobody is yet.
+    """Who came into scope before this is overdue at `moment` unless covered; None: nobody is.
 
-    `due_at` is the later of the baseline's effective date and joining, plus `due_days`; it has
-    passed exactly when both of them lie more than `due_days` before the moment. Said this way,
-    the database compares `date_joined` with a constant instead of computing every due date.
+    `due_at` is the later of the baseline's effective date and coming into scope, plus
+    `due_days`; it has passed exactly when both of them lie more than `due_days` before the
+    moment. Said this way, the database compares times with a constant instead of computing
+    every due date.
     """
     assert timeline.baseline is not None
     cutoff = moment - dt.timedelta(days=timeline.baseline.due_days)
@@ -274,13 +334,22 @@ def status_conditions(timeline: Timeline, moment: dt.datetime) -> dict[str, Q]:
     return _by_status(
         covered=Q(Exists(_covering_signatures(timeline, moment))),
         declined=Q(Exists(_declines(timeline, moment))),
-        late=Q(date_joined__lt=cutoff) if cutoff else NOBODY,
+        late=came_into_scope_before(timeline, moment, cutoff) if cutoff else NOBODY,
     )
+
+
+def came_into_scope_before(timeline: Timeline, moment: dt.datetime, cutoff: dt.datetime) -> Q:
+    """People in scope at `moment` who came into it before `cutoff` (< moment)."""
+    earlier = memberships_open_at(moment, timeline.audience_ids).filter(
+        person=OuterRef("pk"), began_at__lt=cutoff
+    )
+    return Q(date_joined__lt=cutoff) & Q(Exists(earlier))
 
 
 class StatusAnnotations(TypedDict):
     """What `with_status` adds to each person."""
 
+    came_into_scope: dt.datetime
     covered_at: dt.datetime | None
     covering_version: str | None
     declined: bool
@@ -294,7 +363,8 @@ type PersonWithStatus = WithAnnotations[User, StatusAnnotations]
 def with_status(
     people: QuerySet[User], timeline: Timeline, moment: dt.datetime
 ) -> QuerySet[PersonWithStatus]:
-    """Annotate each person with `covered_at`, `covering_version`, `declined`, `due_at`, `status`.
+    """Annotate each person with `came_into_scope`, `covered_at`, `covering_version`, `declined`,
+    `due_at` and `status`.
 
     The same rule as `standings_for`, as one query: signed beats declined beats overdue. To
     filter on a status, use `status_conditions` (see there why).
@@ -302,7 +372,7 @@ def with_status(
     assert timeline.baseline is not None
     covering = _covering_signatures(timeline, moment).order_by("-signed_at")
     due = ExpressionWrapper(
-        Greatest(Value(timeline.baseline.effective_at), F("date_joined"))
+        Greatest(Value(timeline.baseline.effective_at), F("came_into_scope"))
         + Value(dt.timedelta(days=timeline.baseline.due_days)),
         output_field=DateTimeField(),
     )
@@ -312,6 +382,7 @@ def with_status(
         covered=Q(covered_at__isnull=False), declined=Q(declined=True), late=Q(due_at__lt=moment)
     )
     return people.annotate(
+        came_into_scope=_came_into_scope(timeline.audience_ids, moment),
         covered_at=Subquery(covering.values("signed_at")[:1]),
         covering_version=Subquery(covering.values("revision__version")[:1]),
         declined=Exists(_declines(timeline, moment)),

@@ -7,18 +7,19 @@ covered exactly when they signed some revision of the run in effect then, by the
 declined it when they declined one of its revisions by then. The first signature and the
 first decline in each run are therefore all the dashboard needs to count anyone at any moment.
 
-- models.RunStanding keeps those two times per person and run, with copies of the person's
-  audiences, active flag and joining date (kept in step by the signals below).
-- models.CoverageTally counts the active people who first signed in a run, by audiences and
-  15-minute slot (UTC). Every time zone's offset is a whole number of such slots, so a slot
-  falls on one calendar day wherever the dashboard is read.
+- models.RunStanding keeps those two times per person and run.
+- models.AudienceSpan cuts each person's time where their audiences change (memberships.py):
+  the census counts the spans open at a moment, by audiences, instead of every person.
+- models.CoverageTally counts the people covered in a run by audiences: +1 in the 15-minute
+  slot (UTC) of a first signature, in the audiences the person had then; -1 and +1 at the
+  moment they move to other audiences or leave. Every time zone's offset is a whole number of
+  slots, so a slot falls on one calendar day wherever the dashboard is read.
 
-The census (reports/census.py) adds up the tallies of the slots before the moment and reads
-standings only where the tallies cannot answer: the moment's own slot, people who joined
-recently (late or not), declines, and people whose joining date was set after they signed.
-All of it is derived, never evidence: `rebuild()` recomputes it from the acknowledgements, the
-ledger's declines and the people, and tests check that what is kept as things happen equals
-a rebuild.
+The census (reports/census.py) adds up the tallies before the moment and reads standings only
+where the tallies cannot answer: the moment's own slot, people who came into scope recently
+(late or not), declines. All of it is derived, never evidence: `rebuild()` recomputes it from
+the acknowledgements, the ledger's declines and the memberships, and tests check that what is
+kept as things happen equals a rebuild.
 """
 
 from __future__ import annotations
@@ -30,19 +31,13 @@ from collections.abc import Iterable
 from django.apps import apps as installed_apps
 from django.db import connection
 from django.db.models.signals import m2m_changed, post_delete, post_save, pre_delete
+from django.utils import timezone
 
 from acknowledgements.models import PolicyRevision
+from acknowledgements.standings import memberships
+from acknowledgements.standings.memberships import Span, audience_ids, audience_key
 
-AUDIENCE_SEPARATOR = ","
-
-
-def audience_key(audience_ids: Iterable[int]) -> str:
-    """A person's audiences as the census groups them: sorted ids, "" for none."""
-    return AUDIENCE_SEPARATOR.join(str(pk) for pk in sorted(set(audience_ids)))
-
-
-def audience_ids(key: str) -> frozenset[int]:
-    return frozenset(int(pk) for pk in key.split(AUDIENCE_SEPARATOR) if pk)
+__all__ = ["audience_ids", "audience_key", "rebuild", "record", "refresh_people", "slot_of"]
 
 
 def run_of_sql(revision: str) -> str:
@@ -75,6 +70,21 @@ def slot_of(moment: dt.datetime) -> dt.datetime:
     return utc.replace(minute=utc.minute - utc.minute % 15, second=0, microsecond=0)
 
 
+type TallyRow = tuple[int, str, dt.datetime, dt.datetime]  # run, audiences, slot, at
+
+
+def contributions(person_spans: Iterable[Span], run_id: int, signed_at: dt.datetime):
+    """What one person's first signature in a run adds to the tallies, given their spans:
+    +1 where they were when they signed (at the slot's start), then -1 and +1 at each move."""
+    slot = slot_of(signed_at)
+    for span in person_spans:
+        if span.end is not None and span.end <= signed_at:
+            continue
+        yield (run_id, span.key, slot, slot if span.start <= signed_at else span.start), 1
+        if span.end is not None:
+            yield (run_id, span.key, slot, span.end), -1
+
+
 def record(
     *,
     person_id: int,
@@ -84,93 +94,118 @@ def record(
 ) -> None:
     """A signature or a decline in a run (signing/facts.py reads the run): the first of each counts."""
     ops = connection.ops
-    standings, people = _table("RunStanding"), _table("User")
+    standings = _table("RunStanding")
     signed = ops.adapt_datetimefield_value(signed_at)
     sql = (
-        f"INSERT INTO {standings} (person_id, run_id, audience_key, active, joined, signed_at,"  # noqa: S608 - quoted names only
-        " declined_at) SELECT u.id, %s, u.audience_key, u.is_active, u.date_joined, %s, %s"
-        f" FROM {people} u WHERE u.id = %s"
-        " ON CONFLICT (person_id, run_id) DO UPDATE SET"
+        f"INSERT INTO {standings} (person_id, run_id, signed_at, declined_at)"  # noqa: S608 - quoted names only
+        " VALUES (%s, %s, %s, %s) ON CONFLICT (person_id, run_id) DO UPDATE SET"
         f" signed_at = COALESCE({standings}.signed_at, excluded.signed_at),"
         f" declined_at = COALESCE({standings}.declined_at, excluded.declined_at)"
-        " RETURNING audience_key, active, CASE WHEN signed_at = %s THEN 1 ELSE 0 END"
+        " RETURNING CASE WHEN signed_at = %s THEN 1 ELSE 0 END"
     )
-    params = [run_id, signed, ops.adapt_datetimefield_value(declined_at), person_id, signed]
+    params = [person_id, run_id, signed, ops.adapt_datetimefield_value(declined_at), signed]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        key, active, first_signature = cursor.fetchone()
-    if signed_at is not None and active and first_signature:
-        _count({(run_id, key, slot_of(signed_at)): 1})
+        (first_signature,) = cursor.fetchone()
+    if signed_at is not None and first_signature:
+        person_spans = _model("AudienceSpan").objects.filter(person_id=person_id)
+        found = person_spans.exclude(end__lte=signed_at).order_by("start")
+        spans = [Span(*row) for row in found.values_list("audience_key", "start", "end")]
+        _count(Counter(dict(contributions(spans, run_id, signed_at))))
 
 
-def _count(changes: dict[tuple[int, str, dt.datetime], int]) -> None:
-    """Add to the tallies (run, audiences, slot) -> people; one statement per change."""
+def _count(changes: Counter[TallyRow]) -> None:
+    """Add to the tallies (run, audiences, slot, at) -> people, in one statement."""
     ops = connection.ops
     tallies = _table("CoverageTally")
     sql = (
-        f"INSERT INTO {tallies} (run_id, audience_key, slot, people) VALUES (%s, %s, %s, %s)"  # noqa: S608 - quoted names only
-        " ON CONFLICT (run_id, audience_key, slot) DO UPDATE"
+        f"INSERT INTO {tallies} (run_id, audience_key, slot, at, people) VALUES (%s, %s, %s, %s, %s)"  # noqa: S608 - quoted names only
+        " ON CONFLICT (run_id, audience_key, slot, at) DO UPDATE"
         f" SET people = {tallies}.people + excluded.people"
     )
-    with connection.cursor() as cursor:
-        for (run_id, key, slot), people in changes.items():
-            if people:
-                cursor.execute(sql, [run_id, key, ops.adapt_datetimefield_value(slot), people])
+    rows = [
+        [run_id, key, ops.adapt_datetimefield_value(slot), ops.adapt_datetimefield_value(at), n]
+        for (run_id, key, slot, at), n in changes.items()
+        if n
+    ]
+    if rows:
+        with connection.cursor() as cursor:
+            cursor.executemany(sql, rows)
 
 
-def refresh_people(person_ids: Iterable[int]) -> None:
-    """Copy these people's audiences, active flag and joining date to where the census reads
-    them, moving their signatures between tallies when their audiences or activity changed."""
-    User = _model("User")
+def refresh_people(person_ids: Iterable[int], *, at: dt.datetime | None = None) -> None:
+    """Bring these people's memberships, audience spans and the tallies of their signatures in
+    step with their audiences, active flag, leaving and joining dates, in a few statements."""
     ids = set(person_ids)
     if not ids:
         return
-    memberships = defaultdict(set)
-    for person_id, audience_id in User.audiences.through.objects.filter(
-        user_id__in=ids
-    ).values_list("user_id", "audience_id"):
-        memberships[person_id].add(audience_id)
-    for person in User.objects.filter(pk__in=ids).only("audience_key", "is_active", "date_joined"):
-        key = audience_key(memberships[person.pk])
-        if key != person.audience_key:
-            User.objects.filter(pk=person.pk).update(audience_key=key)
-        _copy_to_standings(person.pk, key=key, active=person.is_active, joined=person.date_joined)
-
-
-def _copy_to_standings(person_id: int, *, key: str, active: bool, joined: dt.datetime) -> None:
-    standings = _model("RunStanding").objects.filter(person_id=person_id)
-    changes: dict[tuple[int, str, dt.datetime], int] = defaultdict(int)
-    for run_id, old_key, was_active, signed_at in standings.filter(
-        signed_at__isnull=False
-    ).values_list("run_id", "audience_key", "active", "signed_at"):
-        if was_active:
-            changes[run_id, old_key, slot_of(signed_at)] -= 1
-        if active:
-            changes[run_id, key, slot_of(signed_at)] += 1
+    memberships.sync(ids, at=at or timezone.now())
+    AudienceSpan = _model("AudienceSpan")
+    kept: dict[int, list[tuple]] = defaultdict(list)
+    for person_id, *row in (
+        AudienceSpan.objects.filter(person_id__in=ids)
+        .order_by("start")
+        .values_list("person_id", "audience_key", "start", "end", "joined")
+    ):
+        kept[person_id].append(tuple(row))
+    joined = dict(_model("User").objects.filter(pk__in=ids).values_list("pk", "date_joined"))
+    now = {
+        pk: memberships.spans(stretches) for pk, stretches in memberships.stretches_of(ids).items()
+    }
+    changed = {
+        pk for pk in now if [(s.key, s.start, s.end, joined[pk]) for s in now[pk]] != kept[pk]
+    }
+    if not changed:
+        return
+    before = {pk: [Span(key, start, end) for key, start, end, _ in kept[pk]] for pk in changed}
+    changes: Counter[TallyRow] = Counter()
+    signed = _model("RunStanding").objects.filter(person_id__in=changed, signed_at__isnull=False)
+    for person_id, run_id, signed_at in signed.values_list("person_id", "run_id", "signed_at"):
+        changes.subtract(dict(contributions(before[person_id], run_id, signed_at)))
+        changes.update(dict(contributions(now[person_id], run_id, signed_at)))
     _count(changes)
-    standings.update(audience_key=key, active=active, joined=joined)
+    AudienceSpan.objects.filter(person_id__in=changed).delete()
+    AudienceSpan.objects.bulk_create(
+        (
+            AudienceSpan(
+                person_id=pk, audience_key=s.key, start=s.start, end=s.end, joined=joined[pk]
+            )
+            for pk in changed
+            for s in now[pk]
+        ),
+        batch_size=5_000,
+    )
 
 
 def rebuild(apps=installed_apps) -> int:
-    """Recompute audience keys, standings and tallies from the evidence; the standings made."""
-    User, RunStanding = apps.get_model("acknowledgements", "User"), _model("RunStanding", apps)
-    memberships = defaultdict(set)
-    for person_id, audience_id in User.audiences.through.objects.values_list(
-        "user_id", "audience_id"
-    ):
-        memberships[person_id].add(audience_id)
-    by_key = defaultdict(list)
-    for person_id, key in User.objects.values_list("pk", "audience_key"):
-        if audience_key(memberships[person_id]) != key:
-            by_key[audience_key(memberships[person_id])].append(person_id)
-    for key, person_ids in by_key.items():
-        for start in range(0, len(person_ids), 10_000):
-            User.objects.filter(pk__in=person_ids[start : start + 10_000]).update(audience_key=key)
-
-    runs = _runs()
+    """Recompute spans, standings and tallies from the memberships and the evidence; the
+    standings made."""
+    RunStanding, AudienceSpan = _model("RunStanding", apps), _model("AudienceSpan", apps)
     CoverageTally = _model("CoverageTally", apps)
+    User = _model("User", apps)
+    AudienceSpan.objects.all().delete()
     CoverageTally.objects.all().delete()
     RunStanding.objects.all().delete()
+    joined = dict(User.objects.values_list("pk", "date_joined"))
+    rows: dict[int, list] = defaultdict(list)
+    for person_id, *row in (
+        _model("Membership", apps)
+        .objects.values_list("person_id", "audience_id", "began_at", "ended_at")
+        .iterator(chunk_size=10_000)
+    ):
+        rows[person_id].append(row)
+    spans = {pk: memberships.spans(memberships.stretches(rows[pk], joined[pk])) for pk in rows}
+    AudienceSpan.objects.bulk_create(
+        (
+            AudienceSpan(
+                person_id=pk, audience_key=s.key, start=s.start, end=s.end, joined=joined[pk]
+            )
+            for pk, person_spans in spans.items()
+            for s in person_spans
+        ),
+        batch_size=5_000,
+    )
+    runs = _runs()
     if not runs:
         return 0
     q = connection.ops.quote_name
@@ -179,30 +214,28 @@ def rebuild(apps=installed_apps) -> int:
     ids = ", ".join(str(r) for r in runs)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {q(RunStanding._meta.db_table)} (person_id, run_id, audience_key, active,"  # noqa: S608 - ids and quoted names only
-            " joined, signed_at, declined_at)"
-            " SELECT e.person_id, e.run_id, u.audience_key, u.is_active, u.date_joined,"
-            " MIN(e.signed_at), MIN(e.declined_at) FROM ("
+            f"INSERT INTO {q(RunStanding._meta.db_table)} (person_id, run_id, signed_at,"  # noqa: S608 - ids and quoted names only
+            " declined_at) SELECT person_id, run_id, MIN(signed_at), MIN(declined_at) FROM ("
             f"SELECT person_id, {run_of} AS run_id, signed_at, NULL AS declined_at"
             f" FROM {q(_model('Acknowledgement', apps)._meta.db_table)}"
             f" WHERE revision_id IN ({ids})"
             f" UNION ALL SELECT person_id, {run_of}, NULL, recorded_at"
             f" FROM {q(_model('LedgerEntry', apps)._meta.db_table)}"
             f" WHERE kind = 'declined' AND person_id IS NOT NULL AND revision_id IN ({ids})"
-            f") e JOIN {q(User._meta.db_table)} u ON u.id = e.person_id"
-            " GROUP BY e.person_id, e.run_id, u.audience_key, u.is_active, u.date_joined"
+            ") e GROUP BY person_id, run_id"
         )
         made = cursor.rowcount
-    tallies: Counter[tuple[int, str, dt.datetime]] = Counter()
-    signed = RunStanding.objects.filter(active=True, signed_at__isnull=False)
-    for run_id, key, signed_at in signed.values_list(
-        "run_id", "audience_key", "signed_at"
+    tallies: Counter[TallyRow] = Counter()
+    signed = RunStanding.objects.filter(signed_at__isnull=False)
+    for person_id, run_id, signed_at in signed.values_list(
+        "person_id", "run_id", "signed_at"
     ).iterator(chunk_size=10_000):
-        tallies[run_id, key, slot_of(signed_at)] += 1
+        tallies.update(dict(contributions(spans.get(person_id, []), run_id, signed_at)))
     CoverageTally.objects.bulk_create(
         (
-            CoverageTally(run_id=run_id, audience_key=key, slot=slot, people=people)
-            for (run_id, key, slot), people in tallies.items()
+            CoverageTally(run_id=run_id, audience_key=key, slot=slot, at=at, people=people)
+            for (run_id, key, slot, at), people in tallies.items()
+            if people
         ),
         batch_size=5_000,
     )
@@ -228,7 +261,7 @@ def _table(name: str) -> str:
     return connection.ops.quote_name(_model(name)._meta.db_table)
 
 
-# --- Keeping the copies in step -----------------------------------------------------------------
+# --- Kept in step as audiences and people change -----------------------------------------------------------------
 
 
 def _memberships_changed(sender, instance, action, reverse, pk_set, **kwargs) -> None:
@@ -244,9 +277,8 @@ def _memberships_changed(sender, instance, action, reverse, pk_set, **kwargs) ->
 
 
 def _person_saved(sender, instance, created, update_fields, **kwargs) -> None:
-    # Recomputed from the memberships rather than taken from `instance`: an instance loaded
-    # before its audiences changed would otherwise write back the key it was loaded with.
-    watched = {"is_active", "date_joined", "audience_key"}
+    # Leaving, returning or a new joining date changes when the person's memberships count.
+    watched = {"is_active", "date_joined", "left_at"}
     if not created and (update_fields is None or watched & set(update_fields)):
         refresh_people([instance.pk])
 

@@ -13,17 +13,22 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
+from django.contrib import messages
 from django.core.paginator import Paginator
-from django.shortcuts import get_object_or_404, render
+from django.db.models import QuerySet
+from django.http import StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.http import content_disposition_header
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
+from acknowledgements.evidence import audit as evidence_audit
 from acknowledgements.evidence import ledger
 from acknowledgements.forms.reports import AsOfForm, AuditLogFilterForm, PeopleFilterForm
-from acknowledgements.models import Policy, PolicyRevision, User
-from acknowledgements.reports import charts, figures, history, lists
+from acknowledgements.models import LedgerEntry, Policy, PolicyRevision, User
+from acknowledgements.reports import audit_log, charts, figures, history, lists
 from acknowledgements.reports.figures import PolicyFigures, StatusCount
 from acknowledgements.reports.lists import DEFAULT_SORT, PeopleFilter
 from acknowledgements.standings import coverage
@@ -262,9 +267,7 @@ def reports_people(request, slug: str):
     moment = report_moment(form)
     filters = people_filter(form)
     policy, timeline = _policy_and_timeline(slug, moment.value)
-    people = lists.people(timeline, moment.value, filters).annotate(
-        audience_list=lists.current_audience_names()
-    )
+    people = lists.people(timeline, moment.value, filters)
     page = Paginator(people, PAGE_SIZE).get_page(request.GET.get("page"))
     rows = [(person, lists.audience_names(person.audience_list, ", ")) for person in page]
     params = _filter_params(filters, moment)
@@ -312,39 +315,94 @@ def reports_person(request, pk: int):
 # --- Audit log and declines ----------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class AuditLogFilter:
+    action: str = ""
+    actor: str = ""
+    since: dt.date | None = None
+    until: dt.date | None = None
+
+    def entries(self) -> QuerySet[LedgerEntry]:
+        since, until = _date_bounds(self.since, self.until)
+        return history.audit_entries(action=self.action, actor=self.actor, since=since, until=until)
+
+    def as_record(self) -> dict[str, str]:
+        """The filters that were set, as plain strings (links and the export's audit record)."""
+        values = {
+            "action": self.action,
+            "actor": self.actor,
+            "since": self.since.isoformat() if self.since else "",
+            "until": self.until.isoformat() if self.until else "",
+        }
+        return {key: value for key, value in values.items() if value}
+
+
+def audit_log_filter(form: AuditLogFilterForm) -> AuditLogFilter:
+    """The filters that passed validation (a refused one is left out and shown as an error)."""
+    if not form.is_bound:
+        return AuditLogFilter()
+    form.is_valid()
+    data = form.cleaned_data
+    return AuditLogFilter(
+        action=data.get("action") or "",
+        actor=(data.get("actor") or "").strip(),
+        since=data.get("since"),
+        until=data.get("until"),
+    )
+
+
 @require_GET
 @readers_of_reports_only
 def reports_audit_log(request):
     """Administrative actions and supersessions, newest first: who did what, when."""
     form = AuditLogFilterForm(request.GET or None, actions=history.audit_actions())
-    data: dict[str, Any] = {}
-    if form.is_bound:
-        form.is_valid()
-        data = form.cleaned_data
-    since, until = _date_bounds(data.get("since"), data.get("until"))
-    entries = history.audit_entries(
-        action=data.get("action") or "",
-        actor=(data.get("actor") or "").strip(),
-        since=since,
-        until=until,
-    )
-    page = Paginator(entries, PAGE_SIZE).get_page(request.GET.get("page"))
-    params = {
-        "action": data.get("action") or "",
-        "actor": (data.get("actor") or "").strip(),
-        "since": data["since"].isoformat() if data.get("since") else "",
-        "until": data["until"].isoformat() if data.get("until") else "",
-    }
+    filters = audit_log_filter(form)
+    page = Paginator(filters.entries(), PAGE_SIZE).get_page(request.GET.get("page"))
     return render(
         request,
         "acknowledgements/reports/audit_log.html",
         {
             "form": form,
             "page": page,
-            "events": history.describe(page),
-            "page_url": report_url("reports_audit_log", **params),
+            "events": audit_log.audit_rows(page),
+            "page_url": report_url("reports_audit_log", **filters.as_record()),
+            # Refused filters are not exported as if they had not been asked for.
+            "export_url": None
+            if form.errors
+            else report_url("reports_audit_log_csv", **filters.as_record()),
         },
     )
+
+
+@require_GET
+@readers_of_reports_only
+def reports_audit_log_csv(request):
+    """The audit log as filtered, every entry, streamed; the export is itself recorded first."""
+    form = AuditLogFilterForm(request.GET or None, actions=history.audit_actions())
+    filters = audit_log_filter(form)
+    if form.errors:
+        for name, errors in form.errors.items():
+            label = form.fields[name].label if name in form.fields else ""
+            for error in errors:
+                messages.error(request, f"{label}: {error}" if label else error)
+        messages.error(request, _("Nothing was exported."))
+        return redirect(report_url("reports_audit_log", **request.GET.dict()))
+    entries = filters.entries()
+    # The rows as they are now: the export's own audit row, written next, is not one of them.
+    newest = entries.values_list("pk", flat=True).first()
+    entries = entries.filter(pk__lte=newest or 0)
+    evidence_audit.record_export(
+        actor=request.user,
+        what="audit-log.csv",
+        filters=filters.as_record(),
+        rows=entries.count(),
+    )
+    response = StreamingHttpResponse(
+        audit_log.audit_log_csv(entries), content_type="text/csv; charset=utf-8"
+    )
+    filename = f"audit-log-{timezone.now().astimezone(dt.UTC):%Y%m%dT%H%M%SZ}.csv"
+    response["Content-Disposition"] = content_disposition_header(True, filename)
+    return response
 
 
 @require_GET
@@ -361,5 +419,6 @@ urlpatterns = [
     path("reports/policies/<slug:slug>/people/", reports_people, name="reports_people"),
     path("reports/people/<int:pk>/", reports_person, name="reports_person"),
     path("reports/audit-log/", reports_audit_log, name="reports_audit_log"),
+    path("reports/audit-log/export.csv", reports_audit_log_csv, name="reports_audit_log_csv"),
     path("reports/declines/", declines, name="declines"),
 ]

@@ -34,7 +34,9 @@ class Command(BaseCommand):
             if dry_run:
                 plan = import_plan.plan_import(data)
             else:
-                plan = import_apply.apply_import(data, actor=None, filename=path.name)
+                plan = import_apply.apply_import(
+                    data, actor=None, filename=path.name, inviting=invite
+                )
         except import_plan.ImportRefused as refused:
             raise CommandError(str(refused)) from refused
         for row in plan.rows:
