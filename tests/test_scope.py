@@ -204,4 +204,4 @@ def test_the_history_survives_a_rebuild_of_the_dashboard(moved, contractors_poli
 
 def test_the_dashboard_says_which_audiences_it_counts(moved, logged_in, auditor):
     page = logged_in(auditor).get("/reports/").content.decode()
-    assert "audiences people were in at that moment" in page
+    assert "audiences they were in at that moment" in page

@@ -91,8 +91,8 @@ class _Query:
     """Builds the statement and reads its rows back (columns are named by position).
 
     Every row is (part, run, audiences, late bits..., flags, day, people). Part 0 counts the
-    people, part 1 the tallies of the slots before the moment's, part 2 the standings the
-    tallies cannot answer (standings/tallies.py says why those).
+    people (some rows negative: corrections), part 1 the tallies of the slots before the
+    moment's, part 2 the standings the tallies cannot answer (standings/tallies.py says why).
     """
 
     def __init__(self, timelines, scopes, moment, zone):
@@ -123,13 +123,17 @@ class _Query:
             sql.append(text)
             params.extend(values)
 
-        def came_before_cutoff(span: str, pk: int) -> None:
+        def came_before_cutoff(span: str, pk: int, *, exact: bool = True) -> None:
             """1 when the person of `span` (open at the moment) came into the policy's scope
             before its cut-off. Their memberships all began by the span's start, so a span that
-            began before the cut-off answers yes; only a later one looks at the memberships."""
+            began before the cut-off answers yes; only a later one looks at the memberships
+            (not `exact`: taken as no, for part 0 to correct)."""
             cutoff = self.cutoffs[pk]
             if cutoff is None:
                 add("0")
+                return
+            if not exact:
+                add(f"CASE WHEN {span}.start < %s THEN 1 ELSE 0 END", at(cutoff))
                 return
             audiences = ", ".join(str(int(a)) for a in sorted(self.scopes[pk])) or "NULL"
             add(
@@ -159,18 +163,26 @@ class _Query:
         late_columns = ", ".join(str(n) for n in range(4, 4 + self.late_columns))
         day_column = 5 + self.late_columns
 
-        # 0: the people in some audience at the moment, by audiences and late or not.
-        add("SELECT 0, NULL, s.audience_key")
-        for chunk in _chunks(self.policies):
-            add(",")
-            for bit, pk in enumerate(chunk):
-                add(" + " if bit else "")
-                add("(")
-                came_before_cutoff("s", pk)
-                add(f") * {1 << bit}")
-        add(f", 0, NULL, COUNT(*) FROM {spans} s WHERE ")
-        open_at_moment("s")
-        add(f" GROUP BY s.audience_key, {late_columns}")
+        # 0: the people in some audience at the moment, by audiences and late or not: every
+        # open span as its start says, then the spans begun since the earliest cut-off taken
+        # back and counted again as their memberships say. (Asking the memberships of every
+        # span would make PostgreSQL expect a costly statement and compile it first.)
+        recent = min([c for c in self.cutoffs.values() if c is not None] + [self.moment])
+        for sign, exact in ((1, False), (-1, False), (1, True)):
+            add(" UNION ALL " if sign < 0 or exact else "")
+            add("SELECT 0, CAST(NULL AS BIGINT), s.audience_key")
+            for chunk in _chunks(self.policies):
+                add(",")
+                for bit, pk in enumerate(chunk):
+                    add(" + " if bit else "")
+                    add("(")
+                    came_before_cutoff("s", pk, exact=exact)
+                    add(f") * {1 << bit}")
+            add(f", 0, CAST(NULL AS DATE), {sign} * COUNT(*) FROM {spans} s WHERE ")
+            open_at_moment("s")
+            if sign < 0 or exact:
+                add(" AND s.start >= %s", at(recent))
+            add(f" GROUP BY s.audience_key, {late_columns}")
 
         # 1: who was covered, by audiences at the moment, having first signed in the slots
         # before the moment's, by the day they signed.
@@ -185,41 +197,44 @@ class _Query:
 
         # 2: the standings the tallies cannot answer (signed in the moment's slot or later,
         # declined, or came into scope since the earliest late cut-off), with the audiences the
-        # person had at the moment.
-        recent = min([c for c in self.cutoffs.values() if c is not None] + [self.moment])
-        add(f" UNION ALL SELECT 2, r.run_id, s.audience_key, {no_lates}, CASE r.run_id")
-        for run, pk in self.runs.items():
-            add(f" WHEN {int(run)} THEN ")
-            came_before_cutoff("s", pk)
-        add(
-            f" END * {LATE}"
-            f" + CASE WHEN r.signed_at <= %s THEN {COVERED} ELSE 0 END"
-            f" + CASE WHEN r.signed_at >= %s THEN {IN_MOMENTS_SLOT} ELSE 0 END"
-            f" + CASE WHEN r.declined_at <= %s THEN {DECLINED} ELSE 0 END,"
-            " CASE WHEN r.signed_at <= %s THEN ",
-            moment,
-            slot,
-            moment,
-            moment,
-        )
-        day_of("r.signed_at")
-        add(
-            f" END, COUNT(*) FROM (SELECT id FROM {standings}"  # noqa: S608 - ids and quoted names only
+        # person had at the moment; late or not as for part 0, corrected the same way.
+        for sign, exact in ((1, False), (-1, False), (1, True)):
+            add(f" UNION ALL SELECT 2, r.run_id, s.audience_key, {no_lates}, CASE r.run_id")
+            for run, pk in self.runs.items():
+                add(f" WHEN {int(run)} THEN ")
+                came_before_cutoff("s", pk, exact=exact)
+            add(
+                f" END * {LATE}"
+                f" + CASE WHEN r.signed_at <= %s THEN {COVERED} ELSE 0 END"
+                f" + CASE WHEN r.signed_at >= %s THEN {IN_MOMENTS_SLOT} ELSE 0 END"
+                f" + CASE WHEN r.declined_at <= %s THEN {DECLINED} ELSE 0 END,"
+                " CASE WHEN r.signed_at <= %s THEN ",
+                moment,
+                slot,
+                moment,
+                moment,
+            )
+            day_of("r.signed_at")
+            add(
+                f" END, {sign} * COUNT(*) FROM picked r JOIN {spans} s ON s.person_id = r.person_id AND "
+            )
+            open_at_moment("s")
+            if sign < 0 or exact:
+                add(" AND s.start >= %s", at(recent))
+            add(f" GROUP BY r.run_id, s.audience_key, {day_column - 1}, {day_column}")
+        # The standings part 2 reads, found once for its three selects.
+        columns = "id, person_id, run_id, signed_at, declined_at"
+        picked = (
+            f"WITH picked AS (SELECT {columns} FROM {standings}"  # noqa: S608 - ids and quoted names only
             f" WHERE run_id IN ({runs}) AND signed_at >= %s"
-            f" UNION SELECT id FROM {standings} WHERE run_id IN ({runs})"
+            f" UNION SELECT {columns} FROM {standings} WHERE run_id IN ({runs})"
             " AND declined_at IS NOT NULL"
-            f" UNION SELECT r2.id FROM {spans} s2 JOIN {standings} r2"
+            " UNION SELECT r2.id, r2.person_id, r2.run_id, r2.signed_at, r2.declined_at"
+            f" FROM {spans} s2 JOIN {standings} r2"
             f" ON r2.person_id = s2.person_id AND r2.run_id IN ({runs})"
-            " WHERE s2.start >= %s AND s2.start <= %s) picked"
-            f" JOIN {standings} r ON r.id = picked.id"
-            f" JOIN {spans} s ON s.person_id = r.person_id AND ",
-            slot,
-            at(recent),
-            moment,
+            " WHERE s2.start >= %s AND s2.start <= %s) "
         )
-        open_at_moment("s")
-        add(f" GROUP BY r.run_id, s.audience_key, {day_column - 1}, {day_column}")
-        return "".join(sql), params
+        return picked + "".join(sql), [slot, at(recent), moment, *params]
 
     def count(self, rows: list[tuple]) -> dict[int, PolicyCensus]:
         """The census of each policy from the statement's rows."""
