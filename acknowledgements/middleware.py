@@ -116,9 +116,11 @@ GATE_OPEN_URL_NAMES = {
     "concern_new",
     "concern_thanks",
 }
-# /scim/: the directory's token-authenticated API, which no signed-in person browses.
+# /scim/: the directory's token-authenticated API, which no signed-in person browses; /dev/: the
+# development outbox, where `make run` shows its emails (a 404 outside DEBUG).
 GATE_OPEN_PREFIXES = (
     "/accounts/",
+    "/dev/",
     "/static/",
     "/favicon.ico",
     "/healthz",

@@ -12,6 +12,7 @@ from acknowledgements.views import (
     health,
     integrations,
     manage,
+    outbox,
     people,
     reports,
     revisions,
@@ -41,4 +42,5 @@ urlpatterns = [
     *exports.urlpatterns,
     *integrations.urlpatterns,
     *scim.urlpatterns,
+    *outbox.urlpatterns,
 ]

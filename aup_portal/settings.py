@@ -340,6 +340,14 @@ if env_str("EMAIL_HOST"):
             },
         }
     }
+elif DEBUG:
+    # A laptop: each email is one line on the console and kept whole, to read at /dev/outbox/.
+    MAILERS = {
+        "default": {
+            "BACKEND": "acknowledgements.notifications.outbox.OutboxBackend",
+            "OPTIONS": {"directory": BASE_DIR / "var" / "outbox"},
+        }
+    }
 else:
     MAILERS = {"default": {"BACKEND": "django.core.mail.backends.console.EmailBackend"}}
 

@@ -140,7 +140,7 @@ def person_history(person: User, moment: dt.datetime) -> PersonHistory:
 
 AUDIT_KINDS = (LedgerEntry.Kind.ADMIN_ACTION, LedgerEntry.Kind.SUPERSEDED)
 SUPERSEDED_ACTION = "superseded"
-_ENVELOPE = {"schema", "event", "person_id", "actor_id", "revision_id", "recorded_at"}
+ENVELOPE = {"schema", "event", "person_id", "actor_id", "revision_id", "recorded_at"}
 
 
 class PayloadText(Func):
@@ -232,7 +232,7 @@ def describe(entries: Iterable[LedgerEntry]) -> list[AuditEvent]:
         payload = json.loads(bytes(entry.payload))
         if entry.kind == LedgerEntry.Kind.SUPERSEDED:
             action = SUPERSEDED_ACTION
-            details = {k: v for k, v in payload.items() if k not in _ENVELOPE}
+            details = {k: v for k, v in payload.items() if k not in ENVELOPE}
             actor = None
         else:
             action = str(payload.get("action") or "")

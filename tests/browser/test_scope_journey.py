@@ -1,6 +1,7 @@
 """An administrator puts a long-standing employee into the contractors audience: the employee is
 told the contractors' policy now applies to them, has its full time to sign it from today, and
-the auditor's figures as of just before do not count them there."""
+the auditor's figures as of just before do not count them there; once they leave, they are no
+longer pending."""
 
 import datetime as dt
 import time
@@ -83,7 +84,21 @@ def test_a_person_put_into_an_audience_is_told_and_given_the_full_time_to_sign(
     expect(auditor.get_by_role("cell", name="Demo Contractor")).to_be_visible()
     expect(auditor.get_by_role("cell", name="Demo Employee")).to_have_count(0)
     auditor.screenshot(path=str(ARTIFACTS / "scope-journey-before-the-move.png"), full_page=True)
-    auditor.goto(people)
+    pending = f"{people}?status=pending"
+    auditor.goto(pending)
     expect(auditor.get_by_role("cell", name="Demo Employee")).to_be_visible()
     auditor.screenshot(path=str(ARTIFACTS / "scope-journey-now.png"), full_page=True)
+
+    # They leave: no longer pending from then on, still pending as of before.
+    time.sleep(1.1)
+    before_leaving = timezone.localtime(timezone.now()).strftime("%Y-%m-%dT%H:%M:%S")
+    time.sleep(1.1)
+    page.goto(f"{portal}/manage/people/{employee.pk}/")
+    page.get_by_role("button", name="Record as having left").click()
+    expect(page.get_by_text("is recorded as having left")).to_be_visible()
+    auditor.goto(pending)
+    expect(auditor.get_by_role("cell", name="Demo Contractor")).to_be_visible()
+    expect(auditor.get_by_role("cell", name="Demo Employee")).to_have_count(0)
+    auditor.goto(f"{pending}&as_of={before_leaving}")
+    expect(auditor.get_by_role("cell", name="Demo Employee")).to_be_visible()
     assert csp_violations == []
