@@ -459,6 +459,7 @@ def test_package_contains_everything_an_auditor_needs(package, sealed):
     assert set(package["infos"]) == {
         "acknowledgements.csv",
         "client-details.csv",
+        "client-details.jsonl",
         "people.csv",
         "ledger.jsonl",
         "ledger-payloads.txt",

@@ -25,7 +25,7 @@ from acknowledgements.models import ClientDetails, LedgerEntry, Receipt
 from acknowledgements.receipts import authority as receipt_authority
 from acknowledgements.receipts import seal as receipt_seal
 from acknowledgements.receipts import verification
-from acknowledgements.reports import audit_package, lists, personal_data, signatures_csv
+from acknowledgements.reports import audit_package, exports, lists, personal_data, signatures_csv
 from acknowledgements.reports import history as report_history
 from acknowledgements.signing import actions as signing_actions
 from acknowledgements.standings.coverage import timeline_for
@@ -322,6 +322,31 @@ def test_the_audit_package_lists_the_kept_values_with_their_salts(signed, policy
     with later(DAYS + 1):
         redact()
         assert package().read("client-details.csv").decode().splitlines()[1:] == []
+
+
+@pytest.mark.parametrize("user_agent", ["'-starts-with-an-apostrophe", "-dash", "=HYPERLINK(1)"])
+def test_the_audit_package_gives_exact_values_to_check_the_commitments(
+    make_person, revision, sign, policy, user_agent
+):
+    person = make_person()
+    acknowledgement = sign(person, revision, client=client_evidence(user_agent=user_agent))
+    target, moment = io.BytesIO(), timezone.now()
+    audit_package.write_package(
+        target, policy=policy, timeline=timeline_for(policy, moment), moment=moment, exported_by="t"
+    )
+    package = zipfile.ZipFile(target)
+    (line,) = [
+        json.loads(text)
+        for text in package.read("client-details.jsonl").decode().splitlines()
+        if json.loads(text)["receipt_number"] == acknowledgement.receipt_number
+    ]
+    committed = ledger.decode(acknowledgement.ledger_entry)["client"]
+    assert line["user_agent"] == user_agent  # exactly, where the CSV neutralises it
+    assert committed["user_agent_sha256"] == sha256(line["user_agent_salt"] + line["user_agent"])
+    assert committed["ip_sha256"] == sha256(line["ip_salt"] + line["ip"])
+    csv_rows = list(csv.reader(io.StringIO(package.read("client-details.csv").decode())))
+    (csv_row,) = [row for row in csv_rows if row[1] == acknowledgement.receipt_number]
+    assert csv_row[4] == exports.neutralise(user_agent)  # "'-x" reads as "-x" there
 
 
 def test_evidence_recorded_before_commitments_is_read_as_recorded():

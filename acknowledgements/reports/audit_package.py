@@ -123,6 +123,7 @@ def write_package(
         write_text("people.csv", people_csv(lists.people(timeline, moment, filters)))
         receipt_count = _write_receipts(zf, signatures, counter)
         write_text("client-details.csv", client_details_csv(signatures))
+        write_text("client-details.jsonl", client_details_jsonl(signatures))
         ledger_rows = _write_ledger(zf, head[0] if head else 0, counter)
         verification = ledger.verify_chain(up_to=head[0]) if head else None
         write_text("verification.txt", [_verification_text(verification, moment)])
@@ -167,10 +168,10 @@ CLIENT_DETAILS_COLUMNS = [
 ]
 
 
-def client_details_csv(signatures) -> Iterator[str]:
+def _client_details(signatures) -> Iterator[tuple]:
     """The raw IP address and user agent still kept for each signature, with the salts that
     open the payload's commitments; signatures whose details were removed have no row."""
-    rows = (
+    return (
         signatures.filter(ledger_entry__client_details__isnull=False)
         .order_by("ledger_entry__sequence")
         .values_list(
@@ -180,7 +181,19 @@ def client_details_csv(signatures) -> Iterator[str]:
         )
         .iterator(chunk_size=BLOCK_ROWS)
     )
-    return csv_blocks(CLIENT_DETAILS_COLUMNS, rows)
+
+
+def client_details_csv(signatures) -> Iterator[str]:
+    """For a spreadsheet: a cell that would start a formula starts with ' instead."""
+    return csv_blocks(CLIENT_DETAILS_COLUMNS, _client_details(signatures))
+
+
+def client_details_jsonl(signatures) -> Iterator[str]:
+    """The same rows as JSON, one a line, with every value exactly as kept: what the
+    commitments are checked against (a user agent may itself begin with ' or =)."""
+    keys = ["sequence", "receipt_number", *CLIENT_DETAIL_FIELDS]
+    for row in _client_details(signatures):
+        yield json.dumps(dict(zip(keys, row, strict=True)), ensure_ascii=False) + "\n"
 
 
 def package_rows(
