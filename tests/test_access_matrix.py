@@ -117,6 +117,8 @@ PERSON_PAGE_AFTER_POST = (405, To("/manage/people/{signer}/"))
 # The SCIM service answers a bearer token only: without one, whoever asks and however, a 401
 # (a session is no token), before the method or the address is even looked at.
 SCIM = dict.fromkeys(ROLES, (401, 401))
+# Pages of a laptop's portal (DEBUG on): a 404 for everyone, however asked, without DEBUG.
+DEVELOPMENT_ONLY = dict.fromkeys(ROLES, (404, 404))
 
 TABLE: dict[str, dict[str, tuple[Cell, Cell]]] = {
     # --- health (views/health.py): open to all, GET only
@@ -220,6 +222,7 @@ TABLE: dict[str, dict[str, tuple[Cell, Cell]]] = {
     "reports_people": REPORTS_GET,
     "reports_person": REPORTS_GET,
     "reports_audit_log": REPORTS_GET,
+    "reports_audit_log_csv": REPORTS_GET,
     "declines": REPORTS_GET,
     "reports_export_csv": REPORTS_GET,
     "reports_export_people_csv": REPORTS_GET,
@@ -232,6 +235,12 @@ TABLE: dict[str, dict[str, tuple[Cell, Cell]]] = {
     # The scenario's job is done: trying it again is refused with a message on its page.
     "reports_export_retry": {ANON: (405, LOGIN), SIGNER: (405, 403), OTHER: (405, 403)}
     | {ADMIN: (405, 404), AUDITOR: (405, To("/reports/exports/{job}/")), SUPER: (405, 404)},
+    # --- the development outbox (views/outbox.py): only with DEBUG on, so never here
+    "dev_outbox": DEVELOPMENT_ONLY,
+    "dev_outbox_message": DEVELOPMENT_ONLY,
+    "dev_outbox_html": DEVELOPMENT_ONLY,
+    "dev_outbox_text": DEVELOPMENT_ONLY,
+    "dev_outbox_attachment": DEVELOPMENT_ONLY,
 }
 
 # Which object a route's `pk` names, per URL name.
@@ -260,7 +269,12 @@ PK_OF = {
     "manage_integration_revoke": "api_token",
 }
 
-_EXPORTS = ["reports_export_csv", "reports_export_people_csv", "reports_export_pdf"]
+_EXPORTS = [
+    "reports_export_csv",
+    "reports_export_people_csv",
+    "reports_export_pdf",
+    "reports_audit_log_csv",
+]
 _BACKGROUND_EXPORTS = ["reports_export_xlsx", "reports_export_package"]
 # The requests that may change something (every other one must leave the state as it was).
 WRITES = {
@@ -376,6 +390,9 @@ class Scenario:
             "schema_id": "urn:ietf:params:scim:schemas:core:2.0:User",
             "resource_type": "User",
             "unknown": "Nothing",
+            # The development outbox: a message's name, and its first attachment.
+            "message": "20260101T000000000000Z-00000000",
+            "number": 1,
         }
         kwargs = {}
         for param in params:

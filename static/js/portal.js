@@ -14,6 +14,24 @@
       input.value = zone;
     });
 
+    // A form sent back with errors: its summary takes the focus, so it is seen and heard first;
+    // each of its links moves the focus to the field it names, not only the view.
+    var summary = document.querySelector("[data-error-summary]");
+    if (summary) {
+      summary.focus();
+      summary.addEventListener("click", function (event) {
+        var link = event.target.closest("a[href^='#']");
+        var field = link && document.getElementById(link.getAttribute("href").slice(1));
+        if (!field) { return; }
+        event.preventDefault();
+        var label = document.querySelector("label[for='" + field.id + "']");
+        var fieldset = field.closest("fieldset");
+        var legend = fieldset && fieldset.querySelector("legend");
+        (legend || label || field).scrollIntoView();
+        field.focus({ preventScroll: true });
+      });
+    }
+
     // Pages waiting for background work (a receipt being sealed) look again by themselves.
     var waiting = document.querySelector("[data-refresh-seconds]");
     if (waiting) {

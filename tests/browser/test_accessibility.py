@@ -36,7 +36,9 @@ def test_signing_form_errors_have_no_violations(portal, page, axe_violations):
     sign_in(page, portal, "employee@example.com")
     page.goto(f"{portal}/policies/acceptable-use-policy/")
     page.get_by_role("button", name="Sign", exact=True).click()
-    expect(page.get_by_text("Tick the box to confirm that you agree.")).to_be_visible()
+    expect(
+        page.locator("#id_agree_error").get_by_text("Tick the box to confirm that you agree.")
+    ).to_be_visible()
     assert axe_violations() == []
 
 

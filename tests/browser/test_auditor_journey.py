@@ -125,7 +125,9 @@ def test_auditor_finds_overdue_people_and_takes_the_evidence_away(
 
     page.get_by_label("As of").fill("2999-01-01T00:00:00")
     page.get_by_role("button", name="Show").click()
-    expect(page.get_by_text("That moment is in the future")).to_be_visible()
+    expect(
+        page.locator("#id_as_of_error").get_by_text("That moment is in the future")
+    ).to_be_visible()
     expect(page.get_by_text("Showing the state now")).to_be_visible()
     screenshot("future-refused")
 

@@ -27,7 +27,9 @@ def test_a_signer_reports_a_concern_and_the_administrator_reviews_it(
     page.get_by_role("button", name="Send the report").click()
 
     # A file that is not what its name says is refused next to the field; nothing is stored.
-    expect(page.get_by_text("invoice.pdf is not a real PDF file")).to_be_visible()
+    expect(
+        page.locator("#id_attachment_error").get_by_text("invoice.pdf is not a real PDF file")
+    ).to_be_visible()
     expect(page.get_by_label("What happened")).to_have_value(
         "An email asked me to confirm my password on a look-alike login page."
     )

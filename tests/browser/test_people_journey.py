@@ -24,7 +24,9 @@ def test_an_added_person_accepts_the_invitation_signs_and_later_leaves(
     page.get_by_label("Email address").fill("not an address")
     page.get_by_label("Full name").fill("Nina Newcomer")
     page.get_by_role("button", name="Add and invite").click()
-    expect(page.get_by_text("Enter a valid email address.")).to_be_visible()
+    expect(
+        page.locator("#id_email_error").get_by_text("Enter a valid email address.")
+    ).to_be_visible()
     assert not User.objects.filter(full_name="Nina Newcomer").exists()
 
     page.get_by_label("Email address").fill("nina@example.com")

@@ -163,7 +163,11 @@ def test_administrator_creates_a_policy_and_exempts_a_service_account(
     expect(page.locator("#preview").get_by_role("heading", name="1. Rule")).to_be_visible()
     page.get_by_label("Takes effect on").fill("2020-01-01T09:00")
     page.get_by_role("button", name="Save as draft").click()
-    expect(page.get_by_text("cannot take effect before it is published")).to_be_visible()
+    expect(
+        page.locator("#id_effective_at_error").get_by_text(
+            "cannot take effect before it is published"
+        )
+    ).to_be_visible()
     screenshot("draft-error")
     page.set_viewport_size(PHONE)
     screenshot("draft-error-phone")

@@ -19,7 +19,11 @@ def test_employee_signs_downloads_and_verifies_the_receipt(
     page.get_by_label("I agree to sign policy acknowledgements electronically").check()
     page.get_by_label("Full name", exact=True).fill("Somebody Else")
     page.get_by_role("button", name="Sign", exact=True).click()
-    expect(page.get_by_text("This does not match the name on your account")).to_be_visible()
+    expect(
+        page.locator("#id_typed_name_error").get_by_text(
+            "This does not match the name on your account"
+        )
+    ).to_be_visible()
     screenshot("wrong-name")
     assert not Acknowledgement.objects.exists()
 
