@@ -621,8 +621,17 @@ class Notification(models.Model):
     attempts = models.PositiveSmallIntegerField(default=0)
     last_error = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+    # Queued: when to try next. Being sent: when the worker's claim on it (its lease) runs out.
     next_attempt_at = models.DateTimeField(default=timezone.now)
+    # When it was handed to the SMTP server; it was accepted when the status says sent. Handed
+    # but never recorded as accepted (the worker died), its delivery is uncertain.
     sent_at = models.DateTimeField(null=True, blank=True)
+    # The worker's claim on the batch it is in: a row taken back after the lease is not sent by
+    # the worker that lost it.
+    claim = models.CharField(max_length=32, blank=True)
+    # Kept from the first attempt, so that a retry of an uncertain delivery carries the same
+    # Message-ID and mail systems can recognise the copy.
+    message_id = models.CharField(max_length=255, blank=True)
 
     class Meta:
         ordering = ["created_at", "pk"]

@@ -474,6 +474,10 @@ PORTAL_EMAIL_BATCH_SIZE = env_int("PORTAL_EMAIL_BATCH_SIZE", 500)
 PORTAL_EMAIL_MAX_ATTEMPTS = env_int("PORTAL_EMAIL_MAX_ATTEMPTS", 5)
 # SMTP connections a batch is sent over at once (each waits on the server between messages).
 PORTAL_EMAIL_CONNECTIONS = env_int("PORTAL_EMAIL_CONNECTIONS", 4)
+# How long a worker's claim on a batch of emails lasts: past it, the emails it had not handed
+# to the server are queued again, and one it had handed without hearing back is listed as
+# uncertain (a worker that died), for an administrator to retry.
+PORTAL_EMAIL_LEASE_SECONDS = env_int("PORTAL_EMAIL_LEASE_SECONDS", 300)
 PORTAL_MAX_RECEIPT_UPLOAD_BYTES = env_int("PORTAL_MAX_RECEIPT_UPLOAD_BYTES", 5 * 1024 * 1024)
 # Largest people CSV an administrator may upload (100,000 people take about 12 MB).
 PORTAL_MAX_IMPORT_BYTES = env_int("PORTAL_MAX_IMPORT_BYTES", 50 * 1024 * 1024)

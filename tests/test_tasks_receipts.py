@@ -269,7 +269,7 @@ def test_a_receipt_whose_task_was_lost_is_issued_by_the_recovery(signer, revisio
 
     out = io.StringIO()
     call_command("recover_work", stdout=out)  # too early: the task may still be on its way
-    assert "receipts queued again: 0." in out.getvalue()
+    assert "receipts queued again: 0;" in out.getvalue()
     assert f"Ledger entries linked: {waiting};" in out.getvalue()
 
     with time_machine.travel(timezone.now() + receipt_actions.RECEIPT_OVERDUE_AFTER, tick=False):
@@ -278,8 +278,11 @@ def test_a_receipt_whose_task_was_lost_is_issued_by_the_recovery(signer, revisio
         call_command("recover_work", stdout=out)
     assert receipt.acknowledgement == acknowledgement
     assert out.getvalue().splitlines()[-2:] == [
-        "Ledger entries linked: 0; receipts queued again: 1.",
-        "Ledger entries linked: 1; receipts queued again: 0.",  # the receipt's own entry
+        "Ledger entries linked: 0; receipts queued again: 1; "
+        "emails queued again: 0, uncertain: 0.",
+        # The receipt's own entry.
+        "Ledger entries linked: 1; receipts queued again: 0; "
+        "emails queued again: 0, uncertain: 0.",
     ]
     assert receipt_issued_entries().count() == 1
 
@@ -302,10 +305,10 @@ def test_a_receipt_whose_render_failed_for_a_missing_library_is_issued_once_it_i
     # The library is back (the portal restarted): the start-up recovery does not wait.
     out = io.StringIO()
     call_command("recover_work", "--now", stdout=out)
-    assert "receipts queued again: 1." in out.getvalue()
+    assert "receipts queued again: 1;" in out.getvalue()
     assert Receipt.objects.get().acknowledgement == acknowledgement
     call_command("recover_work", "--now", stdout=out)
-    assert out.getvalue().splitlines()[-1].endswith("receipts queued again: 0.")
+    assert out.getvalue().splitlines()[-1].endswith("receipts queued again: 0; emails queued again: 0, uncertain: 0.")
     assert receipt_issued_entries().count() == 1
 
 

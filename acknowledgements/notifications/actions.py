@@ -31,7 +31,7 @@ def queue_announcements(*, revision: PolicyRevision) -> int:
         .distinct()
         .values_list("pk", flat=True)
     )
-    return sending.queue(revision=revision, kind=kind, person_ids=people)
+    return sending.queue_emails(revision=revision, kind=kind, person_ids=people)
 
 
 def queue_reminders(*, moment: dt.datetime | None = None) -> int:
@@ -50,13 +50,13 @@ def queue_reminders(*, moment: dt.datetime | None = None) -> int:
             window = uncovered.filter(
                 due_at__gt=moment, due_at__lte=moment + dt.timedelta(days=days)
             )
-            queued += sending.queue(
+            queued += sending.queue_emails(
                 revision=timeline.current,
                 kind=Notification.Kind.REMINDER,
                 person_ids=window.values_list("pk", flat=True),
                 days_before_due=days,
             )
-        queued += sending.queue(
+        queued += sending.queue_emails(
             revision=timeline.current,
             kind=Notification.Kind.OVERDUE,
             person_ids=uncovered.filter(due_at__lte=moment).values_list("pk", flat=True),

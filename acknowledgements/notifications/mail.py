@@ -81,13 +81,16 @@ class GroupMessage:
         self.subject, self.text, self.html = subject, text, html
         self._serialised, self._room_for_name = self._serialise()
 
-    def email(self, to: str, *, name: str = "") -> EmailMultiAlternatives:
-        """The email to `to`, with `name` put in for NAME_STAND_IN (escaped in the HTML)."""
+    def email(self, to: str, *, name: str = "", message_id: str = "") -> EmailMultiAlternatives:
+        """The email to `to`, with `name` put in for NAME_STAND_IN (escaped in the HTML), and
+        `message_id` as its Message-ID (a new one if empty)."""
+        message_id = message_id or make_msgid(domain=DNS_NAME)
         fields: dict[str, Any] = {
             "subject": self.subject.replace(NAME_STAND_IN, name),
             "body": self.text.replace(NAME_STAND_IN, name),
             "to": [to],
             "alternatives": [(self.html.replace(NAME_STAND_IN, escape(name)), "text/html")],
+            "headers": {"Message-ID": message_id},
         }
         escaped_name = escape(name).encode()  # never shorter than the name itself
         if (
@@ -99,7 +102,7 @@ class GroupMessage:
             return EmailMultiAlternatives(**fields)
         serialised = (
             self._serialised.replace(_ADDRESS_STAND_IN.encode(), to.encode())
-            .replace(_MESSAGE_ID_STAND_IN.encode(), make_msgid(domain=DNS_NAME).encode())
+            .replace(_MESSAGE_ID_STAND_IN.encode(), message_id.encode())
             .replace(NAME_STAND_IN.encode(), name.encode())
             .replace(_HTML_NAME_STAND_IN.encode(), escaped_name)
         )

@@ -33,7 +33,7 @@ def queue_in_scope_notices(*, person_ids: Iterable[int], since: dt.datetime) -> 
             .filter(pk__in=ids, came_into_scope__gte=since)
             .exclude(pk__in=told.values("person_id"))
         )
-        queued += sending.queue(
+        queued += sending.queue_emails(
             revision=timeline.current,
             kind=Notification.Kind.IN_SCOPE,
             person_ids=entered.values_list("pk", flat=True),

@@ -12,21 +12,27 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import queue
+import secrets
+import threading
 from collections import defaultdict
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, mailers
+from django.core.mail.message import make_msgid
+from django.core.mail.utils import DNS_NAME
 from django.db import connection, transaction
-from django.db.models import Count, F, Q
+from django.db.models import Count, F, Min, Q
 from django.tasks import task
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone, translation
 
+from acknowledgements import jobs
 from acknowledgements.models import ConcernReport, Notification, PolicyRevision, Receipt
 from acknowledgements.notifications.mail import NAME_STAND_IN, GroupMessage
 from acknowledgements.standings import coverage
@@ -41,7 +47,6 @@ TEMPLATES: dict[str, str] = {
     Notification.Kind.OVERDUE: "email/overdue",
     Notification.Kind.IN_SCOPE: "email/in_scope",
 }
-INTERRUPTED_AFTER = dt.timedelta(minutes=15)
 
 
 def absolute_url(path: str) -> str:
@@ -95,7 +100,7 @@ def _baseline(notification: Notification, baselines: dict[int, PolicyRevision]) 
 QUEUE_BLOCK = 5_000
 
 
-def queue(*, revision: PolicyRevision, kind: str, person_ids, days_before_due: int = 0) -> int:
+def queue_emails(*, revision: PolicyRevision, kind: str, person_ids, days_before_due: int = 0) -> int:
     """Insert notification rows in blocks; existing ones (unique) are left as they are.
 
     Returns how many rows are new (bulk_create with ignore_conflicts cannot tell).
@@ -185,10 +190,64 @@ class _Outcome:
     failed: dict[int, str] = field(default_factory=dict)
 
 
+class _Recorder:
+    """Records each message as handed to the server and as accepted, always on the calling
+    thread's database connection: lanes in other threads ask it and wait for the answer, so
+    the database work stays in one place (and SQLite, which lets one writer in, is content).
+    """
+
+    def __init__(self, claim: str):
+        self.claim = claim
+        self.owner = threading.current_thread()
+        self.requests: queue.Queue[tuple[tuple, Future]] = queue.Queue()
+
+    def handed(self, pk: int, message_id: str) -> bool:
+        """Record the hand-over; False if this worker's claim on it was lost."""
+        return self._ask(("handed", pk, message_id))
+
+    def accepted(self, pk: int) -> None:
+        self._ask(("accepted", pk, ""))
+
+    def _ask(self, request: tuple) -> bool:
+        if threading.current_thread() is self.owner:
+            return self._record(*request)
+        reply: Future = Future()
+        self.requests.put((request, reply))
+        return reply.result()
+
+    def _record(self, what: str, pk: int, message_id: str) -> bool:
+        mine = Notification.objects.filter(
+            pk=pk, claim=self.claim, status=Notification.Status.SENDING
+        )
+        if what == "handed":
+            return bool(mine.update(message_id=message_id, sent_at=timezone.now()))
+        return bool(mine.update(status=Notification.Status.SENT))
+
+    def serve(self, lanes: list[Future]) -> None:
+        """Answer the lanes' requests until every lane has finished."""
+        while not (all(lane.done() for lane in lanes) and self.requests.empty()):
+            try:
+                request, reply = self.requests.get(timeout=0.05)
+            except queue.Empty:
+                continue
+            try:
+                reply.set_result(self._record(*request))
+            except BaseException as error:  # the lane raises it
+                reply.set_exception(error)
+
+
 def _render_and_send(
-    lane: list[tuple[Notification, dt.datetime]], first_versions: frozenset[int] = frozenset()
+    lane: list[tuple[Notification, dt.datetime]],
+    recorder: _Recorder,
+    first_versions: frozenset[int] = frozenset(),
 ) -> _Outcome:
-    """Render and send one lane's messages over one SMTP connection (no database access)."""
+    """Render and send one lane's messages over one SMTP connection.
+
+    Each message is recorded as handed to the server just before, and as sent the moment the
+    server accepts it: a worker that dies leaves at most one message per connection whose
+    delivery is uncertain. A message whose claim was lost (taken back after the lease) is not
+    sent: another worker has it.
+    """
     outcome = _Outcome()
     if not lane:
         return outcome
@@ -209,39 +268,56 @@ def _render_and_send(
                     due_at,
                     first_version=notification.revision_id in first_versions,
                 )
-            message = rendered[group].email(person.email, name=person.full_name)
+            message_id = notification.message_id or make_msgid(domain=DNS_NAME)
+            if not recorder.handed(notification.pk, message_id):
+                continue
+            message = rendered[group].email(
+                person.email, name=person.full_name, message_id=message_id
+            )
             try:
                 mailer.send_messages([message])
             except (OSError, ValueError) as error:  # smtplib errors are OSErrors
                 outcome.failed[notification.pk] = f"{type(error).__name__}: {error}"[:1000]
             else:
+                recorder.accepted(notification.pk)
                 outcome.sent.append(notification.pk)
     return outcome
 
 
 def _send_in_lanes(
-    work: list[tuple[Notification, dt.datetime]], first_versions: frozenset[int] = frozenset()
+    work: list[tuple[Notification, dt.datetime]],
+    first_versions: frozenset[int] = frozenset(),
+    claim: str = "",
 ) -> _Outcome:
     """Send over PORTAL_EMAIL_CONNECTIONS connections at once.
 
     One connection spends most of its time waiting for the server's reply to each command;
-    several in parallel keep the worker busy instead. The lanes only render and send: the
-    database work stays in the calling thread, so a batch's queries stay constant.
+    several in parallel keep the worker busy instead. The lanes only render and send; what
+    they record goes through this thread (_Recorder).
     """
     lanes = max(1, settings.PORTAL_EMAIL_CONNECTIONS)
-    send = partial(_render_and_send, first_versions=first_versions)
+    recorder = _Recorder(claim)
+    send = partial(_render_and_send, recorder=recorder, first_versions=first_versions)
     if lanes == 1 or len(work) <= 1:
         return send(work)
     total = _Outcome()
     with ThreadPoolExecutor(max_workers=lanes, thread_name_prefix="email-lane") as pool:
-        for outcome in pool.map(send, [work[i::lanes] for i in range(lanes)]):
+        running = [pool.submit(send, work[i::lanes]) for i in range(lanes)]
+        recorder.serve(running)
+        for lane in running:
+            outcome = lane.result()
             total.sent += outcome.sent
             total.failed |= outcome.failed
     return total
 
 
-def _claim_batch(size: int) -> list[int]:
-    now = timezone.now()
+def _lease() -> dt.timedelta:
+    return dt.timedelta(seconds=settings.PORTAL_EMAIL_LEASE_SECONDS)
+
+
+def _claim_batch(size: int) -> tuple[str, list[int]]:
+    """Claim up to `size` due emails for this worker until its lease runs out."""
+    now, claim = timezone.now(), secrets.token_hex(16)
     with transaction.atomic():
         due = Notification.objects.filter(
             status=Notification.Status.QUEUED, next_attempt_at__lte=now
@@ -251,9 +327,44 @@ def _claim_batch(size: int) -> list[int]:
             due = due.select_for_update(skip_locked=True)
         ids = list(due.values_list("pk", flat=True)[:size])
         Notification.objects.filter(pk__in=ids).update(
-            status=Notification.Status.SENDING, attempts=F("attempts") + 1, next_attempt_at=now
+            status=Notification.Status.SENDING,
+            attempts=F("attempts") + 1,
+            next_attempt_at=now + _lease(),
+            claim=claim,
+            sent_at=None,
         )
-    return ids
+    return claim, ids
+
+
+UNCERTAIN = (
+    "The worker sending it stopped after handing it to the mail server and before the server's "
+    "answer was recorded: it may or may not have been delivered. A retry sends it with the "
+    "same Message-ID, so mail systems can recognise a copy."
+)
+
+
+@dataclass(frozen=True)
+class Reclaimed:
+    queued_again: int  # never handed to the server: queued again, nobody is sent it twice
+    uncertain: int  # handed, the answer never recorded: failed, for an administrator to retry
+
+
+def reclaim_expired_claims(*, now: dt.datetime | None = None) -> Reclaimed:
+    """Take back the emails of workers whose claim ran out (they stopped, or were killed)."""
+    now = now or timezone.now()
+    expired = Notification.objects.filter(
+        status=Notification.Status.SENDING, next_attempt_at__lt=now
+    )
+    queued_again = expired.filter(sent_at__isnull=True).update(
+        status=Notification.Status.QUEUED,
+        attempts=F("attempts") - 1,  # this attempt never began
+        next_attempt_at=now,
+        claim="",
+    )
+    uncertain = expired.update(status=Notification.Status.FAILED, claim="", last_error=UNCERTAIN)
+    if uncertain:
+        logger.warning("%d email(s) may or may not have been delivered", uncertain)
+    return Reclaimed(queued_again, uncertain)
 
 
 def backoff(attempts: int) -> dt.timedelta:
@@ -263,7 +374,8 @@ def backoff(attempts: int) -> dt.timedelta:
 
 def send_batch(*, size: int | None = None) -> int:
     """Send one batch of due notifications; returns how many were taken (0: nothing to do)."""
-    ids = _claim_batch(size or settings.PORTAL_EMAIL_BATCH_SIZE)
+    reclaim_expired_claims()
+    claim, ids = _claim_batch(size or settings.PORTAL_EMAIL_BATCH_SIZE)
     if not ids:
         return 0
     rows = list(
@@ -273,12 +385,8 @@ def send_batch(*, size: int | None = None) -> int:
     )
     attempts = {notification.pk: notification.attempts for notification in rows}
     work = list(zip(rows, _due_dates(rows), strict=True))
-    outcome = _send_in_lanes(work, _first_versions(n for n, _ in work))
-    now = timezone.now()
-    Notification.objects.filter(pk__in=outcome.sent).update(
-        status=Notification.Status.SENT, sent_at=now
-    )
-    _record_failures(outcome.failed, attempts, now)
+    outcome = _send_in_lanes(work, _first_versions(n for n, _ in work), claim)
+    _record_failures(outcome.failed, attempts, timezone.now())
     return len(ids)
 
 
@@ -287,25 +395,31 @@ def _record_failures(failed: dict[int, str], attempts: dict[int, int], now: dt.d
         return
     logger.warning("%d notification(s) could not be sent; they will be retried", len(failed))
     give_up = [pk for pk in failed if attempts[pk] >= settings.PORTAL_EMAIL_MAX_ATTEMPTS]
-    Notification.objects.filter(pk__in=give_up).update(status=Notification.Status.FAILED)
+    Notification.objects.filter(pk__in=give_up).update(
+        status=Notification.Status.FAILED, claim="", sent_at=None
+    )
     for attempt in {attempts[pk] for pk in failed if pk not in give_up}:
         Notification.objects.filter(
             pk__in=[pk for pk in failed if attempts[pk] == attempt and pk not in give_up]
-        ).update(status=Notification.Status.QUEUED, next_attempt_at=now + backoff(attempt))
+        ).update(
+            status=Notification.Status.QUEUED,
+            next_attempt_at=now + backoff(attempt),
+            claim="",
+            sent_at=None,
+        )
     # The error text differs per row; failures are rare, so one update each is acceptable.
     for pk, error in failed.items():
         Notification.objects.filter(pk=pk).update(last_error=error)
 
 
-def mark_interrupted(*, older_than: dt.timedelta = INTERRUPTED_AFTER) -> int:
-    """Rows left "sending" by a worker that died are failed (maybe sent): never resent blindly."""
-    return Notification.objects.filter(
-        status=Notification.Status.SENDING, next_attempt_at__lt=timezone.now() - older_than
-    ).update(
-        status=Notification.Status.FAILED,
-        last_error="Interrupted while sending; it may or may not have been delivered. "
-        "Retry to send it again.",
-    )
+def resume_sending() -> Reclaimed:
+    """Take back expired claims, and queue the sending task if emails are waiting (a worker that
+    starts after one was killed picks up its fan-out at once)."""
+    reclaimed = reclaim_expired_claims()
+    waiting = Notification.objects.filter(status__in=[Notification.Status.QUEUED])
+    if waiting.exists():
+        jobs.enqueue_with_transaction(send_notifications)
+    return reclaimed
 
 
 @dataclass(frozen=True)
@@ -385,8 +499,20 @@ BATCHES_PER_RUN = 20
 def send_notifications() -> None:
     for _ in range(BATCHES_PER_RUN):
         if not send_batch():
+            _come_back_for_claimed()
             return
     send_notifications.enqueue()
+
+
+def _come_back_for_claimed() -> None:
+    """Emails still claimed by another worker, which may have stopped: look again once its
+    claim runs out (where the task backend can wait), so that nothing waits for the hourly
+    `send_reminders`."""
+    ends = Notification.objects.filter(status=Notification.Status.SENDING).aggregate(
+        first=Min("next_attempt_at")
+    )["first"]
+    if ends is not None and send_notifications.get_backend().supports_defer:
+        send_notifications.using(run_after=ends + dt.timedelta(seconds=1)).enqueue()
 
 
 @task()

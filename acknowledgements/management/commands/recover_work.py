@@ -2,6 +2,7 @@ import datetime as dt
 
 from django.core.management.base import BaseCommand
 
+from acknowledgements.notifications import sending
 from acknowledgements.receipts import actions as receipt_actions
 
 
@@ -9,8 +10,9 @@ class Command(BaseCommand):
     help = (
         "Finish what a stopped worker, a lost task or a failed render left undone: link ledger "
         "entries still waiting for their place in the chain, queue again the receipts of "
-        "signatures that have none after ten minutes (at once with --now). Safe to repeat; run "
-        "it periodically."
+        "signatures that have none after ten minutes (at once with --now), take back the emails "
+        "of workers whose claim ran out and send what is queued. Safe to repeat; run it when a "
+        "worker starts and periodically."
     )
 
     def add_arguments(self, parser):
@@ -24,7 +26,9 @@ class Command(BaseCommand):
     def handle(self, *args, now: bool, **options):
         wait = dt.timedelta(0) if now else receipt_actions.RECEIPT_OVERDUE_AFTER
         recovered = receipt_actions.recover_interrupted_work(receipts_after=wait)
+        emails = sending.resume_sending()
         self.stdout.write(
             f"Ledger entries linked: {recovered.linked}; "
-            f"receipts queued again: {recovered.receipts_queued}."
+            f"receipts queued again: {recovered.receipts_queued}; "
+            f"emails queued again: {emails.queued_again}, uncertain: {emails.uncertain}."
         )

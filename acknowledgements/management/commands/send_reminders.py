@@ -11,12 +11,12 @@ class Command(BaseCommand):
     )
 
     def handle(self, *args, **options):
-        interrupted = sending.mark_interrupted()
+        reclaimed = sending.reclaim_expired_claims()
         queued = notification_actions.queue_reminders()
         sent = 0
         while batch := sending.send_batch():
             sent += batch
         self.stdout.write(
             f"Queued {queued} reminder(s); processed {sent} email(s); "
-            f"{interrupted} interrupted send(s) marked failed."
+            f"{reclaimed.uncertain} interrupted send(s) marked failed."
         )
