@@ -61,7 +61,6 @@ def document_and_identity():
 def measure(reps: int, without_hb_subset: bool) -> dict:
     import weasyprint
     import weasyprint.pdf.fonts
-    from django.template.loader import render_to_string
 
     from acknowledgements.receipts import document as receipt_document
     from acknowledgements.receipts import seal as receipt_seal
@@ -70,10 +69,7 @@ def measure(reps: int, without_hb_subset: bool) -> dict:
         weasyprint.pdf.fonts.harfbuzz_subset = None
         logging.getLogger("weasyprint").setLevel(logging.ERROR)  # its "using fontTools" warning
     document, identity = document_and_identity()
-    html = render_to_string(
-        receipt_document.TEMPLATE_NAME,
-        receipt_document._template_context(document, json.loads(document.payload)),
-    )
+    html = receipt_document.receipt_html(document)
 
     def bare() -> bytes:
         return weasyprint.HTML(string=html).write_pdf()

@@ -145,6 +145,20 @@ def pdf_text(pdf: bytes, tmp_path: Path) -> str:
     return " ".join(result.stdout.decode().split())
 
 
+def page_text(pdf: bytes, tmp_path: Path, page: int) -> str:
+    """One page's text as pdftotext extracts it, in reading order, whitespace collapsed."""
+    if shutil.which("pdftotext") is None:
+        pytest.skip("pdftotext (poppler-utils) is not installed")
+    path = tmp_path / "receipt.pdf"
+    path.write_bytes(pdf)
+    result = subprocess.run(
+        ["pdftotext", "-enc", "UTF-8", "-f", str(page), "-l", str(page), str(path), "-"],
+        capture_output=True,
+        check=True,
+    )
+    return " ".join(result.stdout.decode().split())
+
+
 def without_spaces(text: str) -> str:
     return re.sub(r"\s+", "", text)
 
@@ -181,8 +195,12 @@ def test_receipt_prints_the_evidence(sealed: SimpleNamespace, tmp_path: Path) ->
     assert "Demo Employee" in text
     assert "employee@example.com" in text
     assert ATTESTATION in text
-    assert "2026-11-28 13:41:05 UTC" in text
-    assert "Europe/Paris" in text
+    assert (
+        "Demo Employee signed Acceptable Use Policy, version 1.1, on 28 November 2026 at "
+        "14:41:05 (Europe/Paris, UTC+01:00), 13:41:05 UTC."
+    ) in text
+    assert "Signed at 2026-11-28T13:41:05Z" in text
+    assert "Browser time zone Europe/Paris" in text
     for digest in (
         TEXT_SHA256,
         sealed.document.payload_sha256,
@@ -471,7 +489,116 @@ def test_missing_evidence_prints_not_recorded(tmp_path: Path) -> None:
     # A time without a zone is printed as recorded, never labelled UTC.
     assert "2026-11-28T13:40:30" in text
     assert "2026-11-28 13:40:30 UTC" not in text
+    assert "2026-11-28T13:40:30Z" not in text
     assert "Demo Employee" not in text
+    # The summary claims nothing the ledger did not record.
+    assert text.startswith(
+        "Acknowledgement receipt Receipt number VK-7F3K-9Q2M-XD4P Not every detail of this "
+        "signature was recorded: the technical evidence below shows what was."
+    )
+
+
+# Recorded to the microsecond, as the ledger records every time.
+SIGNED_AT = "2026-12-04T13:03:07.482113Z"
+
+
+def ada(**changes: object) -> dict:
+    return evidence(
+        person={"id": 12, "email": "ada@example.com", "name": "Ada Lovelace"},
+        typed_name="Ada Lovelace",
+        signed_at=SIGNED_AT,
+        **changes,
+    )
+
+
+def test_page_one_opens_with_who_signed_what_and_when(tmp_path: Path) -> None:
+    document = receipt_document(ada(), seal_fingerprint="ab" * 32)
+    first_page = page_text(render_receipt(document), tmp_path, 1)
+
+    summary = (
+        "Ada Lovelace signed Acceptable Use Policy, version 1.1, on 4 December 2026 at "
+        "14:03:07 (Europe/Paris, UTC+01:00), 13:03:07 UTC."
+    )
+    check = (
+        "To check that this receipt is genuine and unchanged, upload this PDF to the portal's "
+        "verification page or scan the QR code: https://policies.example.com/verify/"
+    )
+    assert first_page.startswith(
+        f"VOIPKONNEC Acknowledgement receipt Receipt number VK-7F3K-9Q2M-XD4P {summary} {check}"
+    )
+    # The technical evidence comes after the summary, under its own heading.
+    evidence_at = first_page.index("Technical evidence")
+    assert first_page.index(check) < evidence_at
+    for label in ("Person id 12", "Revision id 2", "Text SHA-256"):
+        assert first_page.index(label) > evidence_at, label
+    text = pdf_text(render_receipt(document), tmp_path)
+    for detail in ("Chain position 42", "Request id", "Row hash", document.payload_sha256):
+        assert text.index(detail) > text.index("Technical evidence"), detail
+    # Times to the second: the exact recorded value stays in the attached evidence.json.
+    assert "Signed at 2026-12-04T13:03:07Z" in text
+    assert "Authenticated at 2026-11-28T13:40:02Z" in text
+    assert "482113" not in text
+    assert SIGNED_AT.encode() in document.payload
+
+
+@pytest.mark.parametrize(
+    ("zone", "portal_zone", "when"),
+    [
+        pytest.param(
+            "Europe/Paris",
+            "UTC",
+            "on 4 December 2026 at 14:03:07 (Europe/Paris, UTC+01:00), 13:03:07 UTC.",
+            id="browser-zone",
+        ),
+        pytest.param(
+            "Pacific/Auckland",
+            "UTC",
+            "on 5 December 2026 at 02:03:07 (Pacific/Auckland, UTC+13:00), 4 December 2026 at "
+            "13:03:07 UTC.",
+            id="another-day-than-in-utc",
+        ),
+        pytest.param(
+            None,
+            "America/St_Johns",
+            "on 4 December 2026 at 09:33:07 (America/St_Johns, UTC-03:30), 13:03:07 UTC.",
+            id="no-browser-zone-portal-zone",
+        ),
+        pytest.param(
+            "Mars/Olympus_Mons",
+            "America/St_Johns",
+            "on 4 December 2026 at 09:33:07 (America/St_Johns, UTC-03:30), 13:03:07 UTC.",
+            id="invalid-browser-zone-portal-zone",
+        ),
+        pytest.param(None, "UTC", "on 4 December 2026 at 13:03:07 UTC.", id="utc-only"),
+    ],
+)
+def test_the_summary_shows_the_persons_zone_else_the_portals_and_always_utc(
+    tmp_path: Path, settings, zone: str | None, portal_zone: str, when: str
+) -> None:
+    settings.TIME_ZONE = portal_zone
+    document = receipt_document(ada(browser_time_zone=zone))
+
+    first_page = page_text(render_receipt(document), tmp_path, 1)
+
+    assert f"Ada Lovelace signed Acceptable Use Policy, version 1.1, {when}" in first_page
+
+
+def test_a_person_who_signed_in_french_gets_a_french_receipt(tmp_path: Path) -> None:
+    document = receipt_document(ada(locale="fr"))
+    pdf = render_receipt(document)
+    first_page = page_text(pdf, tmp_path, 1)
+
+    assert first_page.startswith(
+        "VOIPKONNEC Accusé de réception Numéro d\u2019accusé de réception VK-7F3K-9Q2M-XD4P "
+        "Ada Lovelace a signé Acceptable Use Policy, version 1.1, le 4 décembre 2026 à "
+        "14:03:07 (Europe/Paris, UTC+01:00), soit 13:03:07 UTC."
+    )
+    assert first_page.index("Preuves techniques") > first_page.index("soit 13:03:07 UTC.")
+    assert "Signé le 2026-12-04T13:03:07Z" in first_page + pdf_text(pdf, tmp_path)
+    assert "Accusé de réception VK-7F3K-9Q2M-XD4P · page 1 sur" in first_page
+    assert "Technical evidence" not in pdf_text(pdf, tmp_path)
+    # Only the words change: the evidence attached is the ledger's, byte for byte.
+    assert inspect_receipt(pdf, trust_roots_pem=[]).evidence_json == document.payload
 
 
 def test_render_refuses_a_payload_that_does_not_match_its_hash() -> None:

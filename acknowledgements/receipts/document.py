@@ -2,6 +2,9 @@
 
 Bytes in, bytes out: no request, no models. The sealed bytes a caller stores are the evidence; a receipt is
 never re-rendered to stand in for the original (rendering changes between WeasyPrint versions).
+
+Page 1 opens with a plain summary in the signer's language (who signed what, when, in their time zone
+and in UTC), then prints the technical evidence.
 """
 
 from __future__ import annotations
@@ -12,14 +15,22 @@ import json
 import re
 import warnings
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 from urllib.request import url2pathname
+from zoneinfo import ZoneInfo
 
+from django.conf import settings
 from django.template.loader import render_to_string
+from django.utils import translation
+from django.utils.formats import date_format
+from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
+from acknowledgements.evidence.client_evidence import browser_zone
 from acknowledgements.evidence.payload import NOT_RECORDED, lookup, shown
 
 EVIDENCE_FILENAME = "evidence.json"
@@ -28,7 +39,7 @@ EVIDENCE_FILENAME = "evidence.json"
 TEMPLATE_NAME = "acknowledgements/receipt/receipt.html"
 
 
-CLIENT_DETAILS_NOTE = (
+CLIENT_DETAILS_NOTE = gettext_lazy(
     "Recorded at signing and kept by the portal apart from the ledger, for as long as its "
     "retention rules allow, so that they can be removed without changing this receipt. While "
     "they are kept, the verification page and the signer's personal data download check them "
@@ -73,13 +84,8 @@ def render_receipt(document: ReceiptDocument) -> bytes:
     # Imported here so that processes which only verify receipts never load WeasyPrint (~1 s).
     import weasyprint
 
-    if hashlib.sha256(document.payload).hexdigest() != document.payload_sha256.lower():
-        raise ValueError("The payload does not hash to payload_sha256.")
-    payload = json.loads(document.payload)
-    if not isinstance(payload, dict):
-        raise ValueError("The payload is not a JSON object.")
-
-    html = render_to_string(TEMPLATE_NAME, _template_context(document, payload))
+    payload = _checked_payload(document)
+    html = receipt_html(document)
     now = datetime.now(UTC)
     policy_version = lookup(payload, "policy", "version")
     # Given the portal's fetcher: without one, each attachment builds WeasyPrint's default
@@ -124,6 +130,37 @@ def render_receipt(document: ReceiptDocument) -> bytes:
         )
 
 
+def receipt_html(document: ReceiptDocument) -> str:
+    """The receipt's HTML, in the language the person signed in (see receipt_language)."""
+    payload = _checked_payload(document)
+    with translation.override(receipt_language(payload)):
+        return render_to_string(TEMPLATE_NAME, _template_context(document, payload))
+
+
+def receipt_language(payload: dict[str, Any]) -> str:
+    """The language of the pages the person signed on, if the portal speaks it; else its own.
+
+    Evidence recorded before the page's language was kept falls back to the language of the
+    attestation statement they were shown.
+    """
+    for recorded in (lookup(payload, "locale"), lookup(payload, "attestation", "language")):
+        if isinstance(recorded, str) and _LANGUAGE_TAG.fullmatch(recorded):
+            try:
+                return translation.get_supported_language_variant(recorded)
+            except LookupError:
+                continue
+    return settings.LANGUAGE_CODE
+
+
+def _checked_payload(document: ReceiptDocument) -> dict[str, Any]:
+    if hashlib.sha256(document.payload).hexdigest() != document.payload_sha256.lower():
+        raise ValueError("The payload does not hash to payload_sha256.")
+    payload = json.loads(document.payload)
+    if not isinstance(payload, dict):
+        raise ValueError("The payload is not a JSON object.")
+    return payload
+
+
 def _tidy_pdf(_document: Any, pdf: Any) -> None:
     """Fix two WeasyPrint 70 PDF/A details before the file is written.
 
@@ -160,6 +197,7 @@ def font_fetcher() -> Any:
 
 
 def _template_context(document: ReceiptDocument, payload: dict[str, Any]) -> dict[str, Any]:
+    """What the template prints, worded in the active language (receipt_html chooses it)."""
     import segno
 
     def row(label: str, value: str, kind: str = "text", lang: str = "") -> dict[str, str]:
@@ -171,10 +209,10 @@ def _template_context(document: ReceiptDocument, payload: dict[str, Any]) -> dic
     def utc(*path: str) -> str:
         return _display_time(lookup(payload, *path))
 
-    def flag(*path: str, yes: str = "yes", no: str = "no") -> str:
+    def flag(*path: str, yes: str | None = None, no: str | None = None) -> str:
         value = lookup(payload, *path)
         if isinstance(value, bool):
-            return yes if value else no
+            return (yes or _("yes")) if value else (no or _("no"))
         return shown(value)
 
     def binding_text() -> str:
@@ -183,11 +221,13 @@ def _template_context(document: ReceiptDocument, payload: dict[str, Any]) -> dic
         if shown is None or binding is None:
             return NOT_RECORDED
         if shown == binding:
-            return f"The person read and signed the authoritative text ({binding})."
-        return (
-            f"The person read and signed the {shown} translation; the {binding} text, "
+            return _("The person read and signed the authoritative text (%(language)s).") % {
+                "language": binding
+            }
+        return _(
+            "The person read and signed the %(shown)s translation; the %(binding)s text, "
             "whose SHA-256 is printed below it, is the authoritative one."
-        )
+        ) % {"shown": shown, "binding": binding}
 
     def language_tag(*path: str) -> str:
         value = lookup(payload, *path)
@@ -198,100 +238,103 @@ def _template_context(document: ReceiptDocument, payload: dict[str, Any]) -> dic
         if isinstance(client, dict) and ("ip" in client or "user_agent" in client):
             # Evidence recorded before commitments existed holds the raw values itself.
             return [
-                row("IP address", text("client", "ip"), "mono"),
-                row("User agent", text("client", "user_agent"), "mono"),
+                row(_("IP address"), text("client", "ip"), "mono"),
+                row(_("User agent"), text("client", "user_agent"), "mono"),
             ]
         # A stored receipt can never be changed or deleted, so it must not carry a value the
         # portal may have to forget: like the ledger, it shows only the salted commitments.
         return [
-            row("IP address (salted SHA-256)", text("client", "ip_sha256"), "mono"),
-            row("User agent (salted SHA-256)", text("client", "user_agent_sha256"), "mono"),
-            row("How they were hashed", text("client", "commitment")),
-            row("IP address and user agent", CLIENT_DETAILS_NOTE),
+            row(_("IP address (salted SHA-256)"), text("client", "ip_sha256"), "mono"),
+            row(_("User agent (salted SHA-256)"), text("client", "user_agent_sha256"), "mono"),
+            row(_("How they were hashed"), text("client", "commitment")),
+            row(_("IP address and user agent"), str(CLIENT_DETAILS_NOTE)),
         ]
 
     sections = [
         {
-            "title": "Who signed",
+            "title": _("Who signed"),
             "rows": [
-                row("Name", text("person", "name")),
-                row("Email", text("person", "email")),
-                row("Person id", text("person", "id")),
-                row("Authentication", text("authentication", "method")),
-                row("Authenticated at", utc("authentication", "authenticated_at")),
-                row("Multi-factor authentication", flag("authentication", "mfa")),
-                row("Session key SHA-256", text("session_key_sha256"), "mono"),
+                row(_("Name"), text("person", "name")),
+                row(_("Email"), text("person", "email")),
+                row(_("Person id"), text("person", "id")),
+                row(_("Authentication"), text("authentication", "method")),
+                row(_("Authenticated at"), utc("authentication", "authenticated_at")),
+                row(_("Multi-factor authentication"), flag("authentication", "mfa")),
+                row(_("Session key SHA-256"), text("session_key_sha256"), "mono"),
             ],
         },
         {
-            "title": "What was signed",
+            "title": _("What was signed"),
             "rows": [
-                row("Company", text("company")),
-                row("Policy", text("policy", "name")),
-                row("Version", text("policy", "version")),
-                row("Policy identifier", text("policy", "slug"), "mono"),
-                row("Revision id", text("policy", "revision_id")),
-                row("Effective from", utc("policy", "effective_at")),
-                row("Material revision", flag("policy", "material")),
-                row("Binding text", binding_text()),
-                row("Language shown", text("text", "language")),
-                row("Authoritative language", text("text", "authoritative_language")),
-                row("Text SHA-256", text("text", "sha256"), "mono"),
+                row(_("Company"), text("company")),
+                row(_("Policy"), text("policy", "name")),
+                row(_("Version"), text("policy", "version")),
+                row(_("Policy identifier"), text("policy", "slug"), "mono"),
+                row(_("Revision id"), text("policy", "revision_id")),
+                row(_("Effective from"), utc("policy", "effective_at")),
+                row(_("Material revision"), flag("policy", "material")),
+                row(_("Binding text"), binding_text()),
+                row(_("Language shown"), text("text", "language")),
+                row(_("Authoritative language"), text("text", "authoritative_language")),
+                row(_("Text SHA-256"), text("text", "sha256"), "mono"),
                 row(
-                    "Authoritative text SHA-256",
+                    _("Authoritative text SHA-256"),
                     text("text", "authoritative_sha256"),
                     "mono",
                 ),
-                row("What was hashed", text("text", "hashed")),
+                row(_("What was hashed"), text("text", "hashed")),
             ],
         },
         {
-            "title": "What the person agreed to",
+            "title": _("What the person agreed to"),
             "rows": [
                 # The statement exactly as shown to the person, in the language they signed in.
                 row(
-                    "Attestation statement",
+                    _("Attestation statement"),
                     text("attestation", "text"),
                     "quote",
                     lang=language_tag("attestation", "language"),
                 ),
-                row("Attestation version", text("attestation", "version")),
-                row("Attestation language", text("attestation", "language")),
-                row("Attestation SHA-256", text("attestation", "sha256"), "mono"),
+                row(_("Attestation version"), text("attestation", "version")),
+                row(_("Attestation language"), text("attestation", "language")),
+                row(_("Attestation SHA-256"), text("attestation", "sha256"), "mono"),
                 row(
-                    "Authoritative attestation SHA-256",
+                    _("Authoritative attestation SHA-256"),
                     text("attestation", "authoritative_sha256"),
                     "mono",
                 ),
-                row("E-signing consent version", text("consent", "version")),
-                row("E-signing consent language", text("consent", "language")),
-                row("E-signing consent SHA-256", text("consent", "sha256"), "mono"),
-                row("Consent accepted at", utc("consent", "accepted_at")),
-                row("Typed name", text("typed_name")),
-                row("Checkbox", flag("checkbox_ticked", yes="ticked", no="not ticked")),
-            ],
-        },
-        {
-            "title": "When and from where",
-            "rows": [
-                row("First viewed at", utc("first_viewed_at")),
-                row("Signed at", utc("signed_at")),
-                row("Browser time zone", text("browser_time_zone")),
-                *client_rows(),
-                row("Request id", text("client", "request_id"), "mono"),
-            ],
-        },
-        {
-            "title": "Integrity",
-            "rows": [
-                row("Event", text("event")),
-                row("Evidence schema", text("schema")),
-                row("Evidence (payload) SHA-256", document.payload_sha256, "mono"),
-                row("Chain position", str(document.sequence)),
-                row("Previous row hash", document.previous_hash or NOT_RECORDED, "mono"),
-                row("Row hash", document.row_hash or NOT_RECORDED, "mono"),
+                row(_("E-signing consent version"), text("consent", "version")),
+                row(_("E-signing consent language"), text("consent", "language")),
+                row(_("E-signing consent SHA-256"), text("consent", "sha256"), "mono"),
+                row(_("Consent accepted at"), utc("consent", "accepted_at")),
+                row(_("Typed name"), text("typed_name")),
                 row(
-                    "Sealing certificate SHA-256",
+                    _("Checkbox"),
+                    flag("checkbox_ticked", yes=_("ticked"), no=_("not ticked")),
+                ),
+            ],
+        },
+        {
+            "title": _("When and from where"),
+            "rows": [
+                row(_("First viewed at"), utc("first_viewed_at")),
+                row(_("Signed at"), utc("signed_at")),
+                row(_("Browser time zone"), text("browser_time_zone")),
+                *client_rows(),
+                row(_("Request id"), text("client", "request_id"), "mono"),
+            ],
+        },
+        {
+            "title": _("Integrity"),
+            "rows": [
+                row(_("Event"), text("event")),
+                row(_("Evidence schema"), text("schema")),
+                row(_("Evidence (payload) SHA-256"), document.payload_sha256, "mono"),
+                row(_("Chain position"), str(document.sequence)),
+                row(_("Previous row hash"), document.previous_hash or NOT_RECORDED, "mono"),
+                row(_("Row hash"), document.row_hash or NOT_RECORDED, "mono"),
+                row(
+                    _("Sealing certificate SHA-256"),
                     document.seal_fingerprint or NOT_RECORDED,
                     "mono",
                 ),
@@ -299,38 +342,146 @@ def _template_context(document: ReceiptDocument, payload: dict[str, Any]) -> dic
         },
     ]
     qr = segno.make(document.verify_url, error="m")
+    policy_name, version = lookup(payload, "policy", "name"), lookup(payload, "policy", "version")
     return {
+        "language": translation.get_language(),
         "receipt_number": document.receipt_number,
         # The masthead only repeats a recorded company; the table says when it was not recorded.
         "company": company if isinstance(company := lookup(payload, "company"), str) else "",
-        "person_name": text("person", "name"),
-        "policy_label": f"{text('policy', 'name')}, version {text('policy', 'version')}",
-        "signed_at": utc("signed_at"),
+        "summary": _summary(payload),
+        "policy_label": _("%(policy)s, version %(version)s")
+        % {"policy": shown(policy_name), "version": shown(version)},
         "sections": sections,
+        "not_recorded": NOT_RECORDED,
         "payload_sha256": document.payload_sha256,
-        "policy_filename": _policy_filename(lookup(payload, "policy", "version")),
+        "policy_filename": _policy_filename(version),
+        "policy_lang": language_tag("text", "language"),
         "evidence_filename": EVIDENCE_FILENAME,
         "verify_url": document.verify_url,
         # segno draws only the modules, no text from the URL: safe to insert unescaped.
         "qr_svg": qr.svg_inline(scale=3, border=0, dark="#111", omitsize=False),
         "policy_html": document.policy_html,
+        "page_footer": _css_content(
+            _("Receipt %(number)s · page %(page)s of %(pages)s"),
+            number="string(receipt-number)",
+            page="counter(page)",
+            pages="counter(pages)",
+        ),
         "fonts": {role: (FONTS_DIR / name).as_uri() for role, name in FONT_FILES.items()},
     }
 
 
-def _display_time(value: Any) -> str:
-    """An aware ISO 8601 time printed in UTC; anything else printed exactly as recorded."""
+def _summary(payload: dict[str, Any]) -> str:
+    """Who signed what, when: in the person's time zone (else the portal's) and in UTC."""
+    name = lookup(payload, "person", "name")
+    policy = lookup(payload, "policy", "name")
+    version = lookup(payload, "policy", "version")
+    signed_at = _aware_time(lookup(payload, "signed_at"))
+    if not (
+        isinstance(name, str)
+        and name
+        and isinstance(policy, str)
+        and policy
+        and isinstance(version, str | int)
+        and not isinstance(version, bool)
+        and str(version)
+        and signed_at is not None
+    ):
+        return _(
+            "Not every detail of this signature was recorded: the technical evidence below "
+            "shows what was."
+        )
+    return _("%(name)s signed %(policy)s, version %(version)s, on %(when)s.") % {
+        "name": name,
+        "policy": policy,
+        "version": version,
+        "when": _when(signed_at, lookup(payload, "browser_time_zone")),
+    }
+
+
+# Zones that are UTC itself: a time in one is printed once, as UTC.
+_UTC_ZONES = frozenset(
+    {"UTC", "Etc/UTC", "UCT", "Etc/UCT", "Universal", "Etc/Universal", "Zulu", "Etc/Zulu"}
+)
+
+
+def _when(moment: datetime, recorded_zone: Any) -> str:
+    """A moment for a reader: the date and time in their zone, with UTC beside it."""
+    zone_name = (browser_zone(recorded_zone) if isinstance(recorded_zone, str) else None) or (
+        settings.TIME_ZONE
+    )
+    local = moment.astimezone(ZoneInfo(zone_name))
+    in_utc = moment.astimezone(UTC)
+    if zone_name in _UTC_ZONES:
+        return _("%(date)s at %(time)s UTC") % {
+            "date": _day(in_utc),
+            "time": f"{in_utc:%H:%M:%S}",
+        }
+    values = {
+        "date": _day(local),
+        "time": f"{local:%H:%M:%S}",
+        "zone": zone_name,
+        "offset": _utc_offset(local),
+        "utc_date": _day(in_utc),
+        "utc_time": f"{in_utc:%H:%M:%S}",
+    }
+    if local.date() == in_utc.date():
+        return _("%(date)s at %(time)s (%(zone)s, %(offset)s), %(utc_time)s UTC") % values
+    return (
+        _("%(date)s at %(time)s (%(zone)s, %(offset)s), %(utc_date)s at %(utc_time)s UTC") % values
+    )
+
+
+def _day(moment: datetime) -> str:
+    """4 December 2026, 4 décembre 2026: kept on one line."""
+    return date_format(moment, "j F Y").replace(" ", "\N{NO-BREAK SPACE}")
+
+
+def _utc_offset(moment: datetime) -> str:
+    """UTC+01:00, UTC-03:30, UTC+00:00."""
+    minutes = int((moment.utcoffset() or timedelta()).total_seconds()) // 60
+    sign = "-" if minutes < 0 else "+"
+    hours, minutes = divmod(abs(minutes), 60)
+    return f"UTC{sign}{hours:02d}:{minutes:02d}"
+
+
+def _aware_time(value: Any) -> datetime | None:
+    """A recorded ISO 8601 time that names its zone, else None (shown exactly as recorded)."""
     if not isinstance(value, str):
-        return shown(value)
+        return None
     try:
         moment = datetime.fromisoformat(value)
-    except ValueError:
+        if moment.tzinfo is None:
+            return None
+        moment.astimezone(UTC)  # a moment at the edge of year 1 or 9999 has no UTC time
+    except (ValueError, OverflowError):
+        return None
+    return moment
+
+
+def _display_time(value: Any) -> str:
+    """An aware ISO 8601 time printed in UTC to the second (evidence.json keeps it exactly);
+    anything else printed exactly as recorded."""
+    moment = _aware_time(value)
+    if moment is None:
+        # A time without a zone is printed as recorded: labelling it UTC would invent one.
         return shown(value)
-    if moment.tzinfo is None:
-        return value  # no zone was recorded: labelling it UTC would invent one
-    moment = moment.astimezone(UTC)
-    fraction = f".{moment.microsecond:06d}" if moment.microsecond else ""
-    return f"{moment:%Y-%m-%d %H:%M:%S}{fraction} UTC"
+    return f"{moment.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}"
+
+
+_PLACEHOLDER = re.compile(r"%\((\w+)\)s")
+
+
+def _css_content(template: str, **functions: str) -> SafeString:
+    """A CSS `content` value: the translated text as escaped strings, its placeholders as CSS
+    functions (string(), counter()), so that no translation can break out of the style sheet."""
+    parts = []
+    for index, piece in enumerate(_PLACEHOLDER.split(template)):
+        if index % 2:
+            parts.append(functions[piece])
+        elif piece:
+            parts.append('"' + "".join(f"\\{ord(char):06x}" for char in piece) + '"')
+    return mark_safe(" ".join(parts))  # noqa: S308 - every character escaped above
 
 
 def _policy_filename(version: Any) -> str:
