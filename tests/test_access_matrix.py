@@ -45,7 +45,7 @@ from acknowledgements.roles import AUDITORS, POLICY_ADMINISTRATORS
 from acknowledgements.scim import auth as scim_auth
 from acknowledgements.signing import actions as signing_actions
 from acknowledgements.standings import coverage
-from tests.conftest import PASSWORD, POLICY_BODY, client_evidence
+from tests.conftest import PASSWORD, POLICY_BODY, client_evidence, set_evidence_triggers
 
 # --- Roles and cells ------------------------------------------------------------------------------
 
@@ -528,6 +528,7 @@ def scenario(django_db_setup, django_db_blocker):
         outer = transaction.atomic()
         outer.__enter__()
         try:
+            set_evidence_triggers(True)  # as migrated: /readyz checks them (PostgreSQL)
             built = _build()
         except BaseException:
             transaction.set_rollback(True)

@@ -79,7 +79,7 @@ def run_at_once(count: int, work) -> list:
 @pytest.mark.parametrize("path", ["/healthz", "/readyz"])
 @pytest.mark.parametrize("method", ["get", "head"])
 def test_health_endpoints_answer_plain_http_probes_behind_the_https_redirect(
-    db, client, settings, path, method
+    enforced_triggers, client, settings, path, method
 ):
     settings.SECURE_SSL_REDIRECT = True
 

@@ -12,6 +12,7 @@ from django.urls import path
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
+from acknowledgements.evidence import protection
 from acknowledgements.receipts import authority as receipt_authority
 
 
@@ -30,6 +31,7 @@ def _problems() -> list[str]:
         executor = MigrationExecutor(connection)
         if executor.migration_plan(executor.loader.graph.leaf_nodes()):
             problems.append("migrations not applied")
+        problems += [f"evidence protection weakened: {p}" for p in protection.weakened()]
     except DatabaseError:
         problems.append("database unreachable")
     try:
@@ -42,7 +44,8 @@ def _problems() -> list[str]:
 @require_safe
 @never_cache
 def readyz(request):
-    """Ready for traffic: the database answers, migrations are applied, receipts can be sealed."""
+    """Ready for traffic: the database answers, migrations are applied, the evidence's
+    triggers fire always, receipts can be sealed."""
     problems = _problems()
     return JsonResponse(
         {"status": "unavailable" if problems else "ready", "problems": problems},
