@@ -2,6 +2,7 @@
 
 import html
 import re
+from urllib.parse import urlencode
 
 # Inline elements sit inside a sentence: dropping them without a space keeps it whole.
 INLINE_TAGS = re.compile(r"</?(a|strong|em|span|time|code|ins|del)\b[^>]*>")
@@ -24,3 +25,8 @@ def field_error(response, field: str) -> str:
     found = re.search(rf'id="id_{field}_error"[^>]*>(.*?)</div>', html_of(response), re.S)
     assert found, f"no error next to {field}"
     return " ".join(html.unescape(TAGS.sub(" ", found.group(1))).split())
+
+
+def with_query(url: str, params: dict | None = None) -> str:
+    """`url` with `params` as its query string: what an export button POSTs to."""
+    return f"{url}?{urlencode(params)}" if params else url

@@ -107,6 +107,9 @@ REPORTS_GET |= {ADMIN: (200, 405), AUDITOR: (200, 405), SUPER: (200, 405)}
 # the same 404 as for a receipt number that does not exist.
 RECEIPT_GET = SIGNED_IN_GET | {OTHER: (404, 405)}
 # A background export: GET shows what it will hold, POST queues it (view_reports only).
+# An export made at once and recorded: a POST only, so that no link can make one.
+RECORDED_EXPORT = {ANON: (405, LOGIN), SIGNER: (405, 403), OTHER: (405, 403)}
+RECORDED_EXPORT |= dict.fromkeys((ADMIN, AUDITOR, SUPER), (405, 200))
 BACKGROUND_EXPORT = {ANON: (LOGIN, LOGIN), SIGNER: (403, 403), OTHER: (403, 403)}
 BACKGROUND_EXPORT |= dict.fromkeys((ADMIN, AUDITOR, SUPER), (200, NEW_EXPORT_JOB))
 # An export job is its requester's (the auditor's in the scenario): anyone else with
@@ -222,12 +225,12 @@ TABLE: dict[str, dict[str, tuple[Cell, Cell]]] = {
     "reports_people": REPORTS_GET,
     "reports_person": REPORTS_GET,
     "reports_audit_log": REPORTS_GET,
-    "reports_audit_log_csv": REPORTS_GET,
+    "reports_audit_log_csv": RECORDED_EXPORT,
     "declines": REPORTS_GET,
-    "reports_export_csv": REPORTS_GET,
-    "reports_export_people_csv": REPORTS_GET,
+    "reports_export_csv": RECORDED_EXPORT,
+    "reports_export_people_csv": RECORDED_EXPORT,
     "reports_export_xlsx": BACKGROUND_EXPORT,
-    "reports_export_pdf": REPORTS_GET,
+    "reports_export_pdf": RECORDED_EXPORT,
     "reports_export_package": BACKGROUND_EXPORT,
     "reports_exports": REPORTS_GET,
     "reports_export_job": EXPORT_JOB_GET,
@@ -300,7 +303,7 @@ WRITES = {
     ("manage_people_import_apply", SUPER, "POST"): "applies the checked import",
     ("manage_integration_revoke", ADMIN, "POST"): "revokes the directory's token",
     ("manage_integration_revoke", SUPER, "POST"): "revokes the directory's token",
-    **{(n, r, "GET"): "an export is audited" for n in _EXPORTS for r in (ADMIN, AUDITOR, SUPER)},
+    **{(n, r, "POST"): "an export is audited" for n in _EXPORTS for r in (ADMIN, AUDITOR, SUPER)},
     **{
         (n, r, "POST"): "queues an export job"
         for n in _BACKGROUND_EXPORTS

@@ -20,7 +20,7 @@ from acknowledgements.people import actions as people_actions
 from acknowledgements.roles import AUDITORS
 from acknowledgements.signing import actions as signing_actions
 from tests.conftest import client_evidence
-from tests.pages import text_of
+from tests.pages import text_of, with_query
 
 DAY = dt.timedelta(days=1)
 PAGES = [
@@ -30,7 +30,8 @@ PAGES = [
     ("reports_audit_log", []),
     ("declines", []),
 ]
-# Served in the request (GET only) / built by a task (asked for with a POST, see test_export_jobs).
+# Served in the request, asked for with a POST as they are recorded / built by a task (a form
+# page, then a POST, see test_export_jobs).
 STREAMED = [
     ("reports_export_csv", ["test-policy"]),
     ("reports_export_people_csv", ["test-policy"]),
@@ -62,6 +63,14 @@ def exports_recorded() -> int:
     )
 
 
+def ask(client, name, args, signer, params=None):
+    """Open a report as its page does: a GET, or an export's POST (with the filters in the URL)."""
+    url = url_of(name, args, signer)
+    if (name, args) in STREAMED:
+        return client.post(with_query(url, params))
+    return client.get(url, params)
+
+
 def drain(response) -> bytes:
     """The whole body of a response, streamed or not."""
     if response.streaming:
@@ -76,14 +85,14 @@ def drain(response) -> bytes:
 
 @pytest.mark.parametrize("name,args", PAGES + EXPORTS)
 def test_anonymous_visitors_are_sent_to_sign_in(client, signer, revision, name, args):
-    response = client.get(url_of(name, args, signer))
+    response = ask(client, name, args, signer)
     assert response.status_code == 302
     assert response["Location"].startswith("/accounts/login/")
 
 
 @pytest.mark.parametrize("name,args", PAGES + EXPORTS)
 def test_signers_are_refused_and_nothing_is_exported(logged_in, signer, revision, name, args):
-    assert logged_in(signer).get(url_of(name, args, signer)).status_code == 403
+    assert ask(logged_in(signer), name, args, signer).status_code == 403
     assert exports_recorded() == 0
 
 
@@ -99,15 +108,25 @@ def test_signers_cannot_ask_for_a_background_export(logged_in, signer, revision,
 def test_auditors_and_administrators_open_every_report(
     request, logged_in, signer, revision, who, name, args
 ):
-    response = logged_in(request.getfixturevalue(who)).get(url_of(name, args, signer))
+    response = ask(logged_in(request.getfixturevalue(who)), name, args, signer)
     assert response.status_code == 200
     drain(response)
 
 
-@pytest.mark.parametrize("name,args", PAGES + STREAMED)
+@pytest.mark.parametrize("name,args", PAGES)
 def test_reports_answer_get_only(logged_in, auditor, signer, revision, name, args):
     response = logged_in(auditor).post(url_of(name, args, signer))
     assert response.status_code == 405
+
+
+@pytest.mark.parametrize("name,args", STREAMED)
+def test_exports_made_at_once_answer_post_only_and_a_get_records_nothing(
+    logged_in, auditor, signer, revision, name, args
+):
+    # A link from another site opened in an auditor's browser is a GET: it exports nothing.
+    response = logged_in(auditor).get(url_of(name, args, signer))
+    assert response.status_code == 405
+    assert exports_recorded() == 0
     assert exports_recorded() == 0
 
 
@@ -123,7 +142,7 @@ def test_a_missing_policy_or_person_is_not_found(logged_in, auditor):
     client = logged_in(auditor)
     assert client.get("/reports/policies/nope/people/").status_code == 404
     assert client.get("/reports/people/999999/").status_code == 404
-    assert client.get("/reports/policies/nope/export/acknowledgements.csv").status_code == 404
+    assert client.post("/reports/policies/nope/export/acknowledgements.csv").status_code == 404
 
 
 # --- The dashboard -------------------------------------------------------------------------------
@@ -293,9 +312,11 @@ def test_as_of_is_read_in_the_viewers_time_zone(client, logged_in, auditor, revi
     assert "Times are in Europe/Paris." in page
     # The links carry the moment with its offset, so nothing is ambiguous.
     assert f"as_of={local.isoformat().replace(':', '%3A').replace('+', '%2B')}" in page
-    response = client.get(
-        "/reports/policies/test-policy/export/acknowledgements.csv",
-        {"as_of": local.strftime("%Y-%m-%dT%H:%M:%S")},
+    response = client.post(
+        with_query(
+            "/reports/policies/test-policy/export/acknowledgements.csv",
+            {"as_of": local.strftime("%Y-%m-%dT%H:%M:%S")},
+        )
     )
     drain(response)
     entry = LedgerEntry.objects.filter(kind=LedgerEntry.Kind.ADMIN_ACTION).latest("id")
@@ -371,7 +392,7 @@ def test_exports_link_with_the_lists_filters(logged_in, auditor, population):
         .content.decode()
     )
     link = re.search(
-        r'href="(/reports/policies/test-policy/export/acknowledgements\.csv[^"]*)"', page
+        r'action="(/reports/policies/test-policy/export/acknowledgements\.csv[^"]*)"', page
     )
     query = parse_qs(urlsplit(link.group(1).replace("&amp;", "&")).query)
     assert query == {"status": ["signed"]}
@@ -381,19 +402,22 @@ def test_exports_link_with_the_lists_filters(logged_in, auditor, population):
 
 
 def test_csv_export_is_streamed(logged_in, auditor, population):
-    response = logged_in(auditor).get("/reports/policies/test-policy/export/acknowledgements.csv")
+    response = logged_in(auditor).post("/reports/policies/test-policy/export/acknowledgements.csv")
     assert isinstance(response, StreamingHttpResponse)
     assert response.streaming
     assert drain(response).decode().count("\r\n") == 11  # header and ten signatures
-    response = logged_in(auditor).get("/reports/policies/test-policy/export/people.csv")
+    response = logged_in(auditor).post("/reports/policies/test-policy/export/people.csv")
     assert isinstance(response, StreamingHttpResponse)
     assert drain(response).decode().count("\r\n") == 61
 
 
 def test_an_export_with_a_refused_moment_exports_nothing(logged_in, auditor, population):
     client = logged_in(auditor)
-    response = client.get(
-        "/reports/policies/test-policy/export/acknowledgements.csv", {"as_of": "2999-01-01T00:00"}
+    response = client.post(
+        with_query(
+            "/reports/policies/test-policy/export/acknowledgements.csv",
+            {"as_of": "2999-01-01T00:00"},
+        )
     )
     assert response.status_code == 302
     assert response["Location"].startswith("/reports/policies/test-policy/people/?as_of=2999")
@@ -423,7 +447,7 @@ def test_every_export_is_recorded_with_who_what_and_rows(
     if (name, args) in BACKGROUND:
         built_export(url_of(name, args, signer), {"status": "signed"})
     else:
-        drain(client.get(url_of(name, args, signer), {"status": "signed"}))
+        drain(ask(client, name, args, signer, {"status": "signed"}))
     assert exports_recorded() == 1
     entry = LedgerEntry.objects.filter(kind=LedgerEntry.Kind.ADMIN_ACTION).latest("id")
     payload = ledger.decode(entry)

@@ -100,7 +100,9 @@ def _baseline(notification: Notification, baselines: dict[int, PolicyRevision]) 
 QUEUE_BLOCK = 5_000
 
 
-def queue_emails(*, revision: PolicyRevision, kind: str, person_ids, days_before_due: int = 0) -> int:
+def queue_emails(
+    *, revision: PolicyRevision, kind: str, person_ids, days_before_due: int = 0
+) -> int:
     """Insert notification rows in blocks; existing ones (unique) are left as they are.
 
     Returns how many rows are new (bulk_create with ignore_conflicts cannot tell).

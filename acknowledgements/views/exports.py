@@ -73,7 +73,7 @@ def _download(stream, *, filename: str, content_type: str, streaming: bool = Fal
     return FileResponse(stream, as_attachment=True, filename=filename, content_type=content_type)
 
 
-@require_GET
+@require_POST  # it records the export: never on a GET a link from another site could make
 @readers_of_reports_only
 def reports_export_csv(request, slug: str):
     """Every signature in scope up to the moment, one row each, streamed."""
@@ -95,7 +95,7 @@ def reports_export_csv(request, slug: str):
     )
 
 
-@require_GET
+@require_POST  # it records the export: never on a GET a link from another site could make
 @readers_of_reports_only
 def reports_export_people_csv(request, slug: str):
     """Everyone in scope at the moment with their status, streamed."""
@@ -114,7 +114,7 @@ def reports_export_people_csv(request, slug: str):
     )
 
 
-@require_GET
+@require_POST  # it records the export: never on a GET a link from another site could make
 @readers_of_reports_only
 def reports_export_pdf(request, slug: str):
     """The dashboard's figures and charts for one policy at a moment, as a PDF."""

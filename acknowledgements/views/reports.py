@@ -22,7 +22,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.http import content_disposition_header
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_POST
 
 from acknowledgements.evidence import audit as evidence_audit
 from acknowledgements.evidence import ledger
@@ -140,9 +140,11 @@ def _parts(completion: figures.Completion, slug: str, moment: Moment, **params: 
 
 @dataclass(frozen=True)
 class ExportLink:
+    """An export's button: a POST (each export is recorded), to the URL with the filters."""
+
     label: str
     url: str
-    # Built by a task: the button POSTs to the URL and leads to the job's progress page.
+    # Built by a task: the button leads to the job's progress page.
     background: bool = False
 
 
@@ -374,7 +376,7 @@ def reports_audit_log(request):
     )
 
 
-@require_GET
+@require_POST  # it records the export: never on a GET a link from another site could make
 @readers_of_reports_only
 def reports_audit_log_csv(request):
     """The audit log as filtered, every entry, streamed; the export is itself recorded first."""

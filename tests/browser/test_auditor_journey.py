@@ -134,7 +134,7 @@ def test_auditor_finds_overdue_people_and_takes_the_evidence_away(
     # Take the evidence away (the refused moment left the page showing now).
     panel = page.get_by_role("region", name="Acceptable Use Policy")
     with page.expect_download() as download_info:
-        panel.get_by_role("link", name="Acknowledgements (CSV)").click()
+        panel.get_by_role("button", name="Acknowledgements (CSV)").click()
     exported = tmp_path / "acknowledgements.csv"
     download_info.value.save_as(exported)
     rows = list(csv.DictReader(io.StringIO(exported.read_text("utf-8"))))
@@ -173,7 +173,7 @@ def test_auditor_finds_overdue_people_and_takes_the_evidence_away(
     page.get_by_role("link", name="Dashboard").click()
     panel = page.get_by_role("region", name="Acceptable Use Policy")
     with page.expect_download() as download_info:
-        panel.get_by_role("link", name="Summary (PDF)").click()
+        panel.get_by_role("button", name="Summary (PDF)").click()
     summary = tmp_path / "summary.pdf"
     download_info.value.save_as(summary)
     assert summary.read_bytes().startswith(b"%PDF")
