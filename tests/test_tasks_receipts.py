@@ -278,11 +278,9 @@ def test_a_receipt_whose_task_was_lost_is_issued_by_the_recovery(signer, revisio
         call_command("recover_work", stdout=out)
     assert receipt.acknowledgement == acknowledgement
     assert out.getvalue().splitlines()[-2:] == [
-        "Ledger entries linked: 0; receipts queued again: 1; "
-        "emails queued again: 0, uncertain: 0.",
+        "Ledger entries linked: 0; receipts queued again: 1; emails queued again: 0, uncertain: 0.",
         # The receipt's own entry.
-        "Ledger entries linked: 1; receipts queued again: 0; "
-        "emails queued again: 0, uncertain: 0.",
+        "Ledger entries linked: 1; receipts queued again: 0; emails queued again: 0, uncertain: 0.",
     ]
     assert receipt_issued_entries().count() == 1
 
@@ -308,7 +306,11 @@ def test_a_receipt_whose_render_failed_for_a_missing_library_is_issued_once_it_i
     assert "receipts queued again: 1;" in out.getvalue()
     assert Receipt.objects.get().acknowledgement == acknowledgement
     call_command("recover_work", "--now", stdout=out)
-    assert out.getvalue().splitlines()[-1].endswith("receipts queued again: 0; emails queued again: 0, uncertain: 0.")
+    assert (
+        out.getvalue()
+        .splitlines()[-1]
+        .endswith("receipts queued again: 0; emails queued again: 0, uncertain: 0.")
+    )
     assert receipt_issued_entries().count() == 1
 
 
