@@ -186,9 +186,7 @@ def audience_names_at(moment: dt.datetime, person_field: str = "pk") -> Subquery
         .values("person_id")
         .annotate(names=StringAgg("audience__name", delimiter=Value(AUDIENCE_SEPARATOR)))
     )
-    # The stubs lose an annotation made after values() (typeddjango/django-stubs#3509).
-    names = grouped.values("names")  # type: ignore[misc]
-    return Subquery(names[:1], output_field=CharField())
+    return Subquery(grouped.values("names")[:1], output_field=CharField())
 
 
 def audience_names(aggregated: str | None, separator: str = "; ") -> str:
