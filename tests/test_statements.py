@@ -164,8 +164,9 @@ def test_the_receipt_shows_the_attestation_in_the_language_signed(
     compact = re.sub(r"\s+", "", text)
     assert " ".join(FRENCH_ATTESTATION.split()) in text
     assert CURRENT_ATTESTATION.text not in text
-    assert "Attestation language fr" in text
-    assert "E-signing consent language fr" in text
+    # The receipt speaks the signer's language: its labels are French too.
+    assert "Langue de la déclaration fr" in text
+    assert "Langue du consentement à la signature électronique fr" in text
     assert sha256(FRENCH_ATTESTATION) in compact
     assert CURRENT_ATTESTATION.sha256 in compact  # the authoritative text's hash beside it
     report = receipt_seal.inspect_receipt(
