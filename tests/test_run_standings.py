@@ -58,7 +58,7 @@ def kept_rows() -> tuple[list, list, list]:
 
 def audiences_at(person, moment) -> set[int]:
     """The audiences the person was in at `moment`, from their membership history."""
-    stretches = memberships.stretches_of([person.pk])[person.pk]
+    stretches = memberships.stretches_of({person.pk: person.date_joined})[person.pk]
     return {s.audience_id for s in stretches if s.open_at(moment)}
 
 

@@ -418,8 +418,7 @@ def resume_sending() -> Reclaimed:
     """Take back expired claims, and queue the sending task if emails are waiting (a worker that
     starts after one was killed picks up its fan-out at once)."""
     reclaimed = reclaim_expired_claims()
-    waiting = Notification.objects.filter(status__in=[Notification.Status.QUEUED])
-    if waiting.exists():
+    if Notification.objects.filter(status=Notification.Status.QUEUED).exists():
         jobs.enqueue_with_transaction(send_notifications)
     return reclaimed
 

@@ -151,10 +151,7 @@ def _published_revisions_by_policy() -> dict[int, list[PolicyRevision]]:
 def standings_for(person: User, *, moment: dt.datetime | None = None) -> list[Standing]:
     """Every policy in effect that applies to the person, with their status, in a few queries."""
     moment = moment or timezone.now()
-    stretches = memberships.stretches(
-        Membership.objects.filter(person=person).values_list("audience_id", "began_at", "ended_at"),
-        person.date_joined,
-    )
+    stretches = memberships.stretches_of({person.pk: person.date_joined})[person.pk]
     if not any(s.open_at(moment) for s in stretches):
         return []  # auditors, service accounts, leavers: no policy applies, no more queries
     acknowledgements = {

@@ -159,13 +159,14 @@ def sync(person_ids: set[int], *, at: dt.datetime | None = None, apps=installed_
     Membership.objects.bulk_create(begun, batch_size=1_000)
 
 
-def stretches_of(person_ids: Iterable[int], *, apps=installed_apps) -> dict[int, list[Stretch]]:
-    """Each of these people's memberships as they count, in two queries."""
-    User, Membership = (apps.get_model("acknowledgements", n) for n in ("User", "Membership"))
-    ids = set(person_ids)
-    joined = dict(User.objects.filter(pk__in=ids).values_list("pk", "date_joined"))
+def stretches_of(
+    joined: dict[int, dt.datetime], *, apps=installed_apps
+) -> dict[int, list[Stretch]]:
+    """The memberships, as they count, of the people whose joining dates are given (by id), in
+    one query."""
+    Membership = apps.get_model("acknowledgements", "Membership")
     rows: dict[int, list] = defaultdict(list)
-    for person_id, *row in Membership.objects.filter(person_id__in=ids).values_list(
+    for person_id, *row in Membership.objects.filter(person_id__in=list(joined)).values_list(
         "person_id", "audience_id", "began_at", "ended_at"
     ):
         rows[person_id].append(row)

@@ -150,7 +150,8 @@ def refresh_people(person_ids: Iterable[int], *, at: dt.datetime | None = None) 
         kept[person_id].append(tuple(row))
     joined = dict(_model("User").objects.filter(pk__in=ids).values_list("pk", "date_joined"))
     now = {
-        pk: memberships.spans(stretches) for pk, stretches in memberships.stretches_of(ids).items()
+        pk: memberships.spans(stretches)
+        for pk, stretches in memberships.stretches_of(joined).items()
     }
     changed = {
         pk for pk in now if [(s.key, s.start, s.end, joined[pk]) for s in now[pk]] != kept[pk]
