@@ -805,3 +805,9 @@ class ApiToken(models.Model):
     @property
     def is_revoked(self) -> bool:
         return self.revoked_at is not None
+
+
+# ---- The ledger as a transparency log (evidence/transparency.py) ----
+
+
+# ---- The read API and webhooks (acknowledgements/api/, acknowledgements/webhooks/) ----
