@@ -1,4 +1,4 @@
-"""The read API's tokens and the webhooks' endpoints and deliveries."""
+"""API tokens may be scoped to the read API."""
 
 from django.db import migrations
 
