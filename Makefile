@@ -19,8 +19,9 @@ PYTHON ?= $(shell for c in python3.13 python3.12 python3 python; do \
 # warns (an error in the test run). `make run` and `make test` install them when they are missing.
 SYSTEM_LIBRARIES := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core
 # Optional: chromium runs the browser tests, poppler-utils (pdftotext, pdfsig) lets tests and
-# people look inside receipts. Tests that need them skip, with the reason, when they are missing.
-OPTIONAL_PACKAGES := poppler-utils chromium
+# people look inside receipts; libnss3-tools (certutil) and jq run the audit package README's
+# trust and commitment recipes. Tests that need them skip, with the reason, when they are missing.
+OPTIONAL_PACKAGES := poppler-utils chromium libnss3-tools jq
 DEBIAN_PACKAGES := $(SYSTEM_LIBRARIES) $(OPTIONAL_PACKAGES)
 # apt-get as root, through sudo otherwise.
 APT_GET := $(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get

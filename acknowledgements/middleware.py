@@ -17,6 +17,7 @@ from django.utils.functional import SimpleLazyObject
 from django.utils.translation import gettext as _
 
 from acknowledgements import sso
+from acknowledgements.api.problems import problem_response
 from acknowledgements.evidence.client_evidence import browser_zone
 from acknowledgements.proxies import is_trusted_proxy
 from acknowledgements.request_log import request_id_context
@@ -45,6 +46,7 @@ class RequestIdMiddleware:
         return response
 
 
+API_PREFIX = "/api/"
 # C0 control characters (NUL included) and DEL: no address of the portal has one.
 _CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -71,6 +73,8 @@ class ControlCharacterMiddleware:
                     "This address contains a control character (such as a NUL byte), which no "
                     "address of the portal contains. Check the link and try again."
                 )
+            if request.path.startswith(API_PREFIX):  # the API answers in problem details
+                return problem_response(400, message)
             return HttpResponseBadRequest(message, content_type="text/plain; charset=utf-8")
         return self.get_response(request)
 
@@ -116,7 +120,7 @@ GATE_OPEN_URL_NAMES = {
     "concern_new",
     "concern_thanks",
 }
-# /scim/: the directory's token-authenticated API, which no signed-in person browses; /dev/: the
+# /scim/ and /api/: token-authenticated APIs, which no signed-in person browses; /dev/: the
 # development outbox, where `make run` shows its emails (a 404 outside DEBUG).
 GATE_OPEN_PREFIXES = (
     "/accounts/",
@@ -126,6 +130,7 @@ GATE_OPEN_PREFIXES = (
     "/healthz",
     "/readyz",
     "/scim/",
+    API_PREFIX,
 )
 
 

@@ -273,24 +273,30 @@ class PolicyRevision(models.Model):
         if translation := self._translation_shown(language):
             return ShownText(
                 translation.language,
+                translation.title or self.policy.name,
                 translation.body,
                 translation.body_html,
                 translation.text_sha256,
             )
-        return ShownText(AUTHORITATIVE_LANGUAGE, self.body, self.body_html, self.text_sha256)
+        return ShownText(
+            AUTHORITATIVE_LANGUAGE, self.policy.name, self.body, self.body_html, self.text_sha256
+        )
 
-    def text_hash_in(self, language: str) -> tuple[str, str]:
-        """(language, SHA-256) of `text_in(language)`, without loading the texts themselves."""
+    def text_facts_in(self, language: str) -> tuple[str, str, str]:
+        """(language, title, SHA-256) of `text_in(language)`, without loading the texts."""
         if translation := self._translation_shown(language):
-            return translation.language, translation.text_sha256
-        return AUTHORITATIVE_LANGUAGE, self.text_sha256
+            title = translation.title or self.policy.name
+            return translation.language, title, translation.text_sha256
+        return AUTHORITATIVE_LANGUAGE, self.policy.name, self.text_sha256
 
 
 @dataclass(frozen=True)
 class ShownText:
-    """The text a person reads (and signs): its language, source, HTML and SHA-256."""
+    """The text a person reads (and signs): its language, the policy's name shown above it (in
+    that language if the translation gives one), its source, HTML and SHA-256."""
 
     language: str
+    title: str
     body: str
     body_html: str
     text_sha256: str
@@ -301,18 +307,21 @@ class ShownText:
 
 
 class RevisionTranslation(models.Model):
-    """A revision's text in another language, for people who read it better than English.
+    """A revision's text and its policy's name in another language, for people who read it
+    better than English.
 
     The English text stays authoritative; a person may sign the translation they read, and the
-    ledger records which language and the SHA-256 of that text. Frozen like its revision once
-    published (the database refuses changes on PostgreSQL); a translation may still be added
-    to a published revision.
+    ledger records which language, the name shown and the SHA-256 of that text. Frozen like its
+    revision once published (the database refuses changes on PostgreSQL); a translation may
+    still be added to a published revision.
     """
 
     revision = models.ForeignKey(
         PolicyRevision, on_delete=models.PROTECT, related_name="translations"
     )
     language = models.CharField(_("language"), max_length=10, choices=settings.LANGUAGES)
+    # Blank for translations saved before it was asked for: they show the English name.
+    title = models.CharField(_("policy name"), max_length=200, blank=True)
     body = models.TextField(_("text (Markdown)"))
     body_html = models.TextField(editable=False, blank=True)
     text_sha256 = models.CharField(max_length=64, editable=False, blank=True)
@@ -775,7 +784,8 @@ class PeopleImport(models.Model):
 
 
 class ApiToken(models.Model):
-    """A bearer token another system calls the portal with (the directory's SCIM client).
+    """A bearer token another system calls the portal with: the directory's SCIM client, or a
+    system reading the read API (/api/v1/). A token opens its scope's door and no other.
 
     Only the SHA-256 of the token is kept: it is shown once, when it is created. The name is
     unique for ever, so the audit rows that name a token name one token.
@@ -783,6 +793,7 @@ class ApiToken(models.Model):
 
     class Scope(models.TextChoices):
         SCIM = "scim", _("SCIM provisioning")
+        READ = "read", _("Read API")
 
     name = models.CharField(_("name"), max_length=100, unique=True)
     token_sha256 = models.CharField(max_length=64, unique=True, editable=False)
@@ -810,4 +821,154 @@ class ApiToken(models.Model):
 # ---- The ledger as a transparency log (evidence/transparency.py) ----
 
 
+class LedgerTreeNode(models.Model):
+    """A stored hash of the log's Merkle tree: the root of 2**level leaves from index << level.
+
+    Only complete subtrees of at least 2**TILE_LEVEL leaves are kept (transparency.py), so a
+    proof reads O(log n) of these and at most a few hundred leaves, and the table stays a small
+    fraction of the ledger. Written once, when the subtree's last leaf is linked; never changed.
+    """
+
+    level = models.PositiveSmallIntegerField()
+    index = models.PositiveBigIntegerField()
+    hash = models.BinaryField(max_length=32)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["level", "index"], name="one_tree_node_per_place")
+        ]
+
+    def __str__(self) -> str:
+        return f"node {self.level}/{self.index}"
+
+
+class LedgerCheckpoint(models.Model):
+    """A signed statement of the log's size and root hash (C2SP tlog-checkpoint, signed-note).
+
+    Every checkpoint is kept: a receipt carries the one that first included its signature, and
+    anyone who kept an older one can ask for proof that today's ledger extends it.
+    """
+
+    tree_size = models.PositiveBigIntegerField(unique=True)
+    root_hash = models.CharField(max_length=64)
+    note = models.TextField()  # the signed note, exactly as served and attached to receipts
+    created_at = models.DateTimeField(default=timezone.now)
+    # An RFC 3161 token over the note, when PORTAL_TSA_URL is set (added after signing).
+    timestamp_token = models.BinaryField(null=True, blank=True)
+    witnessed_at = models.DateTimeField(null=True, blank=True)  # sent to the witnesses
+
+    class Meta:
+        ordering = ["-tree_size"]
+        verbose_name = _("ledger checkpoint")
+
+    def __str__(self) -> str:
+        return f"checkpoint {self.tree_size}"
+
+
+class LedgerCheck(models.Model):
+    """One run of the full ledger verification (`manage.py verify_ledger`, hourly).
+
+    The latest run decides whether administrators and auditors see the "ledger damaged" banner
+    and whether exports and /verify/ warn that the evidence cannot be fully confirmed.
+    """
+
+    checked_at = models.DateTimeField(default=timezone.now, db_index=True)
+    intact = models.BooleanField()
+    rows_checked = models.PositiveBigIntegerField(default=0)
+    problems = models.JSONField(default=list)  # one sentence each, as verify_ledger printed them
+
+    class Meta:
+        ordering = ["-checked_at"]
+        verbose_name = _("ledger check")
+
+    def __str__(self) -> str:
+        return f"ledger check {self.checked_at:%Y-%m-%d %H:%M} ({'intact' if self.intact else 'damaged'})"
+
+
 # ---- The read API and webhooks (acknowledgements/api/, acknowledgements/webhooks/) ----
+
+
+class WebhookEndpoint(models.Model):
+    """A URL another system is told of the portal's events at, signed with its own secret.
+
+    Deliveries follow the Standard Webhooks specification (acknowledgements/webhooks/): the
+    secret (`whsec_` and base64) is the HMAC key, so it is kept as it is, and shown once.
+    """
+
+    class Event(models.TextChoices):
+        ACKNOWLEDGEMENT_SIGNED = "acknowledgement.signed", _("A person signed a revision")
+        ACKNOWLEDGEMENT_DECLINED = "acknowledgement.declined", _("A person declined a revision")
+        REVISION_PUBLISHED = "revision.published", _("A revision was published")
+        PERSON_OVERDUE = "person.overdue", _("A person is overdue")
+
+    class DisabledReason(models.TextChoices):
+        TURNED_OFF = "turned_off", _("Turned off by an administrator")
+        FAILING = "failing", _("Turned off after failing for a day")
+
+    url = models.URLField(_("URL"), max_length=2000)
+    # The event types it receives, each an Event value.
+    events = models.JSONField(_("events"), default=list)
+    active = models.BooleanField(_("active"), default=True)
+    secret = models.CharField(max_length=100, editable=False)
+    created_by = models.ForeignKey(
+        User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    # When it was turned off and why (by an administrator, or after failing for a day).
+    disabled_at = models.DateTimeField(_("disabled"), null=True, blank=True)
+    disabled_reason = models.CharField(max_length=20, choices=DisabledReason.choices, blank=True)
+    # The first failed attempt since its last success: a day of failures turns it off.
+    failing_since = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        verbose_name = _("webhook endpoint")
+
+    def __str__(self) -> str:
+        return self.url
+
+
+class WebhookDelivery(models.Model):
+    """One event for one endpoint: its exact body, and how its attempts went.
+
+    The body is signed as stored, so every attempt and resend carries the same bytes and the
+    same event id (the `webhook-id` a receiver deduplicates on).
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Pending")
+        SENDING = "sending", _("Being sent")
+        DELIVERED = "delivered", _("Delivered")
+        FAILED = "failed", _("Failed")
+
+    endpoint = models.ForeignKey(
+        WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries"
+    )
+    event_id = models.CharField(max_length=64)
+    event_type = models.CharField(max_length=50)
+    body = models.TextField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    # Pending: when to try next. Being sent: when the worker's claim on it runs out.
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    claim = models.CharField(max_length=32, blank=True)
+    last_response_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["endpoint", "event_id"], name="one_delivery_per_endpoint_and_event"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["status", "next_attempt_at"], name="webhook_delivery_due"),
+            models.Index(fields=["endpoint", "-created_at"], name="webhook_delivery_log"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} {self.event_id} to {self.endpoint} ({self.status})"

@@ -1,9 +1,10 @@
 from django.templatetags.static import static
-from django.urls import path
+from django.urls import path, re_path
 from django.utils.functional import lazy
 from django.views.decorators.http import require_GET
 from django.views.generic import RedirectView
 
+from acknowledgements.api.endpoints import api, unknown_address
 from acknowledgements.views import (
     account,
     concern_handling,
@@ -11,6 +12,7 @@ from acknowledgements.views import (
     exports,
     health,
     integrations,
+    ledger,
     manage,
     outbox,
     people,
@@ -18,6 +20,8 @@ from acknowledgements.views import (
     revisions,
     scim,
     signing,
+    trust,
+    webhooks,
 )
 
 app_name = "acknowledgements"
@@ -31,7 +35,9 @@ urlpatterns = [
         name="favicon",
     ),
     *health.urlpatterns,
+    *ledger.urlpatterns,
     *signing.urlpatterns,
+    *trust.urlpatterns,
     *account.urlpatterns,
     *concerns.urlpatterns,
     *manage.urlpatterns,
@@ -41,6 +47,11 @@ urlpatterns = [
     *reports.urlpatterns,
     *exports.urlpatterns,
     *integrations.urlpatterns,
+    *webhooks.urlpatterns,
     *scim.urlpatterns,
+    # The read API; its base address and any other under /api/ answer a 404 in its own JSON.
+    path("api/v1/", unknown_address, name="api_base"),
+    path("api/v1/", api.urls),
+    re_path(r"^api/(?P<rest>.*)$", unknown_address, name="api_unknown"),
     *outbox.urlpatterns,
 ]

@@ -7,6 +7,7 @@ console email, debug off). The README lists each variable.
 import os
 import re
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -73,6 +74,8 @@ INSTALLED_APPS = [
     "allauth.socialaccount",
     "allauth.socialaccount.providers.openid_connect",
     "django_tasks_db",
+    # The read API's documentation page and its Swagger UI files, served from here (no CDN).
+    "ninja",
     "acknowledgements",
 ]
 
@@ -468,6 +471,20 @@ PORTAL_SEALING_DIR = Path(
 )
 PORTAL_TSA_URL = env_str("PORTAL_TSA_URL")
 
+# The ledger's transparency log (evidence/transparency.py): checkpoints are signed with the
+# Ed25519 key in PORTAL_LEDGER_KEY (a PEM file), or one created in PORTAL_LEDGER_KEY_DIR on first
+# use (apart from the sealing CA, so that rotating the CA never changes the log's key). The
+# origin names the log in every checkpoint: set it once, before the first one.
+PORTAL_LEDGER_KEY = env_str("PORTAL_LEDGER_KEY")
+PORTAL_LEDGER_KEY_DIR = Path(
+    env_str("PORTAL_LEDGER_KEY_DIR") or Path.home() / ".local" / "share" / "aup-portal" / "ledger"
+)
+# Addresses the latest checkpoint is emailed to once a day (manage.py witness_checkpoint).
+PORTAL_CHECKPOINT_WITNESSES = env_list("PORTAL_CHECKPOINT_WITNESSES")
+PORTAL_LEDGER_ORIGIN = (
+    env_str("PORTAL_LEDGER_ORIGIN") or f"{urlsplit(PORTAL_BASE_URL).hostname}/aup-ledger"
+)
+
 # Notifications: reminders go out this many days before a due date (each once per person).
 PORTAL_REMINDER_DAYS = env_days("PORTAL_REMINDER_DAYS", "7,1")
 PORTAL_EMAIL_BATCH_SIZE = env_int("PORTAL_EMAIL_BATCH_SIZE", 500)
@@ -479,5 +496,14 @@ PORTAL_EMAIL_CONNECTIONS = env_int("PORTAL_EMAIL_CONNECTIONS", 4)
 # uncertain (a worker that died), for an administrator to retry.
 PORTAL_EMAIL_LEASE_SECONDS = env_int("PORTAL_EMAIL_LEASE_SECONDS", 300)
 PORTAL_MAX_RECEIPT_UPLOAD_BYTES = env_int("PORTAL_MAX_RECEIPT_UPLOAD_BYTES", 5 * 1024 * 1024)
+# Receipts one client may upload to /verify/ a minute; more get a 429 (0: no limit).
+PORTAL_VERIFY_UPLOADS_PER_MINUTE = env_int("PORTAL_VERIFY_UPLOADS_PER_MINUTE", 10)
 # Largest people CSV an administrator may upload (100,000 people take about 12 MB).
 PORTAL_MAX_IMPORT_BYTES = env_int("PORTAL_MAX_IMPORT_BYTES", 50 * 1024 * 1024)
+# Requests a read token may make to the API (/api/v1/) a minute; more get a 429 (0: no limit).
+PORTAL_API_REQUESTS_PER_MINUTE = env_int("PORTAL_API_REQUESTS_PER_MINUTE", 120)
+# Webhooks go to public addresses only, so that one cannot probe the internal network; 1 also
+# allows private, loopback and link-local ones (a receiver on the same network, tests).
+PORTAL_WEBHOOK_ALLOW_PRIVATE = env_bool("PORTAL_WEBHOOK_ALLOW_PRIVATE")
+# How long a delivery waits to connect and for the receiver's answer, in all.
+PORTAL_WEBHOOK_TIMEOUT_SECONDS = env_int("PORTAL_WEBHOOK_TIMEOUT_SECONDS", 5)

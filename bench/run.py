@@ -6,7 +6,7 @@
 Steps: drop and create the database (DATABASE_URL, whose name must start with portal_bench;
 default portal_bench / portal_bench_smoke on 127.0.0.1), migrate, collect static files, generate
 the data set, then each benchmark in its own process, all running a copy of the tree taken at
-the start (bench/.out/<size>/tree): verify (6), reports (5), export (2),
+the start (bench/.out/<size>/tree): verify (6), transparency (8), reports (5), export (2),
 receipt (3), chain (1e/1f), signing (1a-1d), fanout (4: it publishes revisions), people_import
 (7: last, it adds as many people again). Raw
 results go to bench/.out/<size>/results.json and the table to bench/.out/<size>/RESULTS.md.
@@ -41,6 +41,7 @@ from bench.common import (
 
 MODULES = [
     "verify",
+    "transparency",
     "reports",
     "export",
     "receipt",

@@ -21,6 +21,7 @@ from django.core.cache import cache
 from django.db import connection
 from django.utils import timezone, translation
 
+from acknowledgements.evidence import checks
 from acknowledgements.evidence.client_evidence import ClientEvidence
 from acknowledgements.models import Audience, PolicyRevision, User
 from acknowledgements.policies import actions as policy_actions
@@ -35,6 +36,8 @@ APPEND_ONLY_TABLES = [
     "acknowledgements_policyrevision",
     "acknowledgements_policyrevision_audiences",
     "acknowledgements_revisiontranslation",
+    "acknowledgements_ledgertreenode",
+    "acknowledgements_ledgercheckpoint",
 ]
 
 
@@ -42,6 +45,10 @@ def pytest_configure(config):
     # Keep sealing keys and stored receipts of the test run out of the developer's home.
     scratch = Path(tempfile.mkdtemp(prefix="aup-portal-tests-"))
     settings.PORTAL_SEALING_DIR = scratch / "sealing"
+    settings.PORTAL_LEDGER_KEY_DIR = scratch / "ledger"
+    # Processes the tests start (gunicorn, task workers) sign checkpoints with the same key.
+    os.environ["PORTAL_LEDGER_KEY_DIR"] = str(settings.PORTAL_LEDGER_KEY_DIR)
+    os.environ["PORTAL_LEDGER_ORIGIN"] = settings.PORTAL_LEDGER_ORIGIN
     settings.MEDIA_ROOT = scratch / "media"
     settings.PORTAL_BASE_URL = "http://testserver"
     # Tests serve static files from the source folders; production serves a collected,
@@ -78,8 +85,10 @@ def _require_postgres(request):
 
 @pytest.fixture(autouse=True)
 def _fresh_cache():
-    """Rate limits live in the cache: each test starts with none used."""
+    """Rate limits live in the cache: each test starts with none used. The latest ledger check
+    is remembered by the process: each test reads its own."""
     cache.clear()
+    checks.forget_latest()
 
 
 @pytest.fixture(autouse=True)

@@ -30,6 +30,7 @@ from acknowledgements.models import (
     Audience,
     ConcernReport,
     ExportJob,
+    LedgerCheckpoint,
     LedgerEntry,
     Notification,
     PeopleImport,
@@ -37,6 +38,8 @@ from acknowledgements.models import (
     PolicyRevision,
     Receipt,
     User,
+    WebhookDelivery,
+    WebhookEndpoint,
 )
 from acknowledgements.people import import_jobs
 from acknowledgements.policies import actions as policy_actions
@@ -45,6 +48,7 @@ from acknowledgements.roles import AUDITORS, POLICY_ADMINISTRATORS
 from acknowledgements.scim import auth as scim_auth
 from acknowledgements.signing import actions as signing_actions
 from acknowledgements.standings import coverage
+from acknowledgements.webhooks import actions as webhook_actions
 from tests.conftest import PASSWORD, POLICY_BODY, client_evidence, set_evidence_triggers
 
 # --- Roles and cells ------------------------------------------------------------------------------
@@ -120,6 +124,9 @@ PERSON_PAGE_AFTER_POST = (405, To("/manage/people/{signer}/"))
 # The SCIM service answers a bearer token only: without one, whoever asks and however, a 401
 # (a session is no token), before the method or the address is even looked at.
 SCIM = dict.fromkeys(ROLES, (401, 401))
+# The read API answers a read token only: without one a 401 for everyone (a session is no
+# token); it only reads, so any other method is a 405 before the token is looked at.
+READ_API = dict.fromkeys(ROLES, (401, 405))
 # Pages of a laptop's portal (DEBUG on): a 404 for everyone, however asked, without DEBUG.
 DEVELOPMENT_ONLY = dict.fromkeys(ROLES, (404, 404))
 
@@ -127,6 +134,17 @@ TABLE: dict[str, dict[str, tuple[Cell, Cell]]] = {
     # --- health (views/health.py): open to all, GET only
     "healthz": PUBLIC_GET,
     "readyz": PUBLIC_GET,
+    # --- the ledger's transparency log (views/ledger.py): hashes only, open to all, GET only;
+    # a proof asked for without its parameters is a 400 naming them
+    "ledger_checkpoint": PUBLIC_GET,
+    "ledger_key": PUBLIC_GET,
+    "ledger_checkpoints": PUBLIC_GET,
+    "ledger_checkpoint_at": PUBLIC_GET,
+    "ledger_inclusion_proof": dict.fromkeys(ROLES, (400, 405)),
+    # --- the roots a seal chains to (views/trust.py): for anyone; no former root configured
+    "sealing_root": PUBLIC_GET,
+    "sealing_root_former": dict.fromkeys(ROLES, (404, 405)),
+    "ledger_consistency_proof": dict.fromkeys(ROLES, (400, 405)),
     # --- the icon browsers ask for at the root (urls.py): the static SVG, for everyone
     "favicon": dict.fromkeys(ROLES, (To("/static/img/favicon.svg"), 405)),
     # --- signing (views/signing.py)
@@ -206,6 +224,13 @@ TABLE: dict[str, dict[str, tuple[Cell, Cell]]] = {
     "manage_integrations": MANAGE_FORM | {ADMIN: (200, 400), SUPER: (200, 400)},
     "manage_integration_revoke": MANAGE_POST
     | dict.fromkeys((ADMIN, SUPER), (405, To("/manage/integrations/"))),
+    # --- webhooks (views/webhooks.py): an empty form is refused with its errors
+    "manage_webhooks": MANAGE_FORM | {ADMIN: (200, 400), SUPER: (200, 400)},
+    "manage_webhook": MANAGE_FORM | {ADMIN: (200, 400), SUPER: (200, 400)},
+    "manage_webhook_remove": MANAGE_POST
+    | dict.fromkeys((ADMIN, SUPER), (405, To("/manage/integrations/webhooks/"))),
+    "manage_webhook_resend": MANAGE_POST
+    | dict.fromkeys((ADMIN, SUPER), (405, To("/manage/integrations/webhooks/{webhook}/"))),
     # --- SCIM (views/scim.py)
     "scim_users": SCIM,
     "scim_users_search": SCIM,
@@ -220,6 +245,21 @@ TABLE: dict[str, dict[str, tuple[Cell, Cell]]] = {
     "scim_schema": SCIM,
     "scim_search": SCIM,
     "scim_not_found": SCIM,
+    # --- the read API (api/endpoints.py); its schema and documentation are public
+    "api:openapi-json": PUBLIC_GET,
+    "api:openapi-view": PUBLIC_GET,
+    "api:api-root": dict.fromkeys(ROLES, (404, 404)),
+    "api_base": dict.fromkeys(ROLES, (404, 404)),
+    "api_unknown": dict.fromkeys(ROLES, (404, 404)),
+    "api:policies": READ_API,
+    "api:policy": READ_API,
+    "api:policy_figures": READ_API,
+    "api:policy_people": READ_API,
+    "api:person_status": READ_API,
+    "api:acknowledgements": READ_API,
+    "api:acknowledgement": READ_API,
+    "api:receipt_download": READ_API,
+    "api:ledger_checkpoint": READ_API,
     # --- reports (views/reports.py): GET only
     "reports_dashboard": REPORTS_GET,
     "reports_people": REPORTS_GET,
@@ -270,6 +310,9 @@ PK_OF = {
     "reports_export_download": "job",
     "reports_export_retry": "job",
     "manage_integration_revoke": "api_token",
+    "manage_webhook": "webhook",
+    "manage_webhook_remove": "webhook",
+    "manage_webhook_resend": "webhook_delivery",
 }
 
 _EXPORTS = [
@@ -279,6 +322,10 @@ _EXPORTS = [
     "reports_audit_log_csv",
 ]
 _BACKGROUND_EXPORTS = ["reports_export_xlsx", "reports_export_package"]
+_WEBHOOK_WRITES = {
+    "manage_webhook_remove": "removes the endpoint",
+    "manage_webhook_resend": "queues the delivery again",
+}
 # The requests that may change something (every other one must leave the state as it was).
 WRITES = {
     ("policy_detail", ADMIN, "GET"): "records that the administrator opened what they must sign",
@@ -303,6 +350,7 @@ WRITES = {
     ("manage_people_import_apply", SUPER, "POST"): "applies the checked import",
     ("manage_integration_revoke", ADMIN, "POST"): "revokes the directory's token",
     ("manage_integration_revoke", SUPER, "POST"): "revokes the directory's token",
+    **{(n, r, "POST"): w for n, w in _WEBHOOK_WRITES.items() for r in (ADMIN, SUPER)},
     **{(n, r, "POST"): "an export is audited" for n in _EXPORTS for r in (ADMIN, AUDITOR, SUPER)},
     **{
         (n, r, "POST"): "queues an export job"
@@ -379,6 +427,9 @@ class Scenario:
             "job": self.job.pk,
             "people_import": self.people_import.pk,
             "api_token": self.api_token.pk,
+            # Read back (None once a request removed them): the scenario makes one of each.
+            "webhook": WebhookEndpoint.objects.values_list("pk", flat=True).first(),
+            "webhook_delivery": WebhookDelivery.objects.values_list("pk", flat=True).first(),
         }
 
     def url(self, name: str, params: tuple[str, ...]) -> str:
@@ -393,9 +444,14 @@ class Scenario:
             "schema_id": "urn:ietf:params:scim:schemas:core:2.0:User",
             "resource_type": "User",
             "unknown": "Nothing",
+            "rest": "nothing",  # an address under /api/ that the read API does not have
             # The development outbox: a message's name, and its first attachment.
             "message": "20260101T000000000000Z-00000000",
             "number": 1,
+            # The ledger's latest checkpoint (the receipt's issuing signed one).
+            "size": LedgerCheckpoint.objects.order_by("-tree_size")
+            .values_list("tree_size", flat=True)
+            .first(),
         }
         kwargs = {}
         for param in params:
@@ -506,6 +562,13 @@ def _build() -> Scenario:
     assert people_import.status == PeopleImport.Status.PLANNED, people_import.error
     # The directory's SCIM token, which administrators may revoke.
     api_token, _secret = scim_auth.create_api_token(actor=None, name="directory")
+    # A webhook endpoint and one delivery in its log, which administrators may send again.
+    webhook, _secret = webhook_actions.register_endpoint(
+        actor=None, url="https://93.184.215.14/hooks", events=["acknowledgement.signed"]
+    )
+    WebhookDelivery.objects.create(
+        endpoint=webhook, event_id="msg_1", event_type="acknowledgement.signed", body="{}"
+    )
     return Scenario(
         people,
         policy,
@@ -600,6 +663,8 @@ def state() -> dict:
         "export jobs": list(ExportJob.objects.order_by("pk").values_list("pk", "status")),
         "people imports": list(PeopleImport.objects.order_by("pk").values_list("pk", "status")),
         "tokens": list(ApiToken.objects.order_by("pk").values_list("pk", "revoked_at")),
+        "webhooks": list(WebhookEndpoint.objects.order_by("pk").values_list("pk", "active")),
+        "deliveries": list(WebhookDelivery.objects.order_by("pk").values_list("pk", "status")),
     }
 
 

@@ -1,11 +1,13 @@
 """Exports read back as an auditor would: the CSV with csv, the XLSX with openpyxl, the ZIP with
 zipfile and the standard tools its README names, each compared with the database."""
 
+import ast
 import contextlib
 import csv
 import datetime as dt
 import hashlib
 import io
+import itertools
 import json
 import re
 import shutil
@@ -21,12 +23,13 @@ from django.db import connection
 from django.utils import timezone
 from openpyxl import load_workbook
 
-from acknowledgements.evidence import ledger
+from acknowledgements.evidence import ledger, merkle, transparency
 from acknowledgements.models import (
     Acknowledgement,
     Audience,
     ClientDetails,
     ExportJob,
+    LedgerCheckpoint,
     LedgerEntry,
     Policy,
     Receipt,
@@ -34,7 +37,7 @@ from acknowledgements.models import (
 from acknowledgements.receipts import authority as receipt_authority
 from acknowledgements.reports import audit_package, exports, figures, lists, signatures_csv
 from acknowledgements.standings import coverage
-from tests.conftest import client_evidence
+from tests.conftest import client_evidence, set_evidence_triggers
 from tests.pages import with_query
 
 DAY = dt.timedelta(days=1)
@@ -250,11 +253,22 @@ def awkward(policy, publish, make_person, sign, audiences):
     for index, payload in enumerate(odd):
         person = make_person(f"Odd {index}", email=f"odd{index}@example.com", audience=None)
         _signature_with_payload(person, revision, f"=ODD-{index}", payload)
-    # The kept IP address and user agent: removed after retention for one signature, changed
-    # behind the portal's back for another (PostgreSQL's trigger, which refuses that, is
+    # The kept IP address and user agent: removed after retention for one signature (as the
+    # "redacted" event retention writes records), deleted with no recorded removal for another,
+    # changed behind the portal's back for a third (PostgreSQL's trigger, which refuses that, is
     # switched off for the rest of the test's transaction).
-    removed, changed = Acknowledgement.objects.filter(revision=revision).order_by("id")[1:3]
-    ClientDetails.objects.filter(ledger_entry=removed.ledger_entry).delete()
+    signatures = list(Acknowledgement.objects.filter(revision=revision).order_by("id"))
+    removed, changed, deleted = signatures[1], signatures[2], signatures[4]
+    ledger.link_pending()
+    removed.ledger_entry.refresh_from_db()
+    ledger.append(
+        kind=LedgerEntry.Kind.REDACTED,
+        person=removed.person,
+        payload={"removed": ["ip", "user_agent"], "entries": [removed.ledger_entry.sequence]},
+    )
+    ClientDetails.objects.filter(
+        ledger_entry__in=[removed.ledger_entry, deleted.ledger_entry]
+    ).delete()
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # no deferred checks pending
@@ -304,6 +318,20 @@ def test_copy_csv_is_byte_identical_to_the_python_writer(awkward, policy):
     assert rows[0]["Audiences (current)"] == (
         "Contractors; Employees; Partners; ombudsman office; Équipe =SUM(A1:A9)"
     )
+
+
+@pytest.mark.postgres
+def test_copy_csv_tells_a_recorded_removal_from_a_missing_value(awkward, policy):
+    moment = timezone.now()
+    signatures = lists.signatures(policy, coverage.timeline_for(policy, moment), moment)
+
+    copied, written = _both_paths(signatures)
+
+    assert copied == written
+    rows = read_csv(copied)
+    assert rows[1]["User agent"] == figures.REMOVED  # a "redacted" event lists it
+    assert (rows[4]["IP address"], rows[4]["User agent"]) == (figures.MISSING, figures.MISSING)
+    assert figures.MISSING not in {rows[1]["IP address"], rows[1]["User agent"]}
 
 
 @pytest.mark.postgres
@@ -457,6 +485,9 @@ def package(logged_in, auditor, sealed, tmp_path, built_export):
 def test_package_contains_everything_an_auditor_needs(package, sealed):
     signed = sealed
     numbers = [signed["first"].receipt_number, signed["second"].receipt_number]
+    head = int((package["folder"] / "chain-head.txt").read_text().split("sequence: ")[1].split()[0])
+    sizes = LedgerCheckpoint.objects.filter(tree_size__lte=head).values_list("tree_size", flat=True)
+    assert sizes, "the package's ledger is checkpointed"
     assert set(package["infos"]) == {
         "acknowledgements.csv",
         "client-details.csv",
@@ -472,6 +503,10 @@ def test_package_contains_everything_an_auditor_needs(package, sealed):
         "README.txt",
         "receipts/SHA256SUMS",
         *(f"receipts/{number}.pdf" for number in numbers),
+        "ledger-key.txt",
+        "checkpoints/latest.txt",
+        *(f"checkpoints/{size}.txt" for size in sizes),
+        "consistency-proofs.jsonl",
     }
     assert package["infos"][f"receipts/{numbers[0]}.pdf"].compress_type == zipfile.ZIP_STORED
     assert package["infos"]["ledger.jsonl"].compress_type == zipfile.ZIP_DEFLATED
@@ -497,10 +532,21 @@ def test_package_contains_everything_an_auditor_needs(package, sealed):
     assert (folder / "sealing-root.pem").read_bytes() == identity.root_pem
     assert (folder / "sealing-certificate.pem").read_bytes() == identity.certificate_pem
     readme = (folder / "README.txt").read_text()
+    assert readme.startswith("AUDIT PACKAGE: Test Policy")  # no warning: the ledger verified
     for command in ("sha256sum", "verify_ledger.py", "pdfsig", "pdfdetach -saveall", "openssl"):
         assert command in readme
-    assert audit_package.VERIFY_SCRIPT in readme
-    assert len(audit_package.VERIFY_SCRIPT.splitlines()) == 10
+    assert " ".join(transparency.HASHING_RULE.split()) in " ".join(readme.split())
+    assert "verify_ledger --checkpoint FILE" in readme
+    # The verifier an auditor reads before running it: Python's standard library only.
+    script = (folder / "verify_ledger.py").read_text()
+    assert script == audit_package.VERIFY_SCRIPT
+    imported = {
+        (alias.name if isinstance(node, ast.Import) else node.module or "").split(".")[0]
+        for node in ast.walk(ast.parse(script))
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for alias in node.names
+    }
+    assert imported and imported <= sys.stdlib_module_names
     details = last_export()["details"]
     assert details["what"] == "audit-package.zip"
     assert details["rows"] == 2
@@ -523,94 +569,417 @@ def test_package_ledger_has_every_row_up_to_the_moment_byte_for_byte(package):
         assert hashlib.sha256(payload).hexdigest() == row["payload_sha256"]
 
 
-def test_bundled_script_verifies_the_ledger_and_catches_one_altered_line(package):
-    folder = package["folder"]
+def verify_package(folder, path: str | None = None):
+    """Run the package's verifier as an auditor would, in its folder (PATH: openssl or not)."""
+    return subprocess.run(
+        [sys.executable, "verify_ledger.py", "ledger.jsonl"],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        check=False,
+        env=None if path is None else {"PATH": path},
+    )
 
-    def verify():
-        return subprocess.run(
-            [sys.executable, "verify_ledger.py", "ledger.jsonl"],
-            cwd=folder,
-            capture_output=True,
-            text=True,
-            check=False,
+
+def checkpoint_sizes(folder) -> list[int]:
+    return sorted(int(file.stem) for file in (folder / "checkpoints").glob("[0-9]*.txt"))
+
+
+def test_package_carries_the_logs_key_checkpoints_and_proofs_exactly(package, client):
+    folder = package["folder"]
+    assert (folder / "ledger-key.txt").read_bytes() == client.get("/ledger/key").content
+    sizes = checkpoint_sizes(folder)
+    head = len((folder / "ledger.jsonl").read_text("utf-8").splitlines())
+    stored = LedgerCheckpoint.objects.order_by("tree_size")
+    assert sizes == [c.tree_size for c in stored if c.tree_size <= head]
+    for checkpoint in stored.filter(tree_size__lte=head):
+        kept = (folder / "checkpoints" / f"{checkpoint.tree_size}.txt").read_bytes()
+        assert kept == checkpoint.note.encode("utf-8")
+    latest = transparency.latest()
+    assert (folder / "checkpoints" / "latest.txt").read_bytes() == latest.note.encode("utf-8")
+    # One proof per consecutive pair, then to the latest (and from the head when it is not
+    # checkpointed); each verifies by RFC 9162 against the two signed roots.
+    ends = [*sizes, latest.tree_size] if latest.tree_size > sizes[-1] else sizes
+    expected = list(itertools.pairwise(ends))
+    if head not in sizes:
+        expected.append((head, latest.tree_size))
+    lines = [
+        json.loads(line) for line in (folder / "consistency-proofs.jsonl").read_text().splitlines()
+    ]
+    assert [(line["from"], line["to"]) for line in lines] == expected
+    for line in lines:
+        hashes = transparency.consistency_proof(line["from"], line["to"])
+        assert line["hashes"] == [transparency.b64(value) for value in hashes]
+        assert merkle.verify_consistency(
+            first=line["from"],
+            second=line["to"],
+            first_root=transparency.root_at(line["from"]),
+            second_root=transparency.root_at(line["to"]),
+            path=hashes,
         )
 
-    result = verify()
+
+def test_a_package_as_of_an_earlier_moment_proves_its_head_against_the_latest_checkpoint(
+    sealed, tmp_path
+):
+    policy = Policy.objects.get(slug="test-policy")
+    moment = sealed["start"] + 15 * DAY  # after the first signature, before the second
+    target = io.BytesIO()
+    summary = audit_package.write_package(
+        target,
+        policy=policy,
+        timeline=coverage.timeline_for(policy, moment),
+        moment=moment,
+        exported_by="test",
+    )
+    folder = tmp_path / "earlier"
+    with zipfile.ZipFile(target) as archive:
+        archive.extractall(folder)
+    latest = transparency.latest()
+    head = summary.head_sequence
+    assert summary.verified and head < latest.tree_size
+    assert all(size <= head for size in checkpoint_sizes(folder))
+    assert (folder / "checkpoints" / "latest.txt").read_text() == latest.note
+    last = json.loads((folder / "consistency-proofs.jsonl").read_text().splitlines()[-1])
+    assert (last["from"], last["to"]) == (head, latest.tree_size)
+
+    result = verify_package(folder)
+    assert result.returncode == 0, result.stderr
+    assert f"OK: {head} rows verify" in result.stdout
+    # The rows after the last checkpoint within the head are anchored by the proof from the head.
+    ledger_file = folder / "ledger.jsonl"
+    ledger_file.write_text("".join(ledger_file.read_text().splitlines(keepends=True)[:-1]))
+    result = verify_package(folder)
+    assert result.returncode == 1
+    assert "entries removed" in result.stderr
+
+
+def test_bundled_script_verifies_the_ledger_and_catches_one_altered_line(package):
+    folder = package["folder"]
+    result = verify_package(folder)
     assert result.returncode == 0, result.stderr
     head = (folder / "chain-head.txt").read_text().split("row_hash: ")[1].split()[0]
-    assert result.stdout.strip().endswith(head)
+    first, *others = result.stdout.splitlines()
+    assert first.endswith(head)
+    files = len(list((folder / "checkpoints").glob("*.txt")))
+    if shutil.which("openssl"):
+        assert f"OK: the signatures of {files} checkpoints verify (checked with openssl)" in others
+    assert others[-1].startswith(f"OK: {files} checkpoint files and ")
 
     ledger_file = folder / "ledger.jsonl"
     lines = ledger_file.read_text("utf-8").splitlines(keepends=True)
     lines[2] = lines[2].replace('\\"schema\\":1', '\\"schema\\":2', 1)
     assert '\\"schema\\":2' in lines[2]
     ledger_file.write_text("".join(lines), "utf-8")
-    result = verify()
-    assert result.returncode != 0
+    result = verify_package(folder)
+    assert result.returncode == 1
     assert "FAILED at line 3" in result.stderr
 
 
-@pytest.mark.skipif(not shutil.which("bash"), reason="needs bash and coreutils")
-def test_readme_sha256sum_recipe_matches_every_payload(package):
-    readme = (package["folder"] / "README.txt").read_text()
-    recipe = readme.split("1. EVERY PAYLOAD MATCHES ITS HASH (sha256sum)")[1].split("This starts")[
-        0
-    ]
-    result = subprocess.run(
-        ["bash", "-c", recipe.replace("\\\n", " ")],
-        cwd=package["folder"],
-        capture_output=True,
-        text=True,
-        check=False,
+def _outer_field(field: str, value: str):
+    def change(folder):
+        ledger_file = folder / "ledger.jsonl"
+        lines = ledger_file.read_text("utf-8").splitlines()
+        number = next(i for i, line in enumerate(lines, 1) if json.loads(line)["kind"] == "signed")
+        row = json.loads(lines[number - 1])
+        row[field] = value
+        lines[number - 1] = json.dumps(row, ensure_ascii=False, separators=(",", ":"))
+        ledger_file.write_text("\n".join(lines) + "\n", "utf-8")
+        return f"FAILED at line {number} (sequence {number}): its {field} {value!r}"
+
+    return change
+
+
+def _rewritten_and_rehashed(folder):
+    """A payload changed and every hash after it recomputed: the chain alone verifies."""
+    ledger_file = folder / "ledger.jsonl"
+    rows = [json.loads(line) for line in ledger_file.read_text("utf-8").splitlines()]
+    rows[2]["payload"] = rows[2]["payload"].replace('"schema":1', '"schema":2', 1)
+    previous = ledger.GENESIS_HASH
+    for row in rows:
+        row["payload_sha256"] = ledger.sha256_hex(row["payload"].encode())
+        row["previous_hash"] = previous
+        row["row_hash"] = previous = ledger.chain_hash(
+            sequence=row["sequence"], previous_hash=previous, payload_sha256=row["payload_sha256"]
+        )
+    ledger_file.write_text(
+        "".join(json.dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n" for r in rows)
     )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "every payload matches its payload_sha256" in result.stdout
+    return f"FAILED at checkpoints/{checkpoint_sizes(folder)[0]}.txt: the first "
 
 
-@pytest.mark.skipif(not shutil.which("openssl"), reason="needs openssl")
-def test_readme_openssl_check_passes(package):
-    result = subprocess.run(
-        ["openssl", "verify", "-CAfile", "sealing-root.pem", "sealing-certificate.pem"],
-        cwd=package["folder"],
-        capture_output=True,
-        text=True,
-        check=False,
+def _truncated(folder):
+    ledger_file = folder / "ledger.jsonl"
+    lines = ledger_file.read_text("utf-8").splitlines(keepends=True)
+    ledger_file.write_text("".join(lines[:-1]), "utf-8")
+    return f"FAILED at checkpoints/{len(lines)}.txt: ledger shorter than checkpoint"
+
+
+def _swapped_proof_hash(folder):
+    proofs = folder / "consistency-proofs.jsonl"
+    lines = [json.loads(line) for line in proofs.read_text().splitlines()]
+    hashes = lines[0]["hashes"]
+    assert len(hashes) > 1, "a proof of several hashes"
+    hashes[0], hashes[1] = hashes[1], hashes[0]
+    proofs.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return (
+        f"FAILED at line 1 of consistency-proofs.jsonl (from {lines[0]['from']} to "
+        f"{lines[0]['to']}): the proof does not verify"
     )
-    assert result.returncode == 0, result.stderr
-    assert "sealing-certificate.pem: OK" in result.stdout
 
 
-@pytest.mark.skipif(
-    not (shutil.which("pdfsig") and shutil.which("pdfdetach")), reason="needs poppler-utils"
+def _checkpoint_root_changed(folder):
+    name = f"checkpoints/{checkpoint_sizes(folder)[0]}.txt"
+    note = (folder / name).read_text()
+    root = note.split("\n")[2]
+    forged = transparency.b64(hashlib.sha256(root.encode()).digest())
+    (folder / name).write_text(note.replace(root, forged))
+    return f"FAILED at {name}: "
+
+
+@pytest.mark.parametrize(
+    "tamper,reason",
+    [
+        (_outer_field("kind", "declined"), "is not the payload's event 'signed'"),
+        (_outer_field("recorded_at", "2020-01-01T00:00:00.000000Z"), "is not the payload's"),
+        (_rewritten_and_rehashed, "entries rewritten"),
+        (_truncated, "entries removed"),
+        (_swapped_proof_hash, "the later tree does not extend the earlier"),
+        (
+            _checkpoint_root_changed,
+            "its signature does not verify" if shutil.which("openssl") else "entries rewritten",
+        ),
+    ],
+    ids=["outer-kind", "outer-recorded-at", "rewritten", "truncated", "proof", "checkpoint"],
 )
-def test_readme_receipt_checks_pass(package, sealed):
-    signed = sealed
+def test_bundled_script_names_each_kind_of_tampering(package, tamper, reason):
     folder = package["folder"]
-    number = signed["second"].receipt_number
-    sums = subprocess.run(
-        ["sha256sum", "-c", "SHA256SUMS"], cwd=folder / "receipts", capture_output=True, text=True
+    where = tamper(folder)
+    result = verify_package(folder)
+    assert result.returncode == 1, result.stdout
+    assert where in result.stderr and reason in result.stderr, result.stderr
+
+
+def test_bundled_script_without_openssl_says_so_and_prints_the_readmes_recipe(package, tmp_path):
+    folder = package["folder"]
+    (tmp_path / "no-tools").mkdir()
+    result = verify_package(folder, path=str(tmp_path / "no-tools"))
+    assert result.returncode == 0, result.stderr
+    assert "NOT CHECKED: the checkpoints' signatures (openssl is not installed)" in result.stdout
+    assert audit_package.OPENSSL_RECIPE in result.stdout
+    assert audit_package.OPENSSL_RECIPE in (folder / "README.txt").read_text()
+    # Signed by another key: caught without openssl, by the key id.
+    key = folder / "ledger-key.txt"
+    name, _key_id, rest = key.read_text().split("+", 2)
+    key.write_text(f"{name}+00000000+{rest}")
+    result = verify_package(folder, path=str(tmp_path / "no-tools"))
+    assert result.returncode == 1
+    assert "is not signed by the key in ledger-key.txt" in result.stderr
+
+
+def test_an_auditors_kept_checkpoint_is_checked_too(package):
+    folder = package["folder"]
+    size = checkpoint_sizes(folder)[0]
+    kept = (folder / "checkpoints" / f"{size}.txt").read_text()
+    (folder / "checkpoints" / "kept.txt").write_text(kept)
+    assert verify_package(folder).returncode == 0
+    root = kept.split("\n")[2]
+    other = transparency.b64(hashlib.sha256(b"another history").digest())
+    (folder / "checkpoints" / "kept.txt").write_text(kept.replace(root, other))
+    result = verify_package(folder, path="")
+    assert result.returncode == 1
+    assert "FAILED at checkpoints/kept.txt: " in result.stderr
+    assert "entries rewritten" in result.stderr
+
+
+# --- The README's recipes, run as printed ---
+
+
+def readme_step(readme: str, number: int) -> tuple[str, list[str]]:
+    """A numbered step's commands (indented six spaces or more) and the quoted output each
+    "->" line expects."""
+    step = re.split(rf"\n{number}\. [A-Z]", readme)[1]
+    step = re.split(r"\n\d+\. [A-Z]", step)[0]
+    commands, expected = [], []
+    for line in step.splitlines():
+        if line.strip().startswith("->"):
+            expected += re.findall(r'"([^"]+)"', line)
+        elif line.startswith(" " * 6):
+            commands.append(line)
+    assert commands, f"step {number} has no commands"
+    return "\n".join(commands) + "\n", expected
+
+
+def run_step(folder, number: int) -> subprocess.CompletedProcess:
+    commands, expected = readme_step((folder / "README.txt").read_text(), number)
+    result = subprocess.run(
+        ["bash", "-c", commands], cwd=folder, capture_output=True, text=True, check=False
     )
-    assert sums.returncode == 0, sums.stdout
-    seal = subprocess.run(
-        ["pdfsig", f"receipts/{number}.pdf"], cwd=folder, capture_output=True, text=True
-    )
-    assert "Signature is Valid" in seal.stdout
-    assert "Total document signed" in seal.stdout
-    (folder / "evidence").mkdir()
-    subprocess.run(
-        ["pdfdetach", "-saveall", "-o", "evidence", f"receipts/{number}.pdf"],
-        cwd=folder,
-        check=True,
-    )
+    for text in expected:
+        assert text in result.stdout, (commands, result.stdout, result.stderr)
+    return result
+
+
+def needs(*tools: str):
+    missing = [tool for tool in tools if not shutil.which(tool)]
+    return pytest.mark.skipif(bool(missing), reason=f"needs {', '.join(missing)}")
+
+
+@needs("bash", "sha256sum")
+def test_readme_step_1_sha256sum_recipe_matches_every_payload(package):
+    result = run_step(package["folder"], 1)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@needs("bash", "python3")
+def test_readme_step_2_runs_the_verifier(package):
+    result = run_step(package["folder"], 2)
+    assert result.returncode == 0, result.stderr
+
+
+@needs("bash", "openssl", "base64")
+def test_readme_step_3_openssl_verifies_every_checkpoint_signature(package):
+    folder = package["folder"]
+    files = sorted((folder / "checkpoints").glob("*.txt"))
+    result = run_step(folder, 3)
+    assert result.stdout.splitlines() == [
+        f"checkpoints/{file.name}: Signature Verified Successfully" for file in files
+    ], result.stderr
+    _checkpoint_root_changed(folder)
+    result = run_step(folder, 3)
+    assert "Signature Verification Failure" in result.stdout
+
+
+@needs("bash", "openssl")
+def test_readme_step_4_openssl_checks_pass(package):
+    folder = package["folder"]
+    result = run_step(folder, 4)
+    assert result.returncode == 0, result.stderr
+    fingerprint = receipt_authority.load_sealing_identity().fingerprint
+    assert fingerprint in (folder / "README.txt").read_text()
+    assert fingerprint in result.stdout.replace(":", "").lower()
+
+
+@needs("bash", "pdfsig", "certutil")
+def test_readme_step_5_receipt_is_sealed_and_trusted_with_the_nss_recipe(package, sealed):
+    folder = package["folder"]
+    result = run_step(folder, 5)
+    assert result.returncode == 0, result.stderr
+    assert "Certificate Validation: Certificate is Trusted." in result.stdout
+    assert f"{sealed['first'].receipt_number}.pdf: OK" in result.stdout  # sha256sum -c
+
+
+@needs("bash", "pdfdetach", "sha256sum")
+def test_readme_step_6_receipt_carries_its_ledger_payload(package, sealed):
+    folder = package["folder"]
+    result = run_step(folder, 6)
+    assert result.returncode == 0, result.stderr
+    number = sealed["first"].receipt_number
+    assert f"receipts/{number}.pdf" in (folder / "README.txt").read_text()
     evidence = (folder / "evidence" / "evidence.json").read_bytes()
     rows = read_csv((folder / "acknowledgements.csv").read_bytes())
     row = next(r for r in rows if r["Receipt number"] == number)
-    line = (
-        (folder / "ledger-payloads.txt").read_bytes().split(b"\n")[int(row["Ledger sequence"]) - 1]
-    )
+    sequence = int(row["Ledger sequence"])
+    line = (folder / "ledger-payloads.txt").read_bytes().split(b"\n")[sequence - 1]
     assert evidence == line
+    assert result.stdout.split()[0] == hashlib.sha256(line).hexdigest()
     policy_text = (folder / "evidence" / "policy-1.0.md").read_bytes()
     assert hashlib.sha256(policy_text).hexdigest() == row["Text SHA-256"]
+
+
+@needs("bash", "jq", "sha256sum")
+def test_readme_step_7_client_details_open_their_commitments(package):
+    result = run_step(package["folder"], 7)
+    assert result.returncode == 0, result.stderr
+    ip_computed, ip_recorded, agent_computed, agent_recorded = (
+        line.split()[0] for line in result.stdout.splitlines()
+    )
+    assert ip_computed == ip_recorded and agent_computed == agent_recorded
+    assert len(ip_recorded) == 64 and ip_recorded != agent_recorded
+
+
+# --- A package of a ledger that does not verify says so first ---
+
+
+def _tamper(sql: str, params=()):
+    set_evidence_triggers(False)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+    set_evidence_triggers(True)
+
+
+def _write_package_files(tmp_path) -> tuple[audit_package.PackageSummary, dict[str, str]]:
+    policy = Policy.objects.get(slug="test-policy")
+    moment = timezone.now()
+    target = io.BytesIO()
+    summary = audit_package.write_package(
+        target,
+        policy=policy,
+        timeline=coverage.timeline_for(policy, moment),
+        moment=moment,
+        exported_by="test",
+    )
+    with zipfile.ZipFile(target) as archive:
+        archive.extractall(tmp_path / "package")
+        return summary, {
+            name: archive.read(name).decode() for name in ("README.txt", "verification.txt")
+        }
+
+
+def test_a_package_of_a_tampered_chain_says_so_on_its_first_lines(signed, tmp_path):
+    ledger.link_pending()
+    sequence = LedgerEntry.objects.get(pk=signed["second"].ledger_entry_id).sequence
+    _tamper(
+        "UPDATE acknowledgements_ledgerentry SET kind = 'declined' WHERE sequence = %s", [sequence]
+    )
+
+    summary, files = _write_package_files(tmp_path)
+
+    assert not summary.verified
+    assert files["README.txt"].startswith("WARNING: THE LEDGER DID NOT VERIFY")
+    assert files["verification.txt"].startswith(f"Ledger NOT intact: sequence {sequence} fails")
+    result = verify_package(tmp_path / "package")
+    assert result.returncode == 1
+    assert f"FAILED at line {sequence} (sequence {sequence}): its kind 'declined'" in result.stderr
+
+
+def test_a_package_of_a_forged_checkpoint_says_so_on_its_first_lines(signed, tmp_path):
+    ledger.link_pending()
+    checkpoint = transparency.checkpoint()
+    forged = transparency.b64(hashlib.sha256(b"another history").digest())
+    _tamper(
+        "UPDATE acknowledgements_ledgercheckpoint SET note = %s WHERE id = %s",
+        [
+            checkpoint.note.replace(transparency.b64(bytes.fromhex(checkpoint.root_hash)), forged),
+            checkpoint.pk,
+        ],
+    )
+
+    summary, files = _write_package_files(tmp_path)
+
+    assert not summary.verified
+    assert files["README.txt"].startswith("WARNING: THE LEDGER DID NOT VERIFY")
+    verification = files["verification.txt"]
+    assert verification.startswith("Ledger NOT intact: its transparency log does not verify.")
+    assert f"- NOT intact: checkpoint {checkpoint.tree_size} is not genuine" in verification
+
+
+def test_a_package_of_a_truncated_ledger_is_still_made_and_says_so(signed, tmp_path):
+    ledger.append(kind=LedgerEntry.Kind.ADMIN_ACTION, payload={"action": "the newest"})
+    ledger.link_pending()
+    checkpoint = transparency.checkpoint()
+    _tamper("DELETE FROM acknowledgements_ledgerentry WHERE sequence = %s", [checkpoint.tree_size])
+
+    summary, files = _write_package_files(tmp_path)
+
+    assert not summary.verified
+    assert files["README.txt"].startswith("WARNING: THE LEDGER DID NOT VERIFY")
+    verification = files["verification.txt"]
+    assert verification.startswith("Ledger NOT intact: its transparency log does not verify.")
+    assert f"checkpoint {checkpoint.tree_size} covers more entries" in verification
+    result = verify_package(tmp_path / "package")
+    assert result.returncode == 1
+    assert "no checkpoint or consistency proof covers the ledger's last rows" in result.stderr
 
 
 # --- The management command ----------------------------------------------------------------------

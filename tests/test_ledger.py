@@ -6,7 +6,7 @@ import pytest
 from django.core.management import call_command
 from django.db import connection, transaction
 
-from acknowledgements.evidence import ledger
+from acknowledgements.evidence import ledger, merkle, transparency
 from acknowledgements.models import LedgerEntry
 from tests.conftest import set_evidence_triggers
 
@@ -131,9 +131,15 @@ def test_intact_chain_verifies(db, capsys):
     result = ledger.verify_chain()
     assert result.intact and result.rows_checked == 5 and result.head_hash == entries[-1].row_hash
     call_command("verify_ledger")
-    assert capsys.readouterr().out.strip() == (
-        f"Ledger intact: 5 rows checked, head hash {entries[-1].row_hash}."
-    )
+    root = transparency.b64(merkle.root_hash(merkle.LeafList(leaves_of(entries)), 5))
+    assert capsys.readouterr().out.strip().splitlines() == [
+        f"Ledger intact: 5 rows checked, head hash {entries[-1].row_hash}.",
+        f"Transparency log intact: checkpoint 5, root {root}.",
+    ]
+
+
+def leaves_of(entries) -> list[bytes]:
+    return [bytes.fromhex(entry.row_hash) for entry in entries]
 
 
 def tamper(sql: str, params=()):

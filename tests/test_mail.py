@@ -1,15 +1,17 @@
 """Emails serialised once per group (mail.py): the bytes sent are the email Django would send."""
 
+import datetime as dt
 import email
 import email.policy
 import socketserver
 import threading
 
 import pytest
+import time_machine
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from acknowledgements.models import PolicyRevision
+from acknowledgements.models import Notification, PolicyRevision, User
 from acknowledgements.notifications import actions as notification_actions
 from acknowledgements.notifications import sending
 from acknowledgements.notifications.mail import (
@@ -199,3 +201,98 @@ def test_the_smtp_backend_refuses_a_prepared_email_to_an_address_with_a_line_bre
     with mailers.default as mailer, pytest.raises(ValueError):
         mailer.send_messages([prepared])
     assert smtp_server.received == []
+
+
+# --- In each person's language ----------------------------------------------------------------
+
+FRENCH_NAME = "Politique d\u2019essai"
+FRENCH_BODY = "# Politique d\u2019essai\n\n## 1. Objet\n\nSoyez excellents.\n"
+
+
+@pytest.fixture
+def french_person(make_person):
+    person = make_person("Ada Lovelace", email="ada@example.com")
+    person.preferred_language = "fr"
+    person.save()
+    return person
+
+
+def published_with_french(policy, *, title: str = FRENCH_NAME) -> PolicyRevision:
+    """Version 1.0 taking effect on 17 November 2026, due by 1 December, translated into French."""
+    draft = policy_actions.create_draft(
+        actor=None,
+        policy=policy,
+        version="1.0",
+        body=POLICY_BODY,
+        change=PolicyRevision.Change.MATERIAL,
+        effective_at=dt.datetime(2026, 11, 17, 9, tzinfo=dt.UTC),
+        due_days=14,
+    )
+    policy_actions.save_translation(
+        actor=None, revision=draft, language="fr", body=FRENCH_BODY, title=title
+    )
+    return policy_actions.publish_revision(actor=None, revision=draft)
+
+
+def test_an_announcement_names_the_policy_and_its_dates_in_each_persons_language(
+    french_person, make_person, policy, mailoutbox
+):
+    english = make_person("Grace Hopper", email="grace@example.com")
+    with time_machine.travel(dt.datetime(2026, 11, 10, 9, tzinfo=dt.UTC), tick=False):
+        revision = published_with_french(policy)
+        notification_actions.queue_announcements(revision=revision)
+        assert sending.send_batch() == 2
+
+    french = next(m for m in mailoutbox if m.to == [french_person.email])
+    assert french.subject == (
+        f"Action requise : signez {FRENCH_NAME} 1.0 au plus tard le 1er décembre 2026"
+    )
+    assert f"{FRENCH_NAME} s\u2019applique à vous à partir du 17 novembre 2026" in french.body
+    assert "Veuillez signer au plus tard le 1er décembre 2026." in french.body
+    ((html, _mimetype),) = french.alternatives
+    assert f"<title>{FRENCH_NAME} 1.0</title>" in html
+    assert f"<strong>{FRENCH_NAME}</strong> s\u2019applique" in html
+    assert "le <strong>1er décembre 2026</strong>" in html
+    other = next(m for m in mailoutbox if m.to == [english.email])
+    assert other.subject == "Action required: sign Test Policy 1.0 by 1 December 2026"
+    assert "Test Policy applies to you from 17 November 2026" in other.body
+
+
+def test_a_translation_without_a_name_is_announced_under_the_english_name(
+    french_person, policy, mailoutbox
+):
+    with time_machine.travel(dt.datetime(2026, 11, 10, 9, tzinfo=dt.UTC), tick=False):
+        revision = published_with_french(policy, title="")
+        sending.queue_emails(
+            revision=revision,
+            kind=Notification.Kind.REMINDER,
+            person_ids=User.objects.filter(pk=french_person.pk).values_list("pk", flat=True),
+            days_before_due=3,
+        )
+        assert sending.send_batch() == 1
+
+    (reminder,) = mailoutbox
+    assert reminder.subject == "Rappel : signez Test Policy 1.0 au plus tard le 1er décembre 2026"
+
+
+def test_the_receipt_email_names_the_policy_and_the_moment_in_french(
+    french_person, policy, publish, sign, mailoutbox, django_capture_on_commit_callbacks
+):
+    with time_machine.travel(dt.datetime(2026, 12, 1, 9, 5, 7, tzinfo=dt.UTC), tick=False):
+        revision = publish(policy, "1.0")
+        policy_actions.save_translation(
+            actor=None, revision=revision, language="fr", body=FRENCH_BODY, title=FRENCH_NAME
+        )
+        with django_capture_on_commit_callbacks(execute=True):
+            acknowledgement = sign(french_person, revision, language="fr")
+
+    (receipt,) = mailoutbox
+    assert receipt.subject == (
+        f"Votre accusé de réception {acknowledgement.receipt_number} : {FRENCH_NAME} 1.0"
+    )
+    assert (
+        f"Vous avez signé {FRENCH_NAME}, version 1.0, le 1er décembre 2026 à 09:05:07 UTC."
+        in receipt.body
+    )
+    ((html, _mimetype),) = receipt.alternatives
+    assert f"Vous avez signé <strong>{FRENCH_NAME}</strong>, version 1.0, le 1er décembre" in html

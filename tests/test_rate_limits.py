@@ -1,7 +1,8 @@
-"""Sign-in rate limits hold across processes and behind a trusted proxy: several gunicorn
-workers share one cache (the database's here), and each client is known by its own address,
-not the proxy's."""
+"""Rate limits (sign-in, receipt uploads at /verify/) hold across processes and behind a trusted
+proxy: several gunicorn workers share one cache (the database's here), and each client is known
+by its own address, not the proxy's."""
 
+import datetime as dt
 import re
 import subprocess
 import sys
@@ -10,9 +11,12 @@ import urllib.request
 
 import pytest
 import requests
+import time_machine
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
+from django.core.files.uploadedfile import SimpleUploadedFile
 
 from acknowledgements.models import User
+from tests.pages import text_of
 from tests.test_deployment import ROOT, _environment, _free_port
 
 PASSWORD = "correct-horse-battery-staple"
@@ -114,3 +118,131 @@ def test_one_account_gets_five_real_checks_whatever_the_worker(portal_behind_a_p
     assert set(outcomes[5:]) == {THROTTLED}, outcomes
     # The right password is refused too while the account is limited.
     assert sign_in(base, target.email, PASSWORD, "192.0.2.200") == THROTTLED
+
+
+# --- Receipt uploads at /verify/ ---------------------------------------------------------------
+
+VERIFY = "/verify/"
+# Ten seconds into a minute: every upload of a test falls in the same window.
+IN_A_WINDOW = dt.datetime(2026, 3, 2, 9, 15, 10, tzinfo=dt.UTC)
+
+
+def upload(client, **request):
+    """One upload of a file that is not a receipt: quick to check, and counted all the same."""
+    receipt = SimpleUploadedFile("receipt.pdf", b"not a receipt", content_type="application/pdf")
+    return client.post(VERIFY, {"receipt": receipt}, **request)
+
+
+def test_the_eleventh_upload_in_a_minute_waits_for_the_next_one(db, client):
+    with time_machine.travel(IN_A_WINDOW, tick=False):
+        answers = [upload(client) for _ in range(11)]
+
+        assert [a.status_code for a in answers[:10]] == [200] * 10
+        refused = answers[10]
+        assert refused.status_code == 429
+        assert refused["Retry-After"] == "50"  # the next minute starts in fifty seconds
+        text = text_of(refused)
+        assert "You may check another receipt in 50 seconds." in text
+        assert "at most 10 receipts a minute" in text and "was not checked" in text
+        assert "Not a receipt" not in text  # the upload was not verified
+        # The page stays open to read, and to come back to.
+        assert client.get(VERIFY).status_code == 200
+
+
+def test_another_client_is_not_held_back(db, client):
+    with time_machine.travel(IN_A_WINDOW, tick=False):
+        for _ in range(11):
+            upload(client, REMOTE_ADDR="203.0.113.1")
+
+        assert upload(client, REMOTE_ADDR="203.0.113.1").status_code == 429
+        assert upload(client, REMOTE_ADDR="203.0.113.2").status_code == 200
+
+
+def test_uploads_are_accepted_again_in_the_next_minute(db, client):
+    with time_machine.travel(IN_A_WINDOW, tick=False) as traveller:
+        for _ in range(10):
+            assert upload(client).status_code == 200
+        refused = upload(client)
+        assert refused.status_code == 429
+
+        traveller.shift(int(refused["Retry-After"]))
+
+        assert upload(client).status_code == 200
+
+
+def test_behind_a_trusted_proxy_each_forwarded_client_counts_for_itself(db, client, settings):
+    settings.PORTAL_TRUSTED_PROXIES = ["10.0.0.0/8"]
+    proxy = {"REMOTE_ADDR": "10.0.0.1"}
+    with time_machine.travel(IN_A_WINDOW, tick=False):
+        for _ in range(10):
+            assert upload(client, HTTP_X_FORWARDED_FOR="198.51.100.7", **proxy).status_code == 200
+
+        assert upload(client, HTTP_X_FORWARDED_FOR="198.51.100.7", **proxy).status_code == 429
+        # Another person behind the same proxy, and one who claims an address the proxy did
+        # not add (the proxy appends the real one), are counted on their own.
+        assert upload(client, HTTP_X_FORWARDED_FOR="198.51.100.8", **proxy).status_code == 200
+        forged = "198.51.100.8, 198.51.100.7"
+        assert upload(client, HTTP_X_FORWARDED_FOR=forged, **proxy).status_code == 429
+        # An untrusted sender's X-Forwarded-For is ignored: it is counted by its own address.
+        untrusted = {"REMOTE_ADDR": "203.0.113.9", "HTTP_X_FORWARDED_FOR": "198.51.100.9"}
+        for _ in range(10):
+            assert upload(client, **untrusted).status_code == 200
+        assert upload(client, REMOTE_ADDR="203.0.113.9").status_code == 429
+
+
+def test_an_ipv6_client_is_counted_by_its_network(db, client):
+    with time_machine.travel(IN_A_WINDOW, tick=False):
+        for host in range(10):
+            assert upload(client, REMOTE_ADDR=f"2001:db8:1:2::{host + 1:x}").status_code == 200
+
+        assert upload(client, REMOTE_ADDR="2001:db8:1:2:ffff::1").status_code == 429
+        assert upload(client, REMOTE_ADDR="2001:db8:1:3::1").status_code == 200
+
+
+def test_the_limit_is_a_setting(db, client, settings):
+    settings.PORTAL_VERIFY_UPLOADS_PER_MINUTE = 2
+    with time_machine.travel(IN_A_WINDOW, tick=False):
+        assert [upload(client).status_code for _ in range(3)] == [200, 200, 429]
+        assert "at most 2 receipts a minute" in text_of(upload(client))
+
+
+def test_an_upload_larger_than_any_receipt_is_refused_unread(db, client, settings):
+    settings.PORTAL_MAX_RECEIPT_UPLOAD_BYTES = 1000
+    # A body larger than the largest receipt plus its envelope: refused on its declared size.
+    receipt = SimpleUploadedFile("big.pdf", b"%PDF-1.7\n" + bytes(200_000))
+
+    answer = client.post(VERIFY, {"receipt": receipt})
+
+    assert answer.status_code == 400
+    assert "This file is larger than any receipt (1000 bytes at most)." in text_of(answer)
+
+
+@pytest.mark.postgres
+def test_uploads_are_counted_together_by_every_worker(portal_behind_a_proxy):
+    base = portal_behind_a_proxy
+    # The window is a minute on the clock; the uploads below take a few seconds.
+    if time.time() % 60 > 45:
+        time.sleep(61 - time.time() % 60)
+
+    def upload_from(address: str) -> int:
+        browser = requests.Session()
+        headers = {"X-Forwarded-For": address}
+        page = browser.get(f"{base}{VERIFY}", headers=headers, timeout=30)
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
+        answer = browser.post(
+            f"{base}{VERIFY}",
+            data={"csrfmiddlewaretoken": token},
+            files={"receipt": ("receipt.pdf", b"not a receipt", "application/pdf")},
+            headers={**headers, "Referer": f"{base}{VERIFY}"},
+            timeout=60,
+        )
+        if answer.status_code == 429:
+            assert 1 <= int(answer.headers["Retry-After"]) <= 60
+        return answer.status_code
+
+    # More uploads than workers: each worker sees a few, and all count in the shared cache.
+    statuses = [upload_from("203.0.113.50") for _ in range(4 * WORKERS)]
+
+    assert statuses[:10] == [200] * 10, statuses
+    assert set(statuses[10:]) == {429}, statuses
+    assert upload_from("203.0.113.51") == 200

@@ -601,6 +601,78 @@ def test_a_person_who_signed_in_french_gets_a_french_receipt(tmp_path: Path) -> 
     assert inspect_receipt(pdf, trust_roots_pem=[]).evidence_json == document.payload
 
 
+FRENCH_NAME = "Politique d\u2019utilisation acceptable"
+
+
+def read_in_french(**text: object) -> dict:
+    """The text part of the evidence of someone who read the French translation."""
+    return {
+        "sha256": TEXT_SHA256,
+        "language": "fr",
+        "authoritative_language": "en",
+        "authoritative_sha256": hashlib.sha256(b"english").hexdigest(),
+        "hashed": "Markdown source, UTF-8, LF line endings",
+        **text,
+    }
+
+
+def test_the_receipt_names_the_policy_as_the_person_read_it(tmp_path: Path) -> None:
+    french = receipt_document(ada(locale="fr", text=read_in_french(title=FRENCH_NAME)))
+    pdf = render_receipt(french)
+
+    assert page_text(pdf, tmp_path, 1).startswith(
+        "VOIPKONNEC Accusé de réception Numéro d\u2019accusé de réception VK-7F3K-9Q2M-XD4P "
+        f"Ada Lovelace a signé {FRENCH_NAME}, version 1.1, le 4 décembre 2026 à "
+    )
+    assert f"{FRENCH_NAME}, version 1.1. Le texte ci-dessous" in pdf_text(pdf, tmp_path)
+    # The English name stays in the evidence of what was signed, beside the name shown.
+    english = pdf_text(
+        render_receipt(receipt_document(ada(text=read_in_french(title=FRENCH_NAME)))), tmp_path
+    )
+    assert f"Ada Lovelace signed {FRENCH_NAME}, version 1.1, on 4 December 2026" in english
+    assert "Policy Acceptable Use Policy Version 1.1" in english
+    assert f"Language shown fr Policy name shown {FRENCH_NAME}" in english
+
+
+def test_evidence_without_the_name_shown_names_the_policy_in_english(tmp_path: Path) -> None:
+    # Recorded before translations had a name: the person saw the English one.
+    document = receipt_document(ada(locale="fr", text=read_in_french()))
+
+    text = pdf_text(render_receipt(document), tmp_path)
+
+    assert "Ada Lovelace a signé Acceptable Use Policy, version 1.1, le " in text
+    assert "Acceptable Use Policy, version 1.1. Le texte ci-dessous" in text
+
+
+@pytest.mark.parametrize(
+    ("locale", "summary"),
+    [
+        (
+            "fr",
+            "Ada Lovelace a signé Acceptable Use Policy, version 1.1, le 1er décembre 2026 à "
+            "00:30:00 (Europe/Paris, UTC+01:00), soit le 30 novembre 2026 à 23:30:00 UTC.",
+        ),
+        (
+            "en",
+            "Ada Lovelace signed Acceptable Use Policy, version 1.1, on 1 December 2026 at "
+            "00:30:00 (Europe/Paris, UTC+01:00), 30 November 2026 at 23:30:00 UTC.",
+        ),
+    ],
+)
+def test_dates_are_written_as_the_receipts_language_writes_them(
+    tmp_path: Path, locale: str, summary: str
+) -> None:
+    document = receipt_document(
+        evidence(
+            person={"id": 12, "email": "ada@example.com", "name": "Ada Lovelace"},
+            signed_at="2026-11-30T23:30:00.000001Z",
+            locale=locale,
+        )
+    )
+
+    assert summary in page_text(render_receipt(document), tmp_path, 1)
+
+
 def test_render_refuses_a_payload_that_does_not_match_its_hash() -> None:
     document = receipt_document(evidence())
     with pytest.raises(ValueError, match="payload_sha256"):

@@ -30,6 +30,7 @@ from acknowledgements.reports import history as report_history
 from acknowledgements.signing import actions as signing_actions
 from acknowledgements.standings.coverage import timeline_for
 from tests.conftest import client_evidence
+from tests.pages import text_of
 
 DAYS = 30
 IP = "192.0.2.10"
@@ -355,6 +356,89 @@ def test_evidence_recorded_before_commitments_is_read_as_recorded():
     assert facts["ip"] == evidence.ClientFact("in_payload", IP)
     assert facts["user_agent"].state == "not_recorded"
     assert report_history.shown_client(facts["ip"]) == IP
+
+
+# --- Removed, or missing with no recorded removal -------------------------------------------------
+
+REMOVED = "removed after the retention period"
+MISSING = "missing, with no recorded removal"
+
+
+def shown_everywhere(signer, policy, client) -> dict[str, str]:
+    """The signature's IP address as the person's history page, the signatures CSV and the audit
+    package's copy of it show it."""
+    moment = timezone.now()
+    signatures = lists.signatures(policy, timeline_for(policy, moment), moment)
+    text = b"".join(signatures_csv.acknowledgements_csv(signatures)).decode()
+    (row,) = csv.DictReader(io.StringIO(text))
+    target = io.BytesIO()
+    audit_package.write_package(
+        target, policy=policy, timeline=timeline_for(policy, moment), moment=moment, exported_by="t"
+    )
+    packaged = zipfile.ZipFile(target).read("acknowledgements.csv").decode()
+    (packaged_row,) = csv.DictReader(io.StringIO(packaged))
+    page = text_of(client.get(f"/reports/people/{signer.pk}/"))
+    return {
+        "csv": row["IP address"],
+        "csv user agent": row["User agent"],
+        "package": packaged_row["IP address"],
+        "page": MISSING if MISSING in page else REMOVED if REMOVED in page else page,
+    }
+
+
+def test_details_deleted_without_a_recorded_removal_read_as_missing(
+    signed, signer, policy, logged_in, auditor
+):
+    # Deleting a row is allowed (retention does it); only a "redacted" event makes it a removal.
+    ClientDetails.objects.filter(ledger_entry=signed.entry).delete()
+    assert not LedgerEntry.objects.filter(kind=LedgerEntry.Kind.REDACTED).exists()
+
+    shown = shown_everywhere(signer, policy, logged_in(auditor))
+
+    assert shown == {"csv": MISSING, "csv user agent": MISSING, "package": MISSING, "page": MISSING}
+    assert not evidence.removal_recorded(signed.entry)
+
+
+def test_details_removed_by_retention_read_as_removed(signed, signer, policy, logged_in, auditor):
+    with later(DAYS + 1):
+        redact()
+
+    shown = shown_everywhere(signer, policy, logged_in(auditor))
+
+    assert shown == {"csv": REMOVED, "csv user agent": REMOVED, "package": REMOVED, "page": REMOVED}
+    assert evidence.removal_recorded(signed.entry)
+
+
+def test_a_removal_recorded_for_another_person_does_not_cover_a_signature(
+    signed, signer, policy, make_person, logged_in, auditor
+):
+    # The event names the right sequence, but as another person's: the rule wants both.
+    ledger.append(
+        kind=LedgerEntry.Kind.REDACTED,
+        person=make_person("Someone Else"),
+        payload={"removed": ["ip", "user_agent"], "entries": [signed.entry.sequence]},
+    )
+    ClientDetails.objects.filter(ledger_entry=signed.entry).delete()
+
+    shown = shown_everywhere(signer, policy, logged_in(auditor))
+
+    assert set(shown.values()) == {MISSING}
+    assert not evidence.removal_recorded(signed.entry)
+
+
+def test_an_entry_listed_by_two_removals_is_still_one_signature(
+    signed, signer, policy, logged_in, auditor
+):
+    with later(DAYS + 1):
+        redact()
+    ledger.append(
+        kind=LedgerEntry.Kind.REDACTED,
+        person=signer,
+        payload={"removed": ["ip", "user_agent"], "entries": [signed.entry.sequence]},
+    )
+
+    # One CSV row (shown_everywhere unpacks exactly one), read as removed.
+    assert set(shown_everywhere(signer, policy, logged_in(auditor)).values()) == {REMOVED}
 
 
 # --- PostgreSQL --------------------------------------------------------------------------------

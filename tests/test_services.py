@@ -83,6 +83,7 @@ def test_signed_payload_holds_the_evidence(signer, revision, sign):
     assert payload["consent"] == {
         "version": CURRENT_ESIGN_CONSENT.version,
         "language": "en",
+        "text": CURRENT_ESIGN_CONSENT.text,
         "sha256": sha256(CURRENT_ESIGN_CONSENT.text),
         "accepted_at": ledger.utc_iso(consented.recorded_at),
     }

@@ -217,15 +217,17 @@ def test_the_verify_page_explains_a_broken_chain_in_french(
         sign(french_signer, revision)
     with Receipt.objects.get().pdf.open("rb") as stored:
         pdf = stored.read()
+    # The entry just before the signature's: verification recomputes it with the signature's.
+    before = Receipt.objects.get().acknowledgement.ledger_entry.sequence - 1
     set_evidence_triggers(False)
     with connection.cursor() as cursor:
         cursor.execute(
-            "UPDATE acknowledgements_ledgerentry SET payload = %s WHERE sequence = 1",
-            [ledger.canonical_bytes({"forged": True})],
+            "UPDATE acknowledgements_ledgerentry SET payload = %s WHERE sequence = %s",
+            [ledger.canonical_bytes({"forged": True}), before],
         )
     set_evidence_triggers(True)
 
     text = text_of(upload(logged_in(french_signer), pdf))
-    assert f"Le registre de preuves n{AP}est pas intact" in text
+    assert f"Le registre est endommagé : la séquence {before} échoue" in text
     assert "empreinte SHA-256 ne correspond plus" in text
     assert "payload changed" not in text

@@ -278,9 +278,11 @@ def test_a_receipt_whose_task_was_lost_is_issued_by_the_recovery(signer, revisio
         call_command("recover_work", stdout=out)
     assert receipt.acknowledgement == acknowledgement
     assert out.getvalue().splitlines()[-2:] == [
-        "Ledger entries linked: 0; receipts queued again: 1; emails queued again: 0, uncertain: 0.",
+        "Ledger entries linked: 0; receipts queued again: 1; emails queued again: 0, uncertain: 0;"
+        " webhook deliveries taken back: 0, queued: 0.",
         # The receipt's own entry.
-        "Ledger entries linked: 1; receipts queued again: 0; emails queued again: 0, uncertain: 0.",
+        "Ledger entries linked: 1; receipts queued again: 0; emails queued again: 0, uncertain: 0;"
+        " webhook deliveries taken back: 0, queued: 0.",
     ]
     assert receipt_issued_entries().count() == 1
 
@@ -309,7 +311,10 @@ def test_a_receipt_whose_render_failed_for_a_missing_library_is_issued_once_it_i
     assert (
         out.getvalue()
         .splitlines()[-1]
-        .endswith("receipts queued again: 0; emails queued again: 0, uncertain: 0.")
+        .endswith(
+            "receipts queued again: 0; emails queued again: 0, uncertain: 0; "
+            "webhook deliveries taken back: 0, queued: 0."
+        )
     )
     assert receipt_issued_entries().count() == 1
 

@@ -1,12 +1,20 @@
 """Is this receipt genuine? The verdict, the public /verify/ page and `manage.py verify_receipt`."""
 
+import datetime as dt
 import io
 import re
 import zlib
 from io import StringIO
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from asn1crypto import keys as asn1_keys
+from asn1crypto import x509 as asn1_x509
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 from django.db import connection
@@ -15,13 +23,16 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.pdf_utils.writer import PdfFileWriter
+from pyhanko.sign import signers
+from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from acknowledgements.evidence import ledger
 from acknowledgements.models import Acknowledgement, ClientDetails, LedgerEntry, Receipt
 from acknowledgements.receipts import authority as receipt_authority
 from acknowledgements.receipts import document as receipt_document
 from acknowledgements.receipts import seal as receipt_seal
-from acknowledgements.receipts import verification
+from acknowledgements.receipts import untrusted_pdf, verification
 from tests.conftest import set_evidence_triggers
 from tests.pages import text_of
 
@@ -33,7 +44,8 @@ CHECK_NAMES = [
     "Matches the stored receipt",
     "Evidence matches the ledger",
     "IP address and user agent",
-    "Ledger chain intact up to this receipt",
+    "Ledger entries intact",
+    "In the ledger's signed log",
 ]
 SEALING_SETTINGS = (
     "PORTAL_SEALING_KEY",
@@ -156,11 +168,16 @@ def test_a_genuine_receipt_passes_every_check(genuine):
     details = {check.name: check.detail for check in verdict.checks}
     entry = genuine.acknowledgement.ledger_entry
     assert str(entry.sequence) in details["Evidence matches the ledger"]
-    # The chain is recomputed through the hash-chained record of the issued file.
+    # The signature's entry and the hash-chained record of the issued file are recomputed.
     issued = LedgerEntry.objects.get(kind=LedgerEntry.Kind.RECEIPT_ISSUED)
     assert issued.sequence > entry.sequence
-    assert details[CHECK_NAMES[-1]] == (
-        f"{issued.sequence} ledger entries recomputed, ending at hash {issued.row_hash}."
+    assert details["Ledger entries intact"] == (
+        f"The signature (entry {entry.sequence}) and the issued receipt (entry "
+        f"{issued.sequence}) hash to what the ledger stores, and link to the entries before them."
+    )
+    # The receipt carries the first checkpoint that includes its signature.
+    assert details["In the ledger's signed log"].startswith(
+        f"Entry {entry.sequence} is in the ledger's signed checkpoint of {entry.sequence} entries"
     )
 
 
@@ -312,20 +329,23 @@ def test_half_a_receipt_is_not_genuine(genuine):
 
 
 def test_a_tampered_ledger_fails_the_chain_check(genuine):
+    # The entry just before the signature's: verification recomputes it with the signature's
+    # (an entry further back is the full check's business: verify_ledger, hourly).
+    before = genuine.acknowledgement.ledger_entry.sequence - 1
     set_evidence_triggers(False)
     with connection.cursor() as cursor:
         cursor.execute(
-            "UPDATE acknowledgements_ledgerentry SET payload = %s WHERE sequence = 1",
-            [ledger.canonical_bytes({"forged": True})],
+            "UPDATE acknowledgements_ledgerentry SET payload = %s WHERE sequence = %s",
+            [ledger.canonical_bytes({"forged": True}), before],
         )
     set_evidence_triggers(True)
 
     verdict = verification.verify_receipt(genuine.pdf)
 
     assert not verdict.genuine
-    assert failed_checks(verdict) == ["Ledger chain intact up to this receipt"]
-    chain = verdict.checks[-1]
-    assert "sequence 1 fails" in chain.detail
+    assert failed_checks(verdict) == ["Ledger entries intact"]
+    chain = verdict.checks[-2]
+    assert f"The ledger is damaged: sequence {before} fails" in chain.detail
     assert "payload changed" in chain.detail
 
 
@@ -362,8 +382,8 @@ def test_a_tampered_receipt_record_fails_the_chain_check(genuine):
     verdict = verification.verify_receipt(genuine.pdf)
 
     assert not verdict.genuine
-    assert failed_checks(verdict) == ["Ledger chain intact up to this receipt"]
-    assert f"sequence {issued.sequence} fails" in verdict.checks[-1].detail
+    assert failed_checks(verdict) == ["Ledger entries intact"]
+    assert f"sequence {issued.sequence} fails" in verdict.checks[-2].detail
 
 
 def test_client_details_deleted_without_a_recorded_removal_fail_their_check(genuine, client):
@@ -601,3 +621,273 @@ def test_cut_or_mutated_receipts_never_raise(genuine, start, stop, where, mask, 
 
     assert not verdict.genuine
     assert verdict.checks and all(check.detail for check in verdict.checks)
+
+
+# --- Heavy files: a bounded amount of work, whatever the bytes ---------------------------------
+
+TOO_COMPLEX = "The PDF is far more complex than any receipt; it was not checked further."
+
+
+def with_appended_annotation(pdf: bytes) -> bytes:
+    """A note added on the first page, as a PDF editor saves it: an incremental update."""
+    writer = IncrementalPdfFileWriter(io.BytesIO(pdf))
+    page = writer.root["/Pages"]["/Kids"][0].get_object()
+    note = generic.DictionaryObject(
+        {
+            generic.NameObject("/Type"): generic.NameObject("/Annot"),
+            generic.NameObject("/Subtype"): generic.NameObject("/Text"),
+            generic.NameObject("/Rect"): generic.ArrayObject(
+                [generic.NumberObject(n) for n in (10, 10, 50, 50)]
+            ),
+            generic.NameObject("/Contents"): generic.TextStringObject("Approved"),
+        }
+    )
+    page[generic.NameObject("/Annots")] = generic.ArrayObject([writer.add_object(note)])
+    writer.update_container(page)
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def with_appended_pages(pdf: bytes, count: int) -> bytes:
+    writer = IncrementalPdfFileWriter(io.BytesIO(pdf))
+    for _ in range(count):
+        writer.insert_page(
+            generic.DictionaryObject(
+                {
+                    generic.NameObject("/Type"): generic.NameObject("/Page"),
+                    generic.NameObject("/MediaBox"): generic.ArrayObject(
+                        [generic.NumberObject(n) for n in (0, 0, 595, 842)]
+                    ),
+                }
+            )
+        )
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    "append",
+    [with_appended_annotation, lambda pdf: with_appended_pages(pdf, 200)],
+    ids=["annotation", "200-pages"],
+)
+def test_a_receipt_edited_after_sealing_is_not_genuine(genuine, append):
+    verdict = verification.verify_receipt(append(genuine.pdf))
+
+    assert not verdict.genuine
+    assert verdict.is_receipt
+    failed = failed_checks(verdict)
+    assert "Seal covers the whole file" in failed
+    assert "Matches the stored receipt" in failed
+    assert "Seal intact" not in failed and "Sealed by this portal" not in failed
+
+
+def plain_pdf(objects: list[bytes], *, trailer: bytes = b"") -> bytes:
+    """A PDF of the given objects (1 is the catalog) with a classic cross-reference table."""
+    out = bytearray(b"%PDF-1.7\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n%b\nendobj\n" % (number, body)
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R %b>>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1,
+        trailer,
+        xref,
+    )
+    return bytes(out)
+
+
+def many_pages(size: int) -> bytes:
+    """An ordinary document of about `size` bytes: pages of text, no seal."""
+    text = b"BT /F1 9 Tf 20 800 Td (" + b"Lorem ipsum dolor sit amet. " * 60 + b") Tj ET"
+    pages = max(1, size // (len(text) + 150))
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>", b""]
+    kids = []
+    for _ in range(pages):
+        kids.append(b"%d 0 R" % (len(objects) + 1))
+        objects.append(b"<< /Type /Page /Parent 2 0 R /Contents %d 0 R >>" % (len(objects) + 2))
+        objects.append(b"<< /Length %d >>\nstream\n%b\nendstream" % (len(text), text))
+    objects[1] = b"<< /Type /Pages /Count %d /Kids [%b] >>" % (pages, b" ".join(kids))
+    return plain_pdf(objects)
+
+
+def test_a_large_document_is_not_a_receipt(db, settings):
+    document = many_pages(4 * 1024 * 1024)
+    assert len(document) < settings.PORTAL_MAX_RECEIPT_UPLOAD_BYTES
+
+    verdict = verification.verify_receipt(document)
+
+    assert not verdict.is_receipt
+    assert [(c.name, c.passed, c.detail) for c in verdict.checks] == [
+        ("Portal seal present", False, "The PDF has no portal seal.")
+    ]
+    larger = verification.verify_receipt(many_pages(20 * 1024 * 1024))
+    assert not larger.is_receipt
+    assert (
+        larger.checks[0].detail == "The file is larger than 5,242,880 bytes; it is not a receipt."
+    )
+
+
+def xref_stream_pdf(entries: int, widths: bytes = b"[1 2 1]") -> bytes:
+    """Two objects, and a cross-reference stream declaring `entries` entries (zeros, compressed
+    to almost nothing), or with widths of zero no data at all."""
+    out = bytearray(b"%PDF-1.7\n")
+    catalog = len(out)
+    out += b"1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\n"
+    pages = len(out)
+    out += b"2 0 obj\n<< /Type /Pages /Kids [] /Count 0 >>\nendobj\n"
+    xref = len(out)
+    rows = b""
+    if widths == b"[1 2 1]":
+        rows = b"\x00" * 4 + b"".join(
+            b"\x01" + o.to_bytes(2, "big") + b"\x00" for o in (catalog, pages, xref)
+        )
+        rows = zlib.compress(rows + b"\x00" * 4 * (entries - 4), 9)
+    out += b"3 0 obj\n<< /Type /XRef /Size %d /W %b /Root 1 0 R%b /Length %d >>\nstream\n" % (
+        entries,
+        widths,
+        b" /Filter /FlateDecode" if rows else b"",
+        len(rows),
+    )
+    out += rows + b"\nendstream\nendobj\nstartxref\n%d\n%%%%EOF\n" % xref
+    return bytes(out)
+
+
+def form_in_an_object_stream(fields: int) -> bytes:
+    """A form whose fields all sit in one object stream (pyHanko rereads its table per object)."""
+    writer = PdfFileWriter(stream_xrefs=True)
+    stream = writer.prepare_object_stream()
+    refs = [
+        writer.add_object(
+            generic.DictionaryObject({generic.NameObject("/T"): generic.TextStringObject(f"f{n}")}),
+            obj_stream=stream,
+        )
+        for n in range(fields)
+    ]
+    writer.root[generic.NameObject("/AcroForm")] = generic.DictionaryObject(
+        {generic.NameObject("/Fields"): generic.ArrayObject(refs)}
+    )
+    writer.update_root()
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def attachment_encoded_with(filters: bytes, data: bytes) -> bytes:
+    return plain_pdf(
+        [
+            b"<< /Type /Catalog /Pages 2 0 R /Names << /EmbeddedFiles 3 0 R >> >>",
+            b"<< /Type /Pages /Kids [] /Count 0 >>",
+            b"<< /Names [(evidence.json) 4 0 R] >>",
+            b"<< /Type /Filespec /F (evidence.json) /EF << /F 5 0 R >> >>",
+            b"<< /Type /EmbeddedFile %b /Length %d >>\nstream\n%b\nendstream"
+            % (filters, len(data), data),
+        ]
+    )
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        # Each took pyHanko 20 to 35 seconds before reading was bounded.
+        lambda: plain_pdf([b"<< /Type /Catalog /Junk [" + b"0 " * 2_400_000 + b"] >>"]),
+        lambda: plain_pdf([b"<< /Type /Catalog /Junk <" + b"0a" * 2_400_000 + b"> >>"]),
+        lambda: xref_stream_pdf(1_000_000),
+        lambda: xref_stream_pdf(10_000_000, widths=b"[0 0 0]"),
+        lambda: form_in_an_object_stream(50_000),
+        # Decoded by pure Python at one to two seconds a megabyte: never used by receipts.
+        lambda: attachment_encoded_with(b"/Filter /ASCII85Decode", b"z" * 1_000_000 + b"~>"),
+    ],
+    ids=["array", "hex-string", "xref-entries", "xref-no-data", "object-stream", "ascii85"],
+)
+def test_a_pdf_too_complex_for_a_receipt_is_not_read_to_the_end(db, client, make):
+    data = make()
+
+    verdict = verification.verify_receipt(data)
+
+    assert not verdict.is_receipt
+    assert [(c.name, c.passed, c.detail) for c in verdict.checks] == [
+        ("Portal seal present", False, TOO_COMPLEX)
+    ]
+    if len(data) <= 2 * 1024 * 1024:
+        page = text_of(upload(client, data))
+        assert "✗ Not a receipt" in page and TOO_COMPLEX in page
+
+
+def tangled_signer(names: int) -> signers.SimpleSigner:
+    """A signer whose certificate comes with `names` certificates all named alike, each issued
+    by the next: every one is a candidate issuer of every other."""
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Tangle")])
+    keys = [ec.generate_private_key(ec.SECP256R1()) for _ in range(names)]
+    now = dt.datetime.now(dt.UTC)
+
+    def certificate(subject, public_key, issuer_key, *, ca: bool):
+        built = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(name)
+            .public_key(public_key)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(days=1))
+            .not_valid_after(now + dt.timedelta(days=30))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+            .sign(issuer_key, hashes.SHA256())
+        )
+        return asn1_x509.Certificate.load(built.public_bytes(serialization.Encoding.DER))
+
+    leaf_key = ec.generate_private_key(ec.SECP256R1())
+    leaf_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Signer")])
+    return signers.SimpleSigner(
+        signing_cert=certificate(leaf_name, leaf_key.public_key(), keys[0], ca=False),
+        signing_key=asn1_keys.PrivateKeyInfo.load(
+            leaf_key.private_bytes(
+                serialization.Encoding.DER,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        ),
+        cert_registry=SimpleCertificateStore.from_certs(
+            [
+                certificate(name, keys[n].public_key(), keys[(n + 1) % names], ca=True)
+                for n in range(names)
+            ]
+        ),
+    )
+
+
+def test_a_seal_whose_certificates_tangle_is_not_checked(db):
+    # Eight certificates named alike took pyhanko-certvalidator 35 seconds to try every path.
+    seal_metadata = signers.PdfSignatureMetadata(field_name=receipt_seal.SEAL_FIELD_NAME)
+    sealed = signers.PdfSigner(seal_metadata, signer=tangled_signer(8)).sign_pdf(
+        IncrementalPdfFileWriter(io.BytesIO(pdf_with_evidence(b"{}")))
+    )
+
+    verdict = verification.verify_receipt(sealed.getvalue())
+
+    assert not verdict.is_receipt
+    assert verdict.checks[0].detail == TOO_COMPLEX
+
+
+def test_a_receipt_of_a_long_policy_is_checked_in_full(
+    signer, policy, publish, sign, django_capture_on_commit_callbacks
+):
+    # About 40 pages of policy (60 KB): the reading budget leaves room for several times more.
+    demo = Path(__file__).resolve().parent.parent / "acknowledgements" / "demo"
+    body = "\n\n".join(path.read_text() for path in sorted(demo.glob("*.md"))) * 2
+    revision = publish(policy, "7.0", body=body)
+    with django_capture_on_commit_callbacks(execute=True):
+        sign(signer, revision)
+    ledger.link_pending()
+    with Receipt.objects.get().pdf.open("rb") as stored:
+        pdf = stored.read()
+
+    verdict = verification.verify_receipt(pdf)
+
+    assert verdict.genuine, [(c.name, c.detail) for c in verdict.checks if not c.passed]
+    identity = receipt_authority.load_sealing_identity()
+    report = receipt_seal.inspect_receipt(pdf, trust_roots_pem=[identity.root_pem])
+    assert report.steps < untrusted_pdf.UPLOAD_STEPS / 4

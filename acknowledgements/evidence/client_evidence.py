@@ -18,9 +18,11 @@ from dataclasses import dataclass
 
 from allauth.account.authentication import get_authentication_records
 from django.conf import settings
+from django.db.models import BooleanField, F, Func
 from django.utils import translation
 
 from acknowledgements.evidence.ledger import utc_iso
+from acknowledgements.models import LedgerEntry
 from acknowledgements.proxies import is_trusted_proxy
 from acknowledgements.request_log import current_request_id
 
@@ -242,3 +244,77 @@ def client_facts(payload: dict, details) -> dict[str, ClientFact]:
             value, salt = getattr(details, name), getattr(details, f"{name}_salt")
             facts[name] = ClientFact("held", value, committed, salt, opens(committed, salt, value))
     return facts
+
+
+# --- Whether a removal was recorded --------------------------------------------------------------
+#
+# Client details may be deleted (retention does it, and nothing stops a database administrator),
+# but only a "redacted" ledger event makes the deletion the retention period's:
+# retention.redact_client_details appends one per person and batch, whose payload lists the
+# sequences of the entries it emptied. A missing IP address and user agent is "removed after the
+# retention period" when such an event of the entry's person lists the entry, and "missing, with
+# no recorded removal" otherwise. The rule is the SQL below, for every reader: an entry or a
+# person in Python, the signatures CSV's COPY in PostgreSQL.
+
+
+def recorded_removals_sql(vendor: str) -> str:
+    """A SELECT of (person_id, sequence): each entry a "redacted" event lists, with its person.
+
+    An event can only list entries linked before it was written, so it always comes after them.
+    """
+    # Only constants: the table's name and the kind's value.
+    table = LedgerEntry._meta.db_table
+    kind = LedgerEntry.Kind.REDACTED.value
+    if vendor == "postgresql":
+        return (
+            "SELECT redaction.person_id, (listed.value #>> '{}')::bigint AS sequence"  # noqa: S608
+            f" FROM {table} AS redaction"
+            " CROSS JOIN LATERAL (SELECT convert_from(redaction.payload, 'UTF8')::jsonb"
+            " -> 'entries' AS entries) AS payload"
+            " CROSS JOIN LATERAL jsonb_array_elements(CASE WHEN jsonb_typeof(payload.entries)"
+            " = 'array' THEN payload.entries ELSE '[]'::jsonb END) AS listed(value)"
+            f" WHERE redaction.kind = '{kind}' AND jsonb_typeof(listed.value) = 'number'"
+            # Whole numbers only, and short enough for a bigint (a sequence is one).
+            " AND (listed.value #>> '{}') ~ '^[0-9]{1,18}$'"
+        )
+    if vendor == "sqlite":
+        return (
+            "SELECT redaction.person_id, listed.value AS sequence"  # noqa: S608
+            f" FROM {table} AS redaction, json_each(CAST(redaction.payload AS TEXT), '$.entries')"
+            f" AS listed WHERE redaction.kind = '{kind}' AND listed.type = 'integer'"
+            " AND json_type(CAST(redaction.payload AS TEXT), '$.entries') = 'array'"
+        )
+    raise NotImplementedError(f"Recorded removals are not written for {vendor}.")
+
+
+class RemovalRecorded(Func):
+    """Whether a "redacted" event lists the ledger entry whose person and sequence are the given
+    fields of the query it is used in."""
+
+    output_field = BooleanField()
+
+    def __init__(self, person: str, sequence: str) -> None:
+        super().__init__(F(person), F(sequence))
+
+    def as_sql(self, compiler, connection, *args, **extra_context):
+        (person, person_params), (sequence, sequence_params) = (
+            compiler.compile(expression) for expression in self.source_expressions
+        )
+        # Constant SQL around Django's compiled columns; their values are parameters.
+        return (
+            f"EXISTS (SELECT 1 FROM ({recorded_removals_sql(connection.vendor)}) AS removal"  # noqa: S608
+            f" WHERE removal.person_id = {person} AND removal.sequence = {sequence})",
+            (*person_params, *sequence_params),
+        )
+
+
+def removal_recorded(entry: LedgerEntry) -> bool:
+    """Whether the removal of an entry's client details is recorded in the ledger."""
+    if entry.sequence is None:  # only linked entries are ever redacted
+        return False
+    return (
+        LedgerEntry.objects.filter(pk=entry.pk)
+        .annotate(recorded=RemovalRecorded("person_id", "sequence"))
+        .values_list("recorded", flat=True)
+        .get()
+    )

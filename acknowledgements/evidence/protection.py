@@ -22,6 +22,8 @@ PROTECTING_TRIGGERS = [
         "policyrevision": ("frozen", "no_truncate"),
         "policyrevision_audiences": ("frozen", "no_truncate"),
         "revisiontranslation": ("frozen", "no_truncate"),
+        "ledgertreenode": ("no_change", "no_truncate"),
+        "ledgercheckpoint": ("no_change", "no_truncate"),
     }.items()
     for kind in kinds
 ]

@@ -26,10 +26,14 @@ def revision_snapshot(revision: PolicyRevision) -> dict:
 
 
 def text_snapshot(revision: PolicyRevision, language: str) -> dict:
-    shown_language, shown_sha256 = revision.text_hash_in(language)
+    """The text shown: its language and SHA-256 beside the authoritative text's, and the policy's
+    name above it ("title", in that language if the translation gives one; entries recorded
+    before translations had names lack it, and showed the English name)."""
+    shown_language, shown_title, shown_sha256 = revision.text_facts_in(language)
     return {
         "sha256": shown_sha256,
         "language": shown_language,
+        "title": shown_title,
         "authoritative_language": AUTHORITATIVE_LANGUAGE,
         "authoritative_sha256": revision.text_sha256,
         "hashed": "Markdown source, UTF-8, LF line endings",

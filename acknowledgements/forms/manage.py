@@ -21,6 +21,11 @@ from acknowledgements.policies.versions import check_version_label
 
 
 class TranslationForm(forms.Form):
+    title = forms.CharField(
+        label=_("Policy name in this language"),
+        max_length=200,
+        help_text=_("Shown above the translated text, in emails and on receipts."),
+    )
     body = forms.CharField(
         label=_("Translated text (Markdown)"),
         max_length=200_000,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django import forms
 from django.conf import settings
+from django.core.files.uploadedfile import InMemoryUploadedFile
 from django.template.defaultfilters import filesizeformat
 from django.utils import translation
 from django.utils.translation import gettext_lazy as _
@@ -120,6 +121,12 @@ class VerifyReceiptForm(forms.Form):
         help_text=_("The receipt file you downloaded or received by email."),
         widget=forms.ClearableFileInput(attrs={"accept": "application/pdf,.pdf"}),
     )
+
+    @classmethod
+    def of_declared_size(cls, size: int) -> VerifyReceiptForm:
+        """The form judging an upload by the size its request declares, its body left unread."""
+        unread = InMemoryUploadedFile(None, "receipt", "receipt.pdf", None, size, None)
+        return cls(data={}, files={"receipt": unread})
 
     def clean_receipt(self):
         upload = self.cleaned_data["receipt"]

@@ -383,7 +383,8 @@ def send_batch(*, size: int | None = None) -> int:
     rows = list(
         Notification.objects.filter(pk__in=ids)
         .select_related("person", "revision__policy")
-        .prefetch_related("revision__audiences")
+        # The lanes name each policy in the person's language (policy_name) from these.
+        .prefetch_related("revision__audiences", "revision__translations")
     )
     attempts = {notification.pk: notification.attempts for notification in rows}
     work = list(zip(rows, _due_dates(rows), strict=True))

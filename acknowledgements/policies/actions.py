@@ -28,6 +28,7 @@ from acknowledgements.people.actions import replace_audiences
 from acknowledgements.policies import text as policy_text
 from acknowledgements.policies.versions import check_version_label
 from acknowledgements.standings import coverage
+from acknowledgements.webhooks import events as webhook_events
 
 
 @transaction.atomic
@@ -267,6 +268,7 @@ def publish_revision(*, actor: User | None, revision: PolicyRevision) -> PolicyR
         )
     if revision.is_material or revision.announce:
         jobs.enqueue_with_transaction(notification_actions.announce_revision, revision.pk)
+    webhook_events.emit(webhook_events.REVISION_PUBLISHED, revision.pk)
     return revision
 
 
@@ -278,9 +280,10 @@ def _freeze(translation: RevisionTranslation) -> None:
 
 @transaction.atomic
 def save_translation(
-    *, actor: User | None, revision: PolicyRevision, language: str, body: str
+    *, actor: User | None, revision: PolicyRevision, language: str, body: str, title: str = ""
 ) -> RevisionTranslation:
-    """Add (or, while the revision is a draft, change) a translation of its text; audited.
+    """Add (or, while the revision is a draft, change) a translation of its text and of its
+    policy's name (blank: readers see the English name); audited.
 
     A published revision's translation is frozen at once; one that exists is never replaced.
     """
@@ -296,6 +299,7 @@ def save_translation(
             % {"language": language}
         )
     translation = existing or RevisionTranslation(revision=revision, language=language)
+    translation.title = " ".join(title.split())
     translation.body = policy_text.normalise(body)
     translation.created_by = translation.created_by or actor
     if revision.is_published:
@@ -309,6 +313,7 @@ def save_translation(
             "policy": revision.policy.slug,
             "version": revision.version,
             "language": language,
+            "name": translation.title,
             "text_sha256": translation.text_sha256 or None,
         },
     )

@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from acknowledgements import jobs
-from acknowledgements.evidence import ledger
+from acknowledgements.evidence import ledger, transparency
 from acknowledgements.evidence.audit import record_admin_action
 from acknowledgements.evidence.snapshots import person_snapshot
 from acknowledgements.models import (
@@ -91,6 +91,7 @@ def issue_receipt(*, acknowledgement_id: int) -> Receipt:
     entry = ledger.ensure_linked(acknowledgement.ledger_entry)  # the receipt shows its place
     if entry.sequence is None or entry.previous_hash is None or entry.row_hash is None:
         raise RuntimeError(f"Ledger entry {entry.pk} is still unlinked after linking the ledger.")
+    checkpoint, proof = transparency.receipt_proof(sequence=entry.sequence, row_hash=entry.row_hash)
     revision = acknowledgement.revision
     signed_text = revision.text_in(ledger.decode(entry)["text"]["language"])
     # Rendering takes a while and needs no lock: it happens before the transaction.
@@ -106,6 +107,8 @@ def issue_receipt(*, acknowledgement_id: int) -> Receipt:
             policy_html=signed_text.body_html,
             verify_url=f"{settings.PORTAL_BASE_URL}{reverse('acknowledgements:verify')}",
             seal_fingerprint=identity.fingerprint,
+            checkpoint_note=checkpoint.note,
+            inclusion_proof=proof.to_json(),
         ),
         identity,
     )

@@ -25,15 +25,17 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.template.loader import render_to_string
 from django.utils import translation
-from django.utils.formats import date_format
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from acknowledgements.evidence.client_evidence import browser_zone
 from acknowledgements.evidence.payload import NOT_RECORDED, lookup, shown
+from acknowledgements.templatetags.dates import written_date
 
 EVIDENCE_FILENAME = "evidence.json"
+CHECKPOINT_FILENAME = "checkpoint.txt"
+INCLUSION_PROOF_FILENAME = "inclusion-proof.json"
 
 
 TEMPLATE_NAME = "acknowledgements/receipt/receipt.html"
@@ -74,6 +76,10 @@ class ReceiptDocument:
     policy_html: str  # that text rendered and sanitised (trusted HTML), printed as an appendix
     verify_url: str
     seal_fingerprint: str = ""
+    # The signed checkpoint that first includes the entry, and the proof of it (transparency.py),
+    # attached as checkpoint.txt and inclusion-proof.json.
+    checkpoint_note: str = ""
+    inclusion_proof: bytes = b""
 
 
 def render_receipt(document: ReceiptDocument) -> bytes:
@@ -111,6 +117,27 @@ def render_receipt(document: ReceiptDocument) -> bytes:
             relationship="Source",
         ),
     ]
+    if document.checkpoint_note:
+        attachments += [
+            weasyprint.Attachment(
+                string=document.checkpoint_note.encode(),
+                url_fetcher=fetcher,
+                name=CHECKPOINT_FILENAME,
+                description="The ledger's signed checkpoint that first includes this signature",
+                created=now,
+                modified=now,
+                relationship="Supplement",
+            ),
+            weasyprint.Attachment(
+                string=document.inclusion_proof,
+                url_fetcher=fetcher,
+                name=INCLUSION_PROOF_FILENAME,
+                description="The proof that the signature is in that checkpoint (RFC 9162)",
+                created=now,
+                modified=now,
+                relationship="Supplement",
+            ),
+        ]
     with warnings.catch_warnings():
         # WeasyPrint 70 opens its bundled sRGB profile for the PDF/A output intent and never
         # closes it; the ResourceWarning fires inside write_pdf. Nothing else is silenced.
@@ -275,6 +302,11 @@ def _template_context(document: ReceiptDocument, payload: dict[str, Any]) -> dic
                 row(_("Material revision"), flag("policy", "material")),
                 row(_("Binding text"), binding_text()),
                 row(_("Language shown"), text("text", "language")),
+                row(
+                    _("Policy name shown"),
+                    text("text", "title"),
+                    lang=language_tag("text", "language"),
+                ),
                 row(_("Authoritative language"), text("text", "authoritative_language")),
                 row(_("Text SHA-256"), text("text", "sha256"), "mono"),
                 row(
@@ -302,6 +334,12 @@ def _template_context(document: ReceiptDocument, payload: dict[str, Any]) -> dic
                     _("Authoritative attestation SHA-256"),
                     text("attestation", "authoritative_sha256"),
                     "mono",
+                ),
+                row(
+                    _("E-signing consent statement"),
+                    text("consent", "text"),
+                    "quote",
+                    lang=language_tag("consent", "language"),
                 ),
                 row(_("E-signing consent version"), text("consent", "version")),
                 row(_("E-signing consent language"), text("consent", "language")),
@@ -342,7 +380,7 @@ def _template_context(document: ReceiptDocument, payload: dict[str, Any]) -> dic
         },
     ]
     qr = segno.make(document.verify_url, error="m")
-    policy_name, version = lookup(payload, "policy", "name"), lookup(payload, "policy", "version")
+    policy_name, version = _policy_name_shown(payload), lookup(payload, "policy", "version")
     return {
         "language": translation.get_language(),
         "receipt_number": document.receipt_number,
@@ -374,7 +412,7 @@ def _template_context(document: ReceiptDocument, payload: dict[str, Any]) -> dic
 def _summary(payload: dict[str, Any]) -> str:
     """Who signed what, when: in the person's time zone (else the portal's) and in UTC."""
     name = lookup(payload, "person", "name")
-    policy = lookup(payload, "policy", "name")
+    policy = _policy_name_shown(payload)
     version = lookup(payload, "policy", "version")
     signed_at = _aware_time(lookup(payload, "signed_at"))
     if not (
@@ -397,6 +435,14 @@ def _summary(payload: dict[str, Any]) -> str:
         "version": version,
         "when": _when(signed_at, lookup(payload, "browser_time_zone")),
     }
+
+
+def _policy_name_shown(payload: dict[str, Any]) -> Any:
+    """The policy's name as the person saw it above the text: in the language they read, if the
+    translation gave one. Evidence recorded before names were translated holds only the English
+    name, which is what the person saw then."""
+    title = lookup(payload, "text", "title")
+    return title if isinstance(title, str) and title else lookup(payload, "policy", "name")
 
 
 # Zones that are UTC itself: a time in one is printed once, as UTC.
@@ -433,8 +479,8 @@ def _when(moment: datetime, recorded_zone: Any) -> str:
 
 
 def _day(moment: datetime) -> str:
-    """4 December 2026, 4 décembre 2026: kept on one line."""
-    return date_format(moment, "j F Y").replace(" ", "\N{NO-BREAK SPACE}")
+    """4 December 2026, 1er décembre 2026: kept on one line."""
+    return written_date(moment, "j F Y").replace(" ", "\N{NO-BREAK SPACE}")
 
 
 def _utc_offset(moment: datetime) -> str:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import io
 import logging
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from asn1crypto import x509 as asn1_x509
@@ -23,13 +24,13 @@ from pyhanko.pdf_utils.decode_limits import (
     StreamDecodeLimits,
 )
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
-from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign import fields, signers
 from pyhanko.sign.signers.constants import ESIC_EXTENSION_1
 from pyhanko.sign.timestamps import HTTPTimeStamper
 from pyhanko.sign.validation import SignatureCoverageLevel, validate_pdf_signature
 from pyhanko_certvalidator import ValidationContext
 
+from acknowledgements.receipts import untrusted_pdf
 from acknowledgements.receipts.authority import SealingIdentity
 from acknowledgements.receipts.document import EVIDENCE_FILENAME, ReceiptDocument, render_receipt
 
@@ -54,8 +55,8 @@ _NAME_TREE_MAX_ENTRIES = 64
 # A receipt decodes to well under a megabyte; these bound what a crafted upload can inflate to
 # (pyHanko's defaults allow 256 MiB per stream).
 _UPLOAD_DECODE_LIMITS = DecodeLimits(
-    per_stream=StreamDecodeLimits(max_output_size=16 * 1024 * 1024),
-    document_budget=DocumentDecodeBudget(base_allowance=64 * 1024 * 1024, max_ratio=20),
+    per_stream=StreamDecodeLimits(max_output_size=8 * 1024 * 1024),
+    document_budget=DocumentDecodeBudget(base_allowance=16 * 1024 * 1024, max_ratio=4),
 )
 
 
@@ -138,6 +139,11 @@ class SealReport:
     evidence_json: bytes | None
     policy_source: str | None
     problem: str
+    # Every embedded file by name (the checkpoint and inclusion proof among them): untrusted
+    # unless the seal is intact and covers the whole file.
+    attachments: dict[str, bytes] = field(default_factory=dict)
+    # Of untrusted_pdf.UPLOAD_STEPS: how much reading the check took.
+    steps: int = 0
 
     @property
     def ok(self) -> bool:
@@ -161,12 +167,20 @@ def inspect_receipt(data: bytes, *, trust_roots_pem: list[bytes]) -> SealReport:
             is_pdf=False,
             problem=_("The portal's trust roots cannot be read: nothing was checked."),
         )
+    budget = untrusted_pdf.ParseBudget(untrusted_pdf.UPLOAD_STEPS)
     try:
-        return _inspect(data, roots)
+        report = _inspect(data, roots, budget)
     except Exception:
         # Hostile input can trip any corner of a PDF parser; it is a verdict, not a crash.
         logger.info("A receipt could not be inspected.", exc_info=True)
-        return _report(is_pdf=False, problem=_("The file is not a PDF that can be checked."))
+        report = _report(is_pdf=False, problem=_("The file is not a PDF that can be checked."))
+    # pyHanko turns some errors into verdicts of its own: a file that ran out of steps, or
+    # that is built unlike any receipt, is judged by that, whatever came of the rest.
+    if budget.exhausted:
+        report = _report(
+            problem=_("The PDF is far more complex than any receipt; it was not checked further.")
+        )
+    return dataclasses.replace(report, steps=min(budget.spent, untrusted_pdf.UPLOAD_STEPS))
 
 
 def _changed_after_sealing() -> str:
@@ -189,11 +203,15 @@ def _report(**fields_: Any) -> SealReport:
     return SealReport(**{**defaults, **fields_})
 
 
-def _inspect(data: bytes, roots: list[asn1_x509.Certificate]) -> SealReport:
+def _inspect(
+    data: bytes, roots: list[asn1_x509.Certificate], budget: untrusted_pdf.ParseBudget
+) -> SealReport:
     if data.lstrip(b"\x00\t\n\f\r ")[:5] != b"%PDF-":
         return _report(is_pdf=False, problem=_("The file is not a PDF."))
     try:
-        reader = PdfFileReader(io.BytesIO(data), decode_limits=_UPLOAD_DECODE_LIMITS)
+        reader = untrusted_pdf.BoundedPdfReader(
+            data, budget=budget, decode_limits=_UPLOAD_DECODE_LIMITS
+        )
         reader.root  # noqa: B018 - a file without a readable catalog is not a PDF
     except Exception:
         logger.info("A file could not be read as a PDF.", exc_info=True)
@@ -212,7 +230,7 @@ def _inspect(data: bytes, roots: list[asn1_x509.Certificate]) -> SealReport:
     if policy_bytes is not None:
         with contextlib.suppress(UnicodeDecodeError):
             policy_source = policy_bytes.decode("utf-8")
-    found = {"evidence_json": evidence, "policy_source": policy_source}
+    found = {"evidence_json": evidence, "policy_source": policy_source, "attachments": attachments}
 
     try:
         seals = [
@@ -225,6 +243,7 @@ def _inspect(data: bytes, roots: list[asn1_x509.Certificate]) -> SealReport:
         return _report(**found, problem=_("The PDF has no portal seal."))
 
     seal = seals[0]
+    untrusted_pdf.refuse_tangled_certificates(seal, budget)
     fingerprint = ""
     with contextlib.suppress(Exception):
         fingerprint = hashlib.sha256(seal.signer_cert.dump()).hexdigest()
@@ -233,7 +252,10 @@ def _inspect(data: bytes, roots: list[asn1_x509.Certificate]) -> SealReport:
         trust_roots=roots, allow_fetching=False, revocation_mode="soft-fail"
     )
     try:
-        status = validate_pdf_signature(seal, signer_validation_context=context)
+        # Without pyHanko's analysis of what later revisions changed: it takes about a second
+        # for any appended update, and says nothing the verdict uses, which is "content was
+        # appended" as soon as the seal does not cover the whole file.
+        status = validate_pdf_signature(seal, signer_validation_context=context, skip_diff=True)
     except Exception:
         logger.info("A portal seal could not be validated.", exc_info=True)
         return _report(
@@ -271,7 +293,7 @@ def _inspect(data: bytes, roots: list[asn1_x509.Certificate]) -> SealReport:
     )
 
 
-def _attachments(reader: PdfFileReader) -> dict[str, bytes]:
+def _attachments(reader: untrusted_pdf.BoundedPdfReader) -> dict[str, bytes]:
     """The embedded files listed in the catalog's /Names /EmbeddedFiles tree, by file name."""
     tree = _entry(_entry(reader.root, "/Names"), "/EmbeddedFiles")
     found: dict[str, bytes] = {}
@@ -281,7 +303,7 @@ def _attachments(reader: PdfFileReader) -> dict[str, bytes]:
         filename = _entry(filespec, "/UF") or _entry(filespec, "/F") or name
         stream = _entry(_entry(filespec, "/EF"), "/F")
         if isinstance(stream, generic.StreamObject) and isinstance(filename, str):
-            found.setdefault(str(filename), stream.data)
+            found.setdefault(str(filename), reader.decoded(stream))
     return found
 
 

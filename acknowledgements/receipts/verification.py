@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from django.conf import settings
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from acknowledgements.evidence import client_evidence, ledger
-from acknowledgements.models import ClientDetails, LedgerEntry, Receipt
+from acknowledgements.evidence import checks, client_evidence, ledger, merkle, transparency
+from acknowledgements.models import ClientDetails, LedgerCheck, LedgerEntry, Receipt
 from acknowledgements.receipts import authority as receipt_authority
+from acknowledgements.receipts import document as receipt_document
 from acknowledgements.receipts import seal as receipt_seal
 
 
@@ -28,6 +32,9 @@ class ReceiptVerdict:
     checks: list[Check] = field(default_factory=list)
     receipt_number: str | None = None
     is_receipt: bool = True
+    # The latest full check of the ledger, when it found damage: a failed check may then be
+    # the ledger's fault, not the receipt's, and the page says so.
+    ledger_damage: LedgerCheck | None = None
 
     @property
     def genuine(self) -> bool:
@@ -66,7 +73,7 @@ def verify_receipt(data: bytes) -> ReceiptVerdict:
     """Check an uploaded receipt against its seal, the stored receipt and the ledger."""
     identity = receipt_authority.load_sealing_identity()
     report = receipt_seal.inspect_receipt(data, trust_roots_pem=trusted_roots(identity))
-    verdict = ReceiptVerdict()
+    verdict = ReceiptVerdict(ledger_damage=checks.damage())
     if not report.is_pdf or not report.sealed:
         verdict.is_receipt = False
         verdict.add(_("Portal seal present"), False, report.problem or _("No seal was found."))
@@ -129,24 +136,78 @@ def verify_receipt(data: bytes) -> ReceiptVerdict:
     )
     if evidence_matches:
         verdict.add(*client_details_check(entry))
-    chain = ledger.verify_chain(up_to=ledger.ensure_linked(issued).sequence)
+    issued = ledger.ensure_linked(issued)
+    assert entry.sequence is not None and issued.sequence is not None  # linked before a receipt
+    chain = ledger.verify_entries([entry.sequence, issued.sequence])
     verdict.add(
-        _("Ledger chain intact up to this receipt"),
+        _("Ledger entries intact"),
         chain.intact,
-        _("%(rows)s ledger entries recomputed, ending at hash %(hash)s.")
-        % {"rows": chain.rows_checked, "hash": chain.head_hash}
-        if chain.intact
-        else _(
-            "The ledger is not intact: sequence %(sequence)s fails: %(problem)s "
-            "(%(rows)s entries checked before it)."
+        _(
+            "The signature (entry %(signed)s) and the issued receipt (entry %(issued)s) hash to "
+            "what the ledger stores, and link to the entries before them."
         )
-        % {
-            "sequence": chain.failed_sequence,
-            "problem": _ledger_problem(chain.problem),
-            "rows": chain.rows_checked,
-        },
+        % {"signed": entry.sequence, "issued": issued.sequence}
+        if chain.intact
+        else _("The ledger is damaged: sequence %(sequence)s fails: %(problem)s.")
+        % {"sequence": chain.failed_sequence, "problem": _ledger_problem(chain.problem)},
     )
+    verdict.add(_("In the ledger's signed log"), *log_check(report, entry))
     return verdict
+
+
+def log_check(report: receipt_seal.SealReport, entry: LedgerEntry) -> tuple[bool, str]:
+    """Whether the receipt's signature is in the ledger's signed log, and still is.
+
+    The receipt carries the signed checkpoint that first included its signature and the proof
+    of it, sealed: the receipt is an anchor. The ledger must still hold that entry with the
+    sealed row hash, still hash to the checkpoint's root, and its latest checkpoint must extend
+    the receipt's. O(log n) stored hashes, whatever the ledger's size.
+    """
+    note = report.attachments.get(receipt_document.CHECKPOINT_FILENAME)
+    attached_proof = report.attachments.get(receipt_document.INCLUSION_PROOF_FILENAME)
+    if note is None or attached_proof is None:
+        return True, _("Issued before the ledger's checkpoints: this receipt carries no proof.")
+    try:
+        checkpoint = transparency.read_signed_checkpoint(note.decode("utf-8", "replace"))
+        proof = transparency.parse_receipt_proof(attached_proof)
+    except transparency.NoteError:
+        return False, _("The attached checkpoint is not signed by this portal's ledger key.")
+    if not proof.verifies(checkpoint):
+        return False, _("The attached proof does not lead to the attached checkpoint's root.")
+    if (proof.sequence, proof.row_hash) != (entry.sequence, entry.row_hash):
+        return False, _(
+            "The ledger is damaged: its entry %(sequence)s is no longer the one sealed in this "
+            "receipt."
+        ) % {"sequence": proof.sequence}
+    latest = transparency.latest()
+    try:
+        now = transparency.read_signed_checkpoint(latest.note) if latest else None
+        still_included = transparency.inclusion_proof(proof.sequence - 1, checkpoint.size)
+        extended = now is not None and merkle.verify_consistency(
+            first=checkpoint.size,
+            second=now.size,
+            first_root=checkpoint.root,
+            second_root=now.root,
+            path=transparency.consistency_proof(checkpoint.size, now.size),
+        )
+    except (transparency.NoteError, ValueError, RuntimeError):
+        extended, still_included = False, []
+    if not extended or not merkle.verify_inclusion(
+        leaf=bytes.fromhex(entry.row_hash or ""),
+        index=proof.sequence - 1,
+        size=checkpoint.size,
+        path=still_included,
+        root=checkpoint.root,
+    ):
+        return False, _(
+            "The ledger is damaged: it no longer extends the checkpoint of %(size)s entries "
+            "this receipt carries; its history was changed after the receipt was issued."
+        ) % {"size": checkpoint.size}
+    assert now is not None
+    return True, _(
+        "Entry %(sequence)s is in the ledger's signed checkpoint of %(size)s entries, which "
+        "the latest checkpoint (%(latest)s entries) extends."
+    ) % {"sequence": proof.sequence, "size": checkpoint.size, "latest": now.size}
 
 
 def client_details_check(entry: LedgerEntry) -> tuple[str, bool, str]:
@@ -178,7 +239,7 @@ def client_details_check(entry: LedgerEntry) -> tuple[str, bool, str]:
                 "salted SHA-256 recorded in the evidence."
             ),
         )
-    if "removed" in states and not _removal_recorded(entry):
+    if "removed" in states and not client_evidence.removal_recorded(entry):
         return (
             name,
             False,
@@ -204,17 +265,6 @@ def client_details_check(entry: LedgerEntry) -> tuple[str, bool, str]:
             _("Recorded in the evidence itself (signed before they were kept apart)."),
         )
     return name, True, _("Not recorded.")
-
-
-def _removal_recorded(entry: LedgerEntry) -> bool:
-    """Whether a later "redacted" ledger event lists the entry among those whose client details
-    were removed (retention.redact_client_details writes one per person and batch)."""
-    if entry.sequence is None:  # only linked entries are ever redacted
-        return False
-    redactions = LedgerEntry.objects.filter(
-        kind=LedgerEntry.Kind.REDACTED, person_id=entry.person_id, id__gt=entry.id
-    )
-    return any(entry.sequence in (ledger.decode(r).get("entries") or []) for r in redactions)
 
 
 # evidence/ledger.py words its verdicts in English for the command line; the ones with fixed wording are
@@ -244,3 +294,29 @@ def trusted_roots(identity: receipt_authority.SealingIdentity) -> list[bytes]:
     return [identity.root_pem] + [
         Path(path).read_bytes() for path in settings.PORTAL_SEALING_FORMER_ROOTS
     ]
+
+
+@dataclass(frozen=True)
+class TrustRoot:
+    """A root certificate a genuine seal chains to, as /verify/ shows it."""
+
+    number: int  # 0: the current root; 1..: former roots, in the order configured
+    subject: str
+    fingerprint: str  # SHA-256 of the DER, upper-case hex pairs with colons, as openssl prints it
+    not_after: dt.datetime
+
+
+def trust_roots() -> list[TrustRoot]:
+    shown = []
+    for number, pem in enumerate(trusted_roots(receipt_authority.load_sealing_identity())):
+        certificate = x509.load_pem_x509_certificate(pem)
+        digest = certificate.fingerprint(hashes.SHA256()).hex().upper()
+        shown.append(
+            TrustRoot(
+                number=number,
+                subject=certificate.subject.rfc4514_string(),
+                fingerprint=":".join(digest[i : i + 2] for i in range(0, len(digest), 2)),
+                not_after=certificate.not_valid_after_utc,
+            )
+        )
+    return shown

@@ -22,7 +22,7 @@ from django.db.models import (
 from django.utils import timezone
 
 from acknowledgements.evidence import ledger
-from acknowledgements.evidence.client_evidence import client_facts
+from acknowledgements.evidence.client_evidence import RemovalRecorded, client_facts
 from acknowledgements.evidence.payload import lookup, shown
 from acknowledgements.models import Acknowledgement, Policy, User
 from acknowledgements.reports.history import shown_client
@@ -99,6 +99,8 @@ def signature_records(queryset: QuerySet[Acknowledgement]) -> Iterator[tuple]:
     """One tuple per signature of a `lists.signatures` queryset, in ACKNOWLEDGEMENT_COLUMNS order;
     signed_at stays a datetime."""
     ledger.link_pending()  # each row carries its chain position
+    recorded = RemovalRecorded("ledger_entry__person_id", "ledger_entry__sequence")
+    queryset = queryset.annotate(removal_recorded=recorded)
     rows = queryset.values_list(
         "receipt_number",
         "ledger_entry__payload",
@@ -109,12 +111,14 @@ def signature_records(queryset: QuerySet[Acknowledgement]) -> Iterator[tuple]:
         "signed_at",
         "ledger_entry__sequence",
         "ledger_entry__row_hash",
+        "removal_recorded",
         *(f"ledger_entry__client_details__{name}" for name in CLIENT_DETAIL_FIELDS),
     ).iterator(chunk_size=BLOCK_ROWS)
     for row in rows:
         number, payload, audiences, policy, version, sha, signed_at, sequence, row_hash = row[:9]
+        removal_recorded = row[9]  # only read when the client details are gone
         evidence = json.loads(bytes(payload))
-        kept = dict(zip(CLIENT_DETAIL_FIELDS, row[9:], strict=True))
+        kept = dict(zip(CLIENT_DETAIL_FIELDS, row[10:], strict=True))
         client = client_facts(evidence, SimpleNamespace(**kept) if kept["ip_salt"] else None)
         yield (
             number,
@@ -125,8 +129,8 @@ def signature_records(queryset: QuerySet[Acknowledgement]) -> Iterator[tuple]:
             version,
             sha,
             signed_at,
-            shown_client(client["ip"]),
-            shown_client(client["user_agent"]),
+            shown_client(client["ip"], removal_recorded=removal_recorded),
+            shown_client(client["user_agent"], removal_recorded=removal_recorded),
             shown(lookup(evidence, "authentication", "method")),
             sequence,
             row_hash,

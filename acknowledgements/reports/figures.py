@@ -36,7 +36,9 @@ STATUS_LABELS = {
     Status.OVERDUE: _("Overdue"),
     Status.DECLINED: _("Declined"),
 }
+# A client value no longer kept: removed as a "redacted" ledger event records, or missing.
 REMOVED = "removed after the retention period"
+MISSING = "missing, with no recorded removal"
 CLIENT_MISMATCH = "(does not match the salted SHA-256 in the ledger)"
 
 

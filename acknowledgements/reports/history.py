@@ -19,7 +19,7 @@ from django.db.models import (
 )
 from django.utils.translation import gettext_lazy as _
 
-from acknowledgements.evidence.client_evidence import ClientFact, client_facts
+from acknowledgements.evidence.client_evidence import ClientFact, RemovalRecorded, client_facts
 from acknowledgements.evidence.payload import lookup, shown
 from acknowledgements.models import (
     Acknowledgement,
@@ -27,7 +27,7 @@ from acknowledgements.models import (
     Notification,
     User,
 )
-from acknowledgements.reports.figures import CLIENT_MISMATCH, REMOVED
+from acknowledgements.reports.figures import CLIENT_MISMATCH, MISSING, REMOVED
 from acknowledgements.standings import coverage
 
 if TYPE_CHECKING:
@@ -36,10 +36,14 @@ if TYPE_CHECKING:
 # --- One person's history ----------------------------------------------------------------------
 
 
-def shown_client(fact: ClientFact) -> str:
-    """A client value (IP address, user agent) as the evidence holds it today."""
+def shown_client(fact: ClientFact, *, removal_recorded: bool = False) -> str:
+    """A client value (IP address, user agent) as the evidence holds it today.
+
+    A value no longer kept was removed after the retention period only if the ledger records
+    that removal (client_evidence.RemovalRecorded); otherwise it is missing.
+    """
     if fact.state == "removed":
-        return REMOVED
+        return REMOVED if removal_recorded else MISSING
     if fact.state == "held" and not fact.matches:
         return f"{fact.value} {CLIENT_MISMATCH}"
     return shown(fact.value)
@@ -101,6 +105,7 @@ def person_history(person: User, moment: dt.datetime) -> PersonHistory:
     entries = (
         LedgerEntry.objects.filter(person=person, recorded_at__lte=moment)
         .select_related("revision__policy", "client_details")
+        .annotate(removal_recorded=RemovalRecorded("person_id", "sequence"))
         .order_by("id")
     )
     events = []
@@ -110,7 +115,7 @@ def person_history(person: User, moment: dt.datetime) -> PersonHistory:
         facts = [
             (
                 str(label),
-                shown_client(client[path[1]])
+                shown_client(client[path[1]], removal_recorded=entry.removal_recorded)
                 if path[0] == "client" and path[1] in client
                 else shown(lookup(payload, *path)),
             )

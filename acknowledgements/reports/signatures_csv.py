@@ -20,6 +20,7 @@ from django.db.models import (
     Value,
 )
 
+from acknowledgements.evidence import client_evidence
 from acknowledgements.evidence.payload import NOT_RECORDED
 from acknowledgements.reports import figures, lists
 from acknowledgements.reports.exports import (
@@ -60,7 +61,8 @@ def _sql_client(name: str) -> str:
     """history.shown_client(evidence.client_facts(...)[name]) in SQL, on the subquery's columns.
 
     The payload commits to the value (`<name>_sha256`) and the raw value and its salt are kept
-    in ClientDetails (s.csv_<name>, s.csv_<name>_salt) until the retention period removes them;
+    in ClientDetails (s.csv_<name>, s.csv_<name>_salt) until the retention period removes them,
+    a removal the ledger records (`removal`: client_evidence.recorded_removals_sql, joined);
     entries written before commitments existed carry the value itself.
     """
     committed_key = f"{name}_sha256"
@@ -73,7 +75,8 @@ def _sql_client(name: str) -> str:
         f" AND (s.csv_evidence -> 'client') ? '{committed_key}', false)"
         f" THEN {_sql_shown('client', name)}"
         f" WHEN jsonb_typeof({committed}) = 'null' THEN '{NOT_RECORDED}'"
-        f" WHEN {salt} IS NULL THEN '{figures.REMOVED}'"
+        f" WHEN {salt} IS NULL AND removal.sequence IS NOT NULL THEN '{figures.REMOVED}'"
+        f" WHEN {salt} IS NULL THEN '{figures.MISSING}'"
         f" WHEN {value} IS NOT NULL AND {recomputed} = s.csv_evidence #>> '{{client,{committed_key}}}'"
         f" THEN {value}"
         # Python writes a missing value as "None" here (a commitment without a value: never
@@ -117,6 +120,7 @@ def signatures_copy_sql(queryset) -> tuple[str, list[Any]]:
         csv_sha=F("revision__text_sha256"),
         csv_signed_at=F("signed_at"),
         csv_sequence=F("ledger_entry__sequence"),
+        csv_person=F("ledger_entry__person_id"),
         csv_row_hash=F("ledger_entry__row_hash"),
         **{
             f"csv_{name}": F(f"ledger_entry__client_details__{name}")
@@ -146,9 +150,19 @@ def signatures_copy_sql(queryset) -> tuple[str, list[Any]]:
     if len(cells) != len(ACKNOWLEDGEMENT_COLUMNS):
         raise AssertionError("one SQL cell per column of ACKNOWLEDGEMENT_COLUMNS")
     # The inner query keeps its ORDER BY (ledger order), so PostgreSQL keeps it a subquery: each
-    # payload is converted and parsed once, however many fields are taken from it.
+    # payload is converted and parsed once, however many fields are taken from it. The recorded
+    # removals are joined, not looked up row by row, so that each "redacted" event is parsed
+    # once; an entry listed twice would repeat its row, which DISTINCT ON folds back (removing
+    # the duplicates from the removals instead, a hash aggregate, stalls PostgreSQL 15's
+    # parallel plan once it spills to disk).
     # Only constant fragments and Django's compiled SQL; every value is a parameter.
-    sql = f"SELECT {', '.join(cells)} FROM ({inner}) AS s ORDER BY s.csv_sequence"  # noqa: S608
+    removals = client_evidence.recorded_removals_sql("postgresql")
+    sql = (
+        f"SELECT DISTINCT ON (s.csv_sequence, s.csv_number) {', '.join(cells)}"  # noqa: S608
+        f" FROM ({inner}) AS s LEFT JOIN ({removals}) AS removal"
+        " ON removal.person_id = s.csv_person AND removal.sequence = s.csv_sequence"
+        " ORDER BY s.csv_sequence, s.csv_number"
+    )
     triggers = [FORMULA_TRIGGERS] * sum(cell.count(" IN %s ") for cell in cells)
     return sql, [*triggers, *inner_params]
 

@@ -27,6 +27,7 @@ from acknowledgements.receipts import actions as receipt_actions
 from acknowledgements.signing import facts as signing_facts
 from acknowledgements.signing.names import name_refusal, signature_name, typed_name_matches
 from acknowledgements.standings import tallies
+from acknowledgements.webhooks import events as webhook_events
 
 RECEIPT_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
 
@@ -168,6 +169,8 @@ def record_acknowledgement(
             "consent": {
                 "version": accepted.get("version"),
                 "language": accepted.get("language"),
+                # The exact wording accepted, beside its hash, as for the attestation.
+                "text": accepted.get("text"),
                 "sha256": accepted.get("sha256"),
                 "accepted_at": ledger.utc_iso(accepted_at),
             },
@@ -185,6 +188,7 @@ def record_acknowledgement(
         signed_at=signed_at,
     )
     jobs.enqueue_with_transaction(receipt_actions.issue_receipt_task, acknowledgement.pk)
+    webhook_events.emit(webhook_events.ACKNOWLEDGEMENT_SIGNED, acknowledgement.pk)
     # Last before the commit: the tally row it updates is shared with everyone signing the
     # same run in the same quarter of an hour, and stays locked until the commit.
     tallies.record(person_id=person.pk, run_id=facts.signable_run_id, signed_at=signed_at)
@@ -232,6 +236,7 @@ def record_decline(
             "reason": reason.strip() or None,
         },
     )
+    webhook_events.emit(webhook_events.ACKNOWLEDGEMENT_DECLINED, entry.pk)
     tallies.record(person_id=person.pk, run_id=facts.signable_run_id, declined_at=entry.recorded_at)
     return entry
 

@@ -1,5 +1,6 @@
 """Policy administrators manage the tokens other systems call the portal with: the directory's
-SCIM client. A token is shown once, when it is created; the list shows when each was last used."""
+SCIM client, and systems reading the read API. A token is shown once, when it is created; the
+list shows when each was last used."""
 
 from __future__ import annotations
 
@@ -9,10 +10,10 @@ from django.urls import path, reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
+from acknowledgements.api import tokens
 from acknowledgements.exceptions import ActionRefused
 from acknowledgements.forms.integrations import ApiTokenForm
 from acknowledgements.models import ApiToken
-from acknowledgements.scim import auth
 from acknowledgements.views.access import administrators_only
 
 
@@ -23,8 +24,10 @@ def manage_integrations(request):
     created = secret = None
     if request.method == "POST" and form.is_valid():
         try:
-            created, secret = auth.create_api_token(
-                actor=request.user, name=form.cleaned_data["name"]
+            created, secret = tokens.create_api_token(
+                actor=request.user,
+                name=form.cleaned_data["name"],
+                scope=form.cleaned_data["scope"],
             )
         except ActionRefused as refused:
             form.add_error("name", str(refused))
@@ -41,6 +44,9 @@ def manage_integrations(request):
             "scim_base_url": request.build_absolute_uri(
                 reverse("acknowledgements:scim_users")
             ).removesuffix("Users"),
+            "api_docs_url": request.build_absolute_uri(
+                reverse("acknowledgements:api:openapi-view")
+            ),
         },
         status=400 if form.errors else 200,
     )
@@ -53,7 +59,7 @@ def manage_integrations(request):
 @administrators_only
 def manage_integration_revoke(request, pk: int):
     token = get_object_or_404(ApiToken, pk=pk)
-    auth.revoke_api_token(actor=request.user, token=token)
+    tokens.revoke_api_token(actor=request.user, token=token)
     messages.success(
         request, _("The token %(name)s is revoked: it can no longer be used.") % {"name": token}
     )

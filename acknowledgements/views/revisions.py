@@ -123,7 +123,10 @@ def manage_translation(request, pk: int, language: str):
     existing = revision.translations.filter(language=language).first()
     form = TranslationForm(
         request.POST if request.method == "POST" else None,
-        initial={"body": existing.body if existing else revision.body},
+        initial={
+            "title": existing.title if existing else "",
+            "body": existing.body if existing else revision.body,
+        },
     )
     if request.method == "POST" and form.is_valid():
         try:
@@ -132,6 +135,7 @@ def manage_translation(request, pk: int, language: str):
                 revision=revision,
                 language=language,
                 body=form.cleaned_data["body"],
+                title=form.cleaned_data["title"],
             )
         except ActionRefused as refused:
             form.add_error("body", str(refused))

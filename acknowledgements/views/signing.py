@@ -6,14 +6,16 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
-from django.db.models import Q
+from django.db.models import Q, prefetch_related_objects
 from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from acknowledgements import ratelimits
 from acknowledgements.evidence import client_evidence
 from acknowledgements.exceptions import ActionRefused, ConsentRequired
 from acknowledgements.forms.signing import DeclineForm, SignForm, VerifyReceiptForm
@@ -35,7 +37,10 @@ from acknowledgements.signing import actions as signing_actions
 @require_GET
 @login_required
 def home(request):
-    return render(request, "acknowledgements/home.html", {"standings": request.standings})
+    standings = request.standings
+    # Each policy is named in the page's language (policy_name): one query for all of them.
+    prefetch_related_objects([standing.current for standing in standings], "translations")
+    return render(request, "acknowledgements/home.html", {"standings": standings})
 
 
 def _reading_language(request) -> str:
@@ -361,6 +366,7 @@ def my_acknowledgements(request):
         LedgerEntry.objects.filter(person=request.user)
         .filter(Q(kind=LedgerEntry.Kind.SIGNED) | Q(kind=LedgerEntry.Kind.DECLINED))
         .select_related("revision__policy")
+        .prefetch_related("revision__translations")  # for the policies' names (policy_name)
         .order_by("-id")
     )
     acknowledgements = {
@@ -384,20 +390,64 @@ def my_data(request):
     )
 
 
+# Room for the multipart envelope and the CSRF token around the largest receipt allowed.
+VERIFY_ENVELOPE_BYTES = 64 * 1024
+
+
+@csrf_exempt
 @require_http_methods(["GET", "POST"])
 def verify(request):
     """Anyone, signed in or not, can check whether a receipt is genuine."""
+    # CsrfViewMiddleware would read the whole body to find the token: an upload declared
+    # larger than any receipt is refused first, unread; _verify makes the same CSRF check.
+    declared = request.META.get("CONTENT_LENGTH") or ""
+    limit = settings.PORTAL_MAX_RECEIPT_UPLOAD_BYTES + VERIFY_ENVELOPE_BYTES
+    if request.method == "POST" and declared.isdigit() and int(declared) > limit:
+        form = VerifyReceiptForm.of_declared_size(int(declared))
+        return _verify_page(request, form=form, status=400)
+    return _verify(request)
+
+
+def _verify_page(request, *, form, verdict=None, status: int = 200):
+    """The verification page, with the roots a genuine seal chains to for the offline check."""
+    return render(
+        request,
+        "acknowledgements/verify.html",
+        {
+            "form": form,
+            "verdict": verdict,
+            "trust_roots": verification.trust_roots(),
+            "ledger_key_url": reverse("acknowledgements:ledger_key"),
+            "ledger_checkpoint_url": reverse("acknowledgements:ledger_checkpoint"),
+        },
+        status=status,
+    )
+
+
+@csrf_protect
+def _verify(request):
     verdict = None
     if request.method == "POST":
+        limit = settings.PORTAL_VERIFY_UPLOADS_PER_MINUTE
+        client = f"verify:{ratelimits.client_key(request)}"
+        if (wait := ratelimits.seconds_until_allowed(client, limit=limit)) is not None:
+            response = render(
+                request,
+                "acknowledgements/verify_limited.html",
+                {"retry_after": wait, "limit": limit},
+                status=429,
+            )
+            response["Retry-After"] = str(wait)
+            return response
         form = VerifyReceiptForm(request.POST, request.FILES)
         if form.is_valid():
             verdict = verification.verify_receipt(form.cleaned_data["receipt"].read())
     else:
         form = VerifyReceiptForm()
-    return render(
+    return _verify_page(
         request,
-        "acknowledgements/verify.html",
-        {"form": form, "verdict": verdict},
+        form=form,
+        verdict=verdict,
         status=400 if request.method == "POST" and not form.is_valid() else 200,
     )
 

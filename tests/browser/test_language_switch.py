@@ -68,3 +68,28 @@ def test_on_a_phone_the_switch_is_in_the_menu(portal, page, screenshot, axe_viol
     language_switch(banner).get_by_role("button", name="Français").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Mes politiques")
     expect(banner.locator("summary")).to_have_text("Menu")
+
+
+def test_the_policy_is_named_in_the_language_its_text_is_read_in(
+    portal, page, screenshot, axe_violations
+):
+    sign_in(page, portal, "employee@example.com")
+    page.goto(f"{portal}/policies/acceptable-use-policy/")
+    heading = page.get_by_role("heading", level=1)
+    expect(heading).to_have_text("Acceptable Use Policy")
+
+    language_switch(page.get_by_role("banner")).get_by_role("button", name="Français").click()
+
+    expect(page.locator("html")).to_have_attribute("lang", "fr")
+    expect(page.get_by_role("article")).to_have_attribute("lang", "fr")
+    expect(heading).to_have_text("Politique d\u2019utilisation acceptable")
+    expect(page).to_have_title(re.compile(r"^Politique d\u2019utilisation acceptable 1\.1 "))
+    screenshot("policy-in-french")
+    assert axe_violations() == []
+
+    # The authoritative English text is one click away, under its English name.
+    page.get_by_role("link", name="Lire le texte (English)").first.click()
+    expect(page.get_by_role("article")).to_have_attribute("lang", "en")
+    expect(heading).to_have_text("Acceptable Use Policy")
+    expect(heading).to_have_attribute("lang", "en")
+    assert axe_violations() == []

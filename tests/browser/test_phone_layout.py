@@ -15,9 +15,17 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from acknowledgements import concerns as concern_actions
-from acknowledgements.models import ConcernReport, ExportJob, Policy, PolicyRevision, User
+from acknowledgements.models import (
+    ConcernReport,
+    ExportJob,
+    Policy,
+    PolicyRevision,
+    User,
+    WebhookDelivery,
+)
 from acknowledgements.people import import_jobs
 from acknowledgements.reports import jobs as export_jobs
+from acknowledgements.webhooks import actions as webhook_actions
 from tests.browser.conftest import ARTIFACTS, sign_in
 from tests.conftest import sign_through_service
 from tests.test_access_matrix import portal_routes
@@ -38,6 +46,14 @@ NOT_PAGES = {
     "favicon": "an icon",
     "healthz": "a probe's answer",
     "readyz": "a probe's answer",
+    "ledger_checkpoint": "a signed checkpoint, plain text",
+    "ledger_key": "a verifier key, plain text",
+    "ledger_checkpoints": "JSON",
+    "ledger_checkpoint_at": "a signed checkpoint, plain text",
+    "ledger_inclusion_proof": "JSON",
+    "sealing_root": "a PEM certificate",
+    "sealing_root_former": "a PEM certificate",
+    "ledger_consistency_proof": "JSON",
     "sign": "POST only (its errors are shown on the policy page, visited below)",
     "decline": "POST only",
     "my_data": "a ZIP file",
@@ -55,12 +71,29 @@ NOT_PAGES = {
     "manage_concern_status": "POST only",
     "manage_concern_attachment": "the reporter's file",
     "manage_integration_revoke": "POST only",
+    "manage_webhook_remove": "POST only",
+    "manage_webhook_resend": "POST only",
     "reports_export_csv": "a CSV file",
     "reports_audit_log_csv": "a CSV file",
     "reports_export_people_csv": "a CSV file",
     "reports_export_pdf": "a PDF file",
     "reports_export_download": "the export's file",
     "reports_export_retry": "POST only",
+    # The read API: JSON for a machine, with a bearer token.
+    "api:api-root": "a 404 (the API's base address)",
+    "api_base": "a 404 in JSON (the API's base address)",
+    "api_unknown": "a 404 in JSON (any other address under /api/)",
+    "api:openapi-json": "the OpenAPI schema (JSON)",
+    "api:openapi-view": "Swagger UI's own page (tests/browser/test_api_docs_journey.py)",
+    "api:policies": "JSON for a machine",
+    "api:policy": "JSON for a machine",
+    "api:policy_figures": "JSON for a machine",
+    "api:policy_people": "JSON for a machine",
+    "api:person_status": "JSON for a machine",
+    "api:acknowledgements": "JSON for a machine",
+    "api:acknowledgement": "JSON for a machine",
+    "api:receipt_download": "a PDF file",
+    "api:ledger_checkpoint": "JSON for a machine",
 }
 # The directory's API (JSON for a machine), and the outbox a laptop keeps (a 404 unless DEBUG).
 NOT_PAGE_PREFIXES = ("scim_", "dev_outbox")
@@ -85,6 +118,7 @@ class Records:
     concern: ConcernReport
     export_job: ExportJob
     people_import: int
+    webhook: int
 
 
 @pytest.fixture
@@ -121,6 +155,18 @@ def records(portal) -> Records:
         invite=False,
     )
     import_jobs.plan_job(job_id=people_import.pk)
+    webhook, _secret = webhook_actions.register_endpoint(
+        actor=admin, url="https://93.184.215.14/hooks/policies", events=["acknowledgement.signed"]
+    )
+    WebhookDelivery.objects.create(
+        endpoint=webhook,
+        event_id="msg_bG9uZy1ldmVudC1pZC1mb3ItYS1waG9uZQ",
+        event_type="acknowledgement.signed",
+        body="{}",
+        attempts=3,
+        last_response_code=503,
+        last_error="HTTP 503",
+    )
     return Records(
         policy=policy,
         published=published,
@@ -130,6 +176,7 @@ def records(portal) -> Records:
         concern=concern,
         export_job=job,
         people_import=people_import.pk,
+        webhook=webhook.pk,
     )
 
 
@@ -184,6 +231,8 @@ def visits(records: Records) -> list[Visit]:
             "manage_people_import": _url("manage_people_import"),
             "manage_people_import_job": _url("manage_people_import_job", pk=records.people_import),
             "manage_integrations": _url("manage_integrations"),
+            "manage_webhooks": _url("manage_webhooks"),
+            "manage_webhook": _url("manage_webhook", pk=records.webhook),
             "acknowledgement_detail": _url(
                 "acknowledgement_detail", receipt_number=records.receipt_number
             ),

@@ -4,6 +4,7 @@ from django.core.management.base import BaseCommand
 
 from acknowledgements.notifications import sending
 from acknowledgements.receipts import actions as receipt_actions
+from acknowledgements.webhooks import delivery as webhook_delivery
 
 
 class Command(BaseCommand):
@@ -11,8 +12,9 @@ class Command(BaseCommand):
         "Finish what a stopped worker, a lost task or a failed render left undone: link ledger "
         "entries still waiting for their place in the chain, queue again the receipts of "
         "signatures that have none after ten minutes (at once with --now), take back the emails "
-        "of workers whose claim ran out and send what is queued. Safe to repeat; run it when a "
-        "worker starts and periodically."
+        "of workers whose claim ran out and send what is queued, and queue the webhook deliveries "
+        "that were due but never sent (a worker stopped mid-request). Safe to repeat; run it when "
+        "a worker starts and periodically."
     )
 
     def add_arguments(self, parser):
@@ -27,8 +29,10 @@ class Command(BaseCommand):
         wait = dt.timedelta(0) if now else receipt_actions.RECEIPT_OVERDUE_AFTER
         recovered = receipt_actions.recover_interrupted_work(receipts_after=wait)
         emails = sending.resume_sending()
+        webhooks = webhook_delivery.resume_deliveries()
         self.stdout.write(
             f"Ledger entries linked: {recovered.linked}; "
             f"receipts queued again: {recovered.receipts_queued}; "
-            f"emails queued again: {emails.queued_again}, uncertain: {emails.uncertain}."
+            f"emails queued again: {emails.queued_again}, uncertain: {emails.uncertain}; "
+            f"webhook deliveries taken back: {webhooks.reclaimed}, queued: {webhooks.queued}."
         )

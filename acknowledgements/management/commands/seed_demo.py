@@ -21,6 +21,7 @@ from acknowledgements.roles import AUDITORS, POLICY_ADMINISTRATORS
 
 DEMO_DIR = Path(__file__).resolve().parents[2] / "demo"
 POLICY_SLUG = "acceptable-use-policy"
+FRENCH_NAME = "Politique d\u2019utilisation acceptable"  # the French translations' name
 DEFAULT_PASSWORD = "portal-demo-2026"  # noqa: S105 - the documented demo password
 GENERATED_SIGNERS = 200
 
@@ -134,6 +135,7 @@ class Command(BaseCommand):
             actor=owner,
             revision=minor,
             language="fr",
+            title=FRENCH_NAME,
             body=(DEMO_DIR / "acceptable-use-policy-1.1.fr.md").read_text("utf-8"),
         )
         material = policy_actions.create_draft(
@@ -152,6 +154,7 @@ class Command(BaseCommand):
             actor=owner,
             revision=material,
             language="fr",
+            title=FRENCH_NAME,
             body=(DEMO_DIR / "acceptable-use-policy-2.0.fr.md").read_text("utf-8"),
         )
         return True

@@ -2,6 +2,7 @@ from django.core.management.base import BaseCommand
 
 from acknowledgements.notifications import actions as notification_actions
 from acknowledgements.notifications import sending
+from acknowledgements.webhooks import events as webhook_events
 
 
 class Command(BaseCommand):
@@ -13,6 +14,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         reclaimed = sending.reclaim_expired_claims()
         queued = notification_actions.queue_reminders()
+        webhook_events.emit_overdue()  # a person.overdue event per new overdue notice
         sent = 0
         while batch := sending.send_batch():
             sent += batch

@@ -1,0 +1,61 @@
+"""Rate limits counted in the shared cache (settings.CACHES): fixed windows per client.
+
+Every process of every machine counts in the same place (Redis, or the database's cache table),
+so four web workers allow what one would. A client is known by its address as the portal
+determines it everywhere (client_evidence.client_ip: X-Forwarded-For only from a trusted proxy),
+and an IPv6 client by its /64, which one client usually holds whole (allauth counts sign-ins so).
+
+Windows start together for everyone (each minute on the clock, for a one-minute window), so a
+refused client is told exactly when the next one starts. Redis and the in-memory cache count
+atomically; the database cache reads then writes, so requests arriving at the very same moment
+may be counted once for several.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import math
+import time
+
+from django.core.cache import cache
+from django.http import HttpRequest
+
+from acknowledgements.evidence import client_evidence
+
+IPV6_PREFIX = 64
+
+
+def client_key(request: HttpRequest) -> str:
+    """Who a request counts against: its client address, an IPv6 one by its /64."""
+    address = client_evidence.client_ip(request)
+    try:
+        ip = ipaddress.ip_address(address or "")
+    except ValueError:  # no address, or a socket that is not IP: all such clients count as one
+        return address or "unknown"
+    if ip.version == 6:
+        return str(ipaddress.ip_network(f"{ip}/{IPV6_PREFIX}", strict=False).network_address)
+    return str(ip)
+
+
+def seconds_until_allowed(key: str, *, limit: int, window_seconds: int = 60) -> int | None:
+    """Count one request against `key`; None when it is within `limit` a window (0: no limit),
+    else how many seconds until the next window starts (a 429's Retry-After).
+
+    A refused request is counted too: it changes nothing, the window ends when it ends.
+    """
+    if limit <= 0:
+        return None
+    now = time.time()
+    window = int(now // window_seconds)
+    ends_in = max(1, math.ceil((window + 1) * window_seconds - now))
+    digest = hashlib.sha256(key.encode()).hexdigest()[:32]
+    counter = f"portal:ratelimit:{window_seconds}:{window}:{digest}"
+    # add() starts the count (and does nothing once it has started); incr() adds one.
+    cache.add(counter, 0, timeout=ends_in + 1)
+    try:
+        count = cache.incr(counter)
+    except ValueError:  # the count expired between the two calls
+        cache.set(counter, 1, timeout=ends_in + 1)
+        count = 1
+    return None if count <= limit else ends_in
