@@ -417,10 +417,14 @@ def _record_failures(failed: dict[int, str], attempts: dict[int, int], now: dt.d
 
 def resume_sending() -> Reclaimed:
     """Take back expired claims, and queue the sending task if emails are waiting (a worker that
-    starts after one was killed picks up its fan-out at once)."""
+    starts after one was killed picks up its fan-out at once, or when the claim runs out)."""
     reclaimed = reclaim_expired_claims()
     if Notification.objects.filter(status=Notification.Status.QUEUED).exists():
         jobs.enqueue_with_transaction(send_notifications)
+    else:
+        # A worker killed moments ago still holds its claim: nothing is queued yet, and its
+        # task died with it. Come back when the claim runs out, or its emails wait forever.
+        _come_back_for_claimed()
     return reclaimed
 
 
