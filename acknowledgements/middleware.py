@@ -22,6 +22,7 @@ from acknowledgements.evidence.client_evidence import browser_zone
 from acknowledgements.proxies import is_trusted_proxy
 from acknowledgements.request_log import request_id_context
 from acknowledgements.standings.coverage import standings_for
+from acknowledgements.templatetags.policy_names import policy_name
 
 # A request id from the load balancer is kept only when a trusted proxy sent it and it looks
 # like one; otherwise a client could choose the id written into its own evidence.
@@ -154,7 +155,7 @@ class SigningGateMiddleware:
                     messages.warning(
                         request,
                         _("Your signature of %(policy)s is overdue. Please sign it to continue.")
-                        % {"policy": overdue[0].policy.name},
+                        % {"policy": policy_name(overdue[0].current)},
                     )
                     return redirect("acknowledgements:policy_detail", slug=overdue[0].policy.slug)
         return self.get_response(request)

@@ -26,6 +26,15 @@ from django.utils.translation import gettext_lazy as _
 # The language whose text is binding; translations help people read it.
 AUTHORITATIVE_LANGUAGE = "en"
 
+# How every text SHA-256 (a revision's, a translation's) is computed by policies/text.py, in the
+# one sentence the receipt and the verification page print; the README and docs/architecture.md
+# quote it word for word.
+TEXT_SHA256_RULE = _(
+    "A policy text's SHA-256 is the SHA-256 of its Markdown source as UTF-8, with LF line "
+    "endings, no white space at the end of a line, no blank line at the start or end, and one "
+    "LF after the last line."
+)
+
 
 class UserManager(BaseUserManager["User"]):
     use_in_migrations = True
@@ -168,8 +177,8 @@ class PolicyRevisionQuerySet(models.QuerySet["PolicyRevision"]):
 class PolicyRevision(models.Model):
     """One version of a policy's text. A draft until published; published text never changes.
 
-    `text_sha256` is the SHA-256 of `body` (the Markdown source) as UTF-8 with LF line endings:
-    the exact text every signer of this revision agreed to, printed on their receipt.
+    `text_sha256` is computed as TEXT_SHA256_RULE says, from `body`: the exact text every
+    signer of this revision agreed to, attached to their receipt.
     """
 
     class Status(models.TextChoices):
@@ -433,12 +442,17 @@ class Acknowledgement(models.Model):
     ledger_entry = models.OneToOneField(LedgerEntry, on_delete=models.PROTECT, related_name="+")
     receipt_number = models.CharField(max_length=32, unique=True)
     signed_at = models.DateTimeField()
+    # 0 for a first signature of the revision; n for its n-th renewal (RenewalPeriod), so that a
+    # double submission still meets the unique constraint below.
+    # (A default in the database too: bulk loads that name the other columns keep working.)
+    renewal = models.PositiveSmallIntegerField(default=0, db_default=0)
 
     class Meta:
         ordering = ["-signed_at"]
         constraints = [
             models.UniqueConstraint(
-                fields=["person", "revision"], name="one_signature_per_person_and_revision"
+                fields=["person", "revision", "renewal"],
+                name="one_signature_per_person_revision_and_renewal",
             )
         ]
         indexes = [
@@ -586,6 +600,67 @@ class CoverageTally(models.Model):
         return f"{self.people} in the run of revision {self.run_id} at {self.at:%Y-%m-%d %H:%M}"
 
 
+class RenewalPeriod(models.Model):
+    """How often a policy's signers re-acknowledge it, from `starts_at` on (0 months: never).
+
+    A change is a new row (and an audited ledger entry), so that "as of" any moment reads the
+    rule in force then; no row means never.
+    """
+
+    policy = models.ForeignKey(Policy, on_delete=models.PROTECT, related_name="renewal_periods")
+    months = models.PositiveSmallIntegerField(_("re-acknowledge every (months)"))
+    starts_at = models.DateTimeField(default=timezone.now)
+    set_by = models.ForeignKey(
+        User, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["policy", "starts_at", "pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(months__lte=120), name="renewal_period_at_most_ten_years"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.policy}: every {self.months} months from {self.starts_at:%Y-%m-%d}"
+
+
+class SignatureTerm(models.Model):
+    """When a signature stops counting under a renewal period of N months (not 0).
+
+    Derived from the evidence (standings/renewal.py says how), never evidence itself: the
+    lapse is N calendar months after the signature in the signer's time zone, which SQL cannot
+    compute portably, so it is computed once and kept here for the queries.
+    """
+
+    acknowledgement = models.ForeignKey(Acknowledgement, on_delete=models.CASCADE, related_name="+")
+    period = models.ForeignKey(RenewalPeriod, on_delete=models.CASCADE, related_name="+")
+    person = models.ForeignKey(User, on_delete=models.CASCADE, related_name="+", db_index=False)
+    run = models.ForeignKey(
+        PolicyRevision, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    signed_at = models.DateTimeField()
+    lapses_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["acknowledgement", "period"], name="one_term_per_signature_and_period"
+            )
+        ]
+        indexes = [
+            # Who has lapsed in a run, person by person (the census, lists and reminders).
+            models.Index(
+                fields=["period", "run", "person", "signed_at", "lapses_at"],
+                name="signature_term_by_person",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Signature {self.acknowledgement_id} lapses at {self.lapses_at:%Y-%m-%d %H:%M}"
+
+
 class Receipt(models.Model):
     """The sealed PDF issued for an acknowledgement, stored once: the bytes are the evidence."""
 
@@ -612,6 +687,10 @@ class Notification(models.Model):
         OVERDUE = "overdue", _("Overdue notice")
         # To a person who came into a policy's scope (added, moved, returned) unsigned.
         IN_SCOPE = "in_scope", _("Now applies to you")
+        # To a person whose every signature of the run has lapsed (standings/renewal.py).
+        RENEWAL_DUE = "renewal_due", _("Time to sign again")
+        # Sent by an administrator or a manager from a list (at most one a day and policy).
+        MANUAL_REMINDER = "manual_reminder", _("Reminder sent by hand")
 
     class Status(models.TextChoices):
         QUEUED = "queued", _("Queued")
@@ -626,6 +705,10 @@ class Notification(models.Model):
     kind = models.CharField(max_length=20, choices=Kind.choices)
     # Reminders are told apart by how many days before the due date they went out.
     days_before_due = models.SmallIntegerField(default=0)
+    # What else tells two emails of one kind apart: 0; for a renewal's reminders and overdue
+    # notice, the moment the signature lapsed (standings/renewal.py); for a reminder sent by
+    # hand, the day sent (its proleptic ordinal), so that a person gets at most one a day.
+    occasion = models.BigIntegerField(default=0)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
     attempts = models.PositiveSmallIntegerField(default=0)
     last_error = models.TextField(blank=True)
@@ -646,8 +729,8 @@ class Notification(models.Model):
         ordering = ["created_at", "pk"]
         constraints = [
             models.UniqueConstraint(
-                fields=["person", "revision", "kind", "days_before_due"],
-                name="one_notification_per_person_revision_kind",
+                fields=["person", "revision", "kind", "days_before_due", "occasion"],
+                name="one_notification_per_person_revision_kind_occasion",
             )
         ]
         indexes = [
@@ -900,6 +983,7 @@ class WebhookEndpoint(models.Model):
         ACKNOWLEDGEMENT_DECLINED = "acknowledgement.declined", _("A person declined a revision")
         REVISION_PUBLISHED = "revision.published", _("A revision was published")
         PERSON_OVERDUE = "person.overdue", _("A person is overdue")
+        PERSON_RENEWAL_DUE = "person.renewal_due", _("A person's signature lapsed: renewal due")
 
     class DisabledReason(models.TextChoices):
         TURNED_OFF = "turned_off", _("Turned off by an administrator")
@@ -972,3 +1056,56 @@ class WebhookDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_type} {self.event_id} to {self.endpoint} ({self.status})"
+
+
+# ---- Managers told of their reports' overdue signatures (notifications/escalation.py) ----
+
+
+class Escalation(models.Model):
+    """A person overdue long enough (PORTAL_ESCALATE_AFTER_DAYS) that their manager is told.
+
+    One per person, run and due date, so that a person is escalated once each time they fall
+    overdue (a renewal has a due date of its own) however often the scheduler looks. A
+    manager's unsent escalations go out together in one email, sent with the same care as a
+    notification: claimed, recorded as handed to the server, then as sent.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", _("Queued")
+        SENDING = "sending", _("Being sent")
+        SENT = "sent", _("Sent")
+        FAILED = "failed", _("Failed")
+        # Signed (or no longer in scope, or without an active manager) before it went out.
+        WITHDRAWN = "withdrawn", _("Withdrawn: no longer overdue when it was to be sent")
+
+    person = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+", db_index=False)
+    manager = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
+    # The material revision whose due date passed (the run's baseline): a minor revision
+    # published since changes neither the due date nor the escalation.
+    run = models.ForeignKey(PolicyRevision, on_delete=models.PROTECT, related_name="+")
+    due_at = models.DateTimeField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    # Queued: when to try next. Being sent: when the worker's claim on it runs out.
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    # When its email was handed to the SMTP server (accepted when the status says sent).
+    sent_at = models.DateTimeField(null=True, blank=True)
+    claim = models.CharField(max_length=32, blank=True)
+    message_id = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["person", "run", "due_at"],
+                name="one_escalation_per_person_run_and_due_date",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["status", "next_attempt_at"], name="escalation_due"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Escalation of {self.person_id} to {self.manager_id} ({self.status})"

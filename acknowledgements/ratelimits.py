@@ -1,9 +1,11 @@
-"""Rate limits counted in the shared cache (settings.CACHES): fixed windows per client.
+"""Rate limits counted in the shared cache (settings.CACHES): fixed windows per key, the one
+implementation every limit of the portal's own counts with (allauth counts sign-ins itself).
 
 Every process of every machine counts in the same place (Redis, or the database's cache table),
-so four web workers allow what one would. A client is known by its address as the portal
-determines it everywhere (client_evidence.client_ip: X-Forwarded-For only from a trusted proxy),
-and an IPv6 client by its /64, which one client usually holds whole (allauth counts sign-ins so).
+so four web workers allow what one would. A limit on clients counts them by client_key: a client
+is known by its address as the portal determines it everywhere (client_evidence.client_ip:
+X-Forwarded-For only from a trusted proxy), and an IPv6 client by its /64, which one client
+usually holds whole (allauth counts sign-ins so). A limit on people counts them by their id.
 
 Windows start together for everyone (each minute on the clock, for a one-minute window), so a
 refused client is told exactly when the next one starts. Redis and the in-memory cache count

@@ -20,6 +20,7 @@ from acknowledgements.views import (
     revisions,
     scim,
     signing,
+    team,
     trust,
     webhooks,
 )
@@ -45,6 +46,7 @@ urlpatterns = [
     *concern_handling.urlpatterns,
     *people.urlpatterns,
     *reports.urlpatterns,
+    *team.urlpatterns,
     *exports.urlpatterns,
     *integrations.urlpatterns,
     *webhooks.urlpatterns,

@@ -177,6 +177,7 @@ CACHE_TABLE = "portal_cache"
 # Rate limits (sign-in, password reset, declines) and remembered look-ups live in the cache,
 # which every process of every machine must share, or each process counts on its own: Redis
 # when REDIS_URL is set, else a table of the database (made by migration 0018).
+CACHES: dict[str, dict[str, object]]
 if env_str("REDIS_URL"):
     CACHES = {
         "default": {
@@ -189,6 +190,11 @@ else:
         "default": {
             "BACKEND": "django.core.cache.backends.db.DatabaseCache",
             "LOCATION": CACHE_TABLE,
+            # Each client, person and token counted in a window is a row. Past MAX_ENTRIES the
+            # table is culled: expired rows, then a third of the live ones, whatever they count.
+            # At the default (300) a flood from many addresses would make the portal forget the
+            # limits it enforces; this is far above the keys of a busy day.
+            "OPTIONS": {"MAX_ENTRIES": 100_000},
         }
     }
 ACCOUNT_RATE_LIMITS = {
@@ -469,6 +475,13 @@ PORTAL_SEALING_FORMER_ROOTS = env_list("PORTAL_SEALING_FORMER_ROOTS")
 PORTAL_SEALING_DIR = Path(
     env_str("PORTAL_SEALING_DIR") or Path.home() / ".local" / "share" / "aup-portal" / "sealing"
 )
+# The local CA's root key, never kept in PORTAL_SEALING_DIR (the folder the server signs from):
+# the portal reads it only to renew the seal certificate, so it can live offline between
+# renewals. Unset: a folder beside PORTAL_SEALING_DIR ("sealing" -> "sealing-root"); empty:
+# the root key is not kept at all, and the seal certificate cannot be renewed (rotate the root).
+PORTAL_SEALING_ROOT_KEY_DIR: str | None = (
+    env_str("PORTAL_SEALING_ROOT_KEY_DIR") if "PORTAL_SEALING_ROOT_KEY_DIR" in os.environ else None
+)
 PORTAL_TSA_URL = env_str("PORTAL_TSA_URL")
 
 # The ledger's transparency log (evidence/transparency.py): checkpoints are signed with the
@@ -487,6 +500,13 @@ PORTAL_LEDGER_ORIGIN = (
 
 # Notifications: reminders go out this many days before a due date (each once per person).
 PORTAL_REMINDER_DAYS = env_days("PORTAL_REMINDER_DAYS", "7,1")
+# A person this many days overdue is reported to their manager (once per due date; a manager
+# gets at most one such email a day, listing everyone). Empty: managers are never emailed.
+PORTAL_ESCALATE_AFTER_DAYS = (
+    env_int("PORTAL_ESCALATE_AFTER_DAYS", 0) if env_str("PORTAL_ESCALATE_AFTER_DAYS") else None
+)
+if PORTAL_ESCALATE_AFTER_DAYS is not None and PORTAL_ESCALATE_AFTER_DAYS < 0:
+    raise ImproperlyConfigured("PORTAL_ESCALATE_AFTER_DAYS must be a whole number of days.")
 PORTAL_EMAIL_BATCH_SIZE = env_int("PORTAL_EMAIL_BATCH_SIZE", 500)
 PORTAL_EMAIL_MAX_ATTEMPTS = env_int("PORTAL_EMAIL_MAX_ATTEMPTS", 5)
 # SMTP connections a batch is sent over at once (each waits on the server between messages).

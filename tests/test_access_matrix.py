@@ -54,7 +54,8 @@ from tests.conftest import PASSWORD, POLICY_BODY, client_evidence, set_evidence_
 # --- Roles and cells ------------------------------------------------------------------------------
 
 ANON = "anonymous"
-SIGNER = "signer"  # Employees; signed 1.0 and holds the receipt; reported the concern
+# Employees; signed 1.0 and holds the receipt; reported the concern; manages the decliner.
+SIGNER = "signer"
 OTHER = "other_audience_signer"  # Contractors: test-policy does not apply to them
 ADMIN = "policy_admin"  # also an Employee, who has not signed 1.0 yet
 AUDITOR = "auditor"  # no audience
@@ -143,6 +144,7 @@ TABLE: dict[str, dict[str, tuple[Cell, Cell]]] = {
     "ledger_inclusion_proof": dict.fromkeys(ROLES, (400, 405)),
     # --- the roots a seal chains to (views/trust.py): for anyone; no former root configured
     "sealing_root": PUBLIC_GET,
+    "sealing_root_crl": PUBLIC_GET,
     "sealing_root_former": dict.fromkeys(ROLES, (404, 405)),
     "ledger_consistency_proof": dict.fromkeys(ROLES, (400, 405)),
     # --- the icon browsers ask for at the root (urls.py): the static SVG, for everyone
@@ -174,6 +176,7 @@ TABLE: dict[str, dict[str, tuple[Cell, Cell]]] = {
     "manage_policy_new": MANAGE_FORM | {ADMIN: (200, 400), SUPER: (200, 400)},
     "manage_policy": MANAGE_GET,
     "manage_policy_audiences": MANAGE_POST | {ADMIN: (405, 400), SUPER: (405, 400)},
+    "manage_policy_renewal": MANAGE_POST | {ADMIN: (405, 400), SUPER: (405, 400)},
     "manage_draft_new": MANAGE_FORM | {ADMIN: (200, 400), SUPER: (200, 400)},
     "manage_preview": MANAGE_POST | {ADMIN: (405, 200), SUPER: (405, 200)},
     "manage_revision": MANAGE_GET,
@@ -278,6 +281,16 @@ TABLE: dict[str, dict[str, tuple[Cell, Cell]]] = {
     # The scenario's job is done: trying it again is refused with a message on its page.
     "reports_export_retry": {ANON: (405, LOGIN), SIGNER: (405, 403), OTHER: (405, 403)}
     | {ADMIN: (405, 404), AUDITOR: (405, To("/reports/exports/{job}/")), SUPER: (405, 404)},
+    # --- the team page and reminders sent by hand (views/team.py): a manager's page is theirs
+    # alone, anyone else gets the 404 of a page that does not exist; an empty reminder is a 400
+    # for the manager. Reminding from a report list is for administrators; with nobody ticked
+    # it is sent back to the list with a message.
+    "team": {ANON: (LOGIN, 405), SIGNER: (200, 405)}
+    | dict.fromkeys((OTHER, ADMIN, AUDITOR, SUPER), (404, 405)),
+    "team_remind": {ANON: (405, LOGIN), SIGNER: (405, 400)}
+    | dict.fromkeys((OTHER, ADMIN, AUDITOR, SUPER), (405, 404)),
+    "reports_people_remind": MANAGE_POST
+    | dict.fromkeys((ADMIN, SUPER), (405, To("/reports/policies/test-policy/people/"))),
     # --- the development outbox (views/outbox.py): only with DEBUG on, so never here
     "dev_outbox": DEVELOPMENT_ONLY,
     "dev_outbox_message": DEVELOPMENT_ONLY,
@@ -509,6 +522,8 @@ def _build() -> Scenario:
         )
 
     published = policy_actions.publish_revision(actor=None, revision=draft("1.0"))
+    people["decliner"].manager = people[SIGNER]
+    people["decliner"].save(update_fields=["manager"])
     with TestCase.captureOnCommitCallbacks(execute=True):  # issues the sealed receipt
         acknowledgement = signing_actions.record_acknowledgement(
             person=people[SIGNER],
@@ -770,6 +785,33 @@ def test_another_persons_page_is_refused_to_a_signer(scenario, db, name):
 
     assert response.status_code == 403
     assert scenario.people[SIGNER].email.encode() not in response.content
+
+
+@pytest.mark.parametrize("person", ["decliner", ADMIN, OTHER])
+def test_a_manager_reminds_their_own_reports_only(scenario, db, person):
+    """The signer manages the decliner: the team page shows them, and nobody else; reminding
+    anyone else is the 404 of a person who does not exist, and changes nothing."""
+    client = signed_in(SIGNER, scenario)
+    target = scenario.people[person]
+    before = state()
+
+    page = fetch(client, "GET", reverse(f"{NAMESPACE}:team"))
+    response = fetch(
+        client,
+        "POST",
+        reverse(f"{NAMESPACE}:team_remind"),
+        {"person": target.pk, "policy": "test-policy"},
+    )
+
+    assert (target.email.encode() in page.content) == (person == "decliner")
+    if person == "decliner":
+        assert response.status_code == 302
+        assert Notification.objects.filter(
+            person=target, kind=Notification.Kind.MANUAL_REMINDER
+        ).exists()
+    else:
+        assert response.status_code == 404
+        assert state() == before
 
 
 @pytest.mark.parametrize("role", [SIGNER, ADMIN, AUDITOR, SUPER])

@@ -213,6 +213,8 @@ def test_the_figures_are_the_dashboards_at_the_same_moment(api, world, logged_in
             "pending": shown.pending,
             "overdue": shown.overdue,
             "declined": shown.declined,
+            "renewal_due": shown.renewal_due,
+            "lapsed": shown.lapsed,
         }
         assert figures["counts"] == expected
         assert dict(listed) == {key: n for key, n in expected.items() if key != "total" and n}

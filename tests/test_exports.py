@@ -23,12 +23,13 @@ from django.db import connection
 from django.utils import timezone
 from openpyxl import load_workbook
 
-from acknowledgements.evidence import ledger, merkle, transparency
+from acknowledgements.evidence import checks, ledger, merkle, transparency
 from acknowledgements.models import (
     Acknowledgement,
     Audience,
     ClientDetails,
     ExportJob,
+    LedgerCheck,
     LedgerCheckpoint,
     LedgerEntry,
     Policy,
@@ -37,7 +38,7 @@ from acknowledgements.models import (
 from acknowledgements.receipts import authority as receipt_authority
 from acknowledgements.reports import audit_package, exports, figures, lists, signatures_csv
 from acknowledgements.standings import coverage
-from tests.conftest import client_evidence, set_evidence_triggers
+from tests.conftest import client_evidence, downloaded, set_evidence_triggers
 from tests.pages import with_query
 
 DAY = dt.timedelta(days=1)
@@ -1050,3 +1051,153 @@ def test_command_refuses_an_unknown_format(signed, tmp_path):
             "--format=pdf",
             f"--output={tmp_path / 'x.pdf'}",
         )
+
+
+# --- While the ledger is damaged, every export says so first ---------------------------------------
+
+PROBLEM = "Ledger NOT intact: sequence 2 fails: payload changed (1 rows checked before it)."
+WARNING = (
+    "WARNING: the ledger does not verify (Ledger NOT intact: sequence 2 fails: payload changed "
+    "(1 rows checked before it)); these figures cannot be relied on until it is repaired."
+)
+AUDIT_LOG = "/reports/audit-log/export.csv"
+HEADERS = {
+    ACKS: "Receipt number",
+    PEOPLE: "Name",
+    AUDIT_LOG: "Sequence",
+}
+
+
+def record_check(*, intact: bool) -> LedgerCheck:
+    """A run of the full ledger check, as verify_ledger records it (and forgets the last one)."""
+    check = LedgerCheck.objects.create(
+        intact=intact, rows_checked=5, problems=[] if intact else [PROBLEM]
+    )
+    checks.forget_latest()
+    return check
+
+
+def csv_lines(data: bytes) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(data.decode("utf-8"))))
+
+
+def xlsx_rows(data: bytes, tmp_path) -> tuple[list[tuple], str]:
+    path = tmp_path / "export.xlsx"
+    path.write_bytes(data)
+    workbook = load_workbook(path)
+    sheet = workbook["Acknowledgements"]
+    rows, frozen = list(sheet.iter_rows(values_only=True)), sheet.freeze_panes
+    workbook.close()
+    return rows, frozen
+
+
+def pdf_lines(data: bytes, tmp_path) -> list[str]:
+    path = tmp_path / "summary.pdf"
+    path.write_bytes(data)
+    text = subprocess.run(
+        ["pdftotext", "-layout", str(path), "-"], capture_output=True, text=True, check=True
+    ).stdout
+    return [" ".join(line.split()) for line in text.splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize("url", [ACKS, PEOPLE, AUDIT_LOG])
+def test_a_csv_of_a_damaged_ledger_says_so_on_its_first_line(logged_in, auditor, signed, url):
+    record_check(intact=False)
+
+    first, header, *rows = csv_lines(download(logged_in(auditor).post(url)))
+
+    assert first == [WARNING]
+    assert header[0] == HEADERS[url]
+    assert rows and all(len(row) == len(header) for row in rows)
+
+
+@pytest.mark.parametrize("url", [ACKS, PEOPLE, AUDIT_LOG])
+def test_a_csv_of_a_repaired_ledger_opens_with_its_header_again(logged_in, auditor, signed, url):
+    record_check(intact=False)
+    record_check(intact=True)  # verified again once repaired: the latest check decides
+
+    data = download(logged_in(auditor).post(url))
+
+    assert data.startswith(HEADERS[url].encode() + b",")
+    assert b"WARNING" not in data
+
+
+def test_the_signatures_csv_of_a_damaged_ledger_is_the_intact_one_below_its_warning(
+    logged_in, auditor, signed
+):
+    client = logged_in(auditor)
+    intact = download(client.post(ACKS))
+    record_check(intact=False)
+
+    damaged = download(client.post(ACKS))
+
+    assert damaged.split(b"\r\n", 1) == [WARNING.encode(), intact]
+
+
+@pytest.mark.postgres
+def test_copy_csv_of_a_damaged_ledger_is_byte_identical_to_the_python_writer(awkward, policy):
+    record_check(intact=False)
+    moment = timezone.now()
+    signatures = lists.signatures(policy, coverage.timeline_for(policy, moment), moment)
+
+    copied, written = _both_paths(signatures)
+
+    assert copied == written
+    assert csv_lines(copied)[0] == [WARNING]
+
+
+def test_an_xlsx_of_a_damaged_ledger_says_so_in_its_first_row(
+    logged_in, auditor, signed, built_export, tmp_path
+):
+    client = logged_in(auditor)
+    record_check(intact=False)
+
+    data = downloaded(client, built_export(XLSX))
+
+    (first, header, *rows), frozen = xlsx_rows(data, tmp_path)
+    assert first[0] == WARNING and not any(first[1:])  # one cell; the rest of the row is empty
+    assert list(header) == [h for h, _w in exports.ACKNOWLEDGEMENT_COLUMNS]
+    assert len(rows) == 2
+    assert frozen == "A3"  # the warning and the header stay in view
+
+
+def test_an_xlsx_reads_the_damage_when_its_task_builds_it(
+    logged_in, auditor, signed, django_capture_on_commit_callbacks, tmp_path
+):
+    client = logged_in(auditor)
+    with django_capture_on_commit_callbacks() as queued:  # asked for while the ledger verified
+        assert client.post(XLSX).status_code == 302
+    record_check(intact=False)  # damage found before the task ran
+
+    for build in queued:
+        build()
+
+    job = ExportJob.objects.get()
+    data = download(client.get(f"/reports/exports/{job.pk}/download/"))
+    (first, *_rest), _frozen = xlsx_rows(data, tmp_path)
+    assert first[0] == WARNING and not any(first[1:])  # one cell; the rest of the row is empty
+
+
+def test_an_xlsx_of_an_intact_ledger_opens_with_its_header(
+    logged_in, auditor, signed, built_export, tmp_path
+):
+    client = logged_in(auditor)
+    record_check(intact=True)
+
+    (header, *rows), frozen = xlsx_rows(downloaded(client, built_export(XLSX)), tmp_path)
+
+    assert list(header) == [h for h, _w in exports.ACKNOWLEDGEMENT_COLUMNS]
+    assert len(rows) == 2 and frozen == "A2"
+
+
+@pytest.mark.skipif(not shutil.which("pdftotext"), reason="needs pdftotext (poppler-utils)")
+def test_a_pdf_summary_of_a_damaged_ledger_says_so_first(logged_in, auditor, signed, tmp_path):
+    client = logged_in(auditor)
+    intact = pdf_lines(download(client.post(PDF)), tmp_path)
+    record_check(intact=False)
+
+    damaged = pdf_lines(download(client.post(PDF)), tmp_path)
+
+    assert intact[0].endswith("POLICY PORTAL")  # the company's name opens it
+    assert " ".join(damaged[: damaged.index(intact[0])]) == WARNING
+    assert not any("WARNING" in line for line in intact)

@@ -4,15 +4,22 @@ French typography is kept in the catalogue: a no-break space (U+00A0) before ":"
 ";", and the typographic apostrophe (U+2019). They are written as escapes below.
 """
 
+import datetime as dt
 import gettext
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
+import time_machine
 from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.utils import timezone
 
 from acknowledgements.models import PolicyRevision
+from acknowledgements.policies import actions as policy_actions
+from tests.pages import text_of
 
 NB = "\u00a0"  # no-break space
 AP = "\u2019"  # typographic apostrophe
@@ -28,6 +35,7 @@ FRENCH_MONTHS = (
     "janvier|février|mars|avril|mai|juin|juillet|août|septembre|octobre|novembre|décembre"
 )
 LOCALE_DIR = Path(settings.BASE_DIR) / "locale" / "fr" / "LC_MESSAGES"
+DAY = dt.timedelta(days=1)
 
 
 @pytest.fixture
@@ -275,3 +283,131 @@ def test_the_compiled_catalogue_matches_the_po_file(catalogue):
             assert mo.ngettext(entry["msgid"], entry["msgid_plural"], 5) == entry["msgstr"][2]
         else:
             assert mo.gettext(entry["msgid"]) == entry["msgstr"][0], entry["msgid"]
+
+
+# --- Dates in reports and the PDF summary, policy names in messages ------------------------------
+
+FRENCH_NAME = "Politique d\u2019essai"
+FRENCH_BODY = "# Politique d\u2019essai\n\n## 1. Objet\n\nSoyez excellents.\n"
+# Version 1.0 takes effect on the first of December, due by the fifteenth; seen on the fourth.
+IN_EFFECT = dt.datetime(2026, 12, 1, 9, tzinfo=dt.UTC)
+SEEN = dt.datetime(2026, 12, 4, 10, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def december(policy, publish, signer, sign):
+    with time_machine.travel(SEEN, tick=False):
+        revision = publish(policy, "1.0", effective_at=IN_EFFECT, due_days=14)
+        sign(signer, revision)
+    return revision
+
+
+def read_by(auditor, language: str):
+    auditor.preferred_language = language
+    auditor.save()
+    return auditor
+
+
+def pdf_text(data: bytes, tmp_path) -> str:
+    path = tmp_path / "summary.pdf"
+    path.write_bytes(data)
+    result = subprocess.run(
+        ["pdftotext", "-layout", str(path), "-"], capture_output=True, text=True, check=True
+    )
+    return " ".join(result.stdout.split())
+
+
+def test_a_reports_page_writes_its_dates_as_french_does(december, auditor, logged_in):
+    with time_machine.travel(SEEN, tick=False):
+        page = text_of(logged_in(read_by(auditor, "fr")).get("/reports/"))
+
+    assert "1er déc. 2026, 09:00" in page  # in effect since: lower case, a period, "1er"
+    assert "15 déc. 2026, 09:00" in page  # due
+    assert "4 décembre 2026, 10:00:00" in page  # the moment shown
+    assert "Déc" not in page
+
+
+def test_a_reports_page_in_english_writes_its_dates_as_before(december, auditor, logged_in):
+    with time_machine.travel(SEEN, tick=False):
+        page = text_of(logged_in(read_by(auditor, "en")).get("/reports/"))
+
+    assert "1 Dec 2026, 09:00" in page
+    assert "15 Dec 2026, 09:00" in page
+    assert "4 December 2026, 10:00:00" in page
+    assert "1er" not in page and "déc." not in page
+
+
+@pytest.mark.skipif(not shutil.which("pdftotext"), reason="needs pdftotext (poppler-utils)")
+@pytest.mark.parametrize(
+    "language,written",
+    [
+        ("fr", ["1er décembre 2026, 09:00", "15 décembre 2026, 09:00", "4 décembre 2026"]),
+        ("en", ["1 December 2026, 09:00", "15 December 2026, 09:00", "4 December 2026"]),
+    ],
+)
+def test_the_pdf_summary_writes_its_dates_in_the_readers_language(
+    december, auditor, logged_in, tmp_path, language, written
+):
+    with time_machine.travel(SEEN, tick=False):
+        response = logged_in(read_by(auditor, language)).post(
+            "/reports/policies/test-policy/export/summary.pdf"
+        )
+    assert response.status_code == 200
+
+    text = pdf_text(b"".join(response.streaming_content), tmp_path)
+    for date in written:
+        assert date in text
+    assert ("1er" in text) == (language == "fr")
+
+
+@pytest.fixture
+def in_french(revision):
+    return policy_actions.save_translation(
+        actor=None, revision=revision, language="fr", body=FRENCH_BODY, title=FRENCH_NAME
+    )
+
+
+DECLINE_URL = "/policies/test-policy/v/1.0/decline/"
+
+
+def test_a_decline_is_confirmed_under_the_policys_french_name(french_signer, in_french, logged_in):
+    client = logged_in(french_signer)
+    first = text_of(client.post(DECLINE_URL, {"reason": "Pas encore."}, follow=True))
+    again = text_of(client.post(DECLINE_URL, {"reason": "Toujours pas."}, follow=True))
+
+    assert f"Vous avez refusé {FRENCH_NAME} 1.0." in first
+    assert f"Votre refus de {FRENCH_NAME} 1.0 est déjà enregistré" in again
+    assert "Test Policy" not in first + again
+
+
+def test_a_decline_in_english_keeps_the_policys_own_name(signer, in_french, logged_in):
+    client = logged_in(signer)
+    first = text_of(client.post(DECLINE_URL, {"reason": "Not yet."}, follow=True))
+    again = text_of(client.post(DECLINE_URL, {"reason": "Still not."}, follow=True))
+
+    assert "You declined Test Policy 1.0." in first
+    assert "Your decline of Test Policy 1.0 is already recorded" in again
+    assert FRENCH_NAME not in first + again
+
+
+@pytest.mark.parametrize(
+    "language,message",
+    [
+        ("fr", f"Votre signature de la politique {FRENCH_NAME} est en retard."),
+        ("en", "Your signature of Test Policy is overdue. Please sign it to continue."),
+    ],
+)
+def test_an_overdue_person_is_sent_to_sign_under_the_name_they_read(
+    signer, policy, publish, logged_in, language, message
+):
+    overdue = publish(policy, "1.0", due_days=3, effective_at=timezone.now() - 4 * DAY)
+    policy_actions.save_translation(
+        actor=None, revision=overdue, language="fr", body=FRENCH_BODY, title=FRENCH_NAME
+    )
+    signer.preferred_language = language
+    signer.save()
+
+    page = logged_in(signer).get("/", follow=True)
+
+    assert page.redirect_chain[-1][0] == "/policies/test-policy/"
+    assert message in text_of(page)

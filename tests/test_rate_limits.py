@@ -1,6 +1,6 @@
-"""Rate limits (sign-in, receipt uploads at /verify/) hold across processes and behind a trusted
-proxy: several gunicorn workers share one cache (the database's here), and each client is known
-by its own address, not the proxy's."""
+"""Rate limits (sign-in, receipt uploads at /verify/, declines) hold across processes and behind a
+trusted proxy: several gunicorn workers share one cache (the database's here), and each client is
+known by its own address, not the proxy's; declines are counted per person."""
 
 import datetime as dt
 import re
@@ -246,3 +246,44 @@ def test_uploads_are_counted_together_by_every_worker(portal_behind_a_proxy):
     assert statuses[:10] == [200] * 10, statuses
     assert set(statuses[10:]) == {429}, statuses
     assert upload_from("203.0.113.51") == 200
+
+
+# --- Declines: counted per person, in the same shared windows ---------------------------------
+
+DECLINE = "/policies/test-policy/v/1.0/decline/"
+
+
+def next_decline_window() -> dt.datetime:
+    """Ten seconds into the next ten-minute window on the clock, ahead of the test's revision."""
+    start = (int(time.time()) // 600 + 1) * 600
+    return dt.datetime.fromtimestamp(start + 10, tz=dt.UTC)
+
+
+def test_the_sixth_decline_in_a_window_waits_for_the_next_one(logged_in, signer, revision):
+    with time_machine.travel(next_decline_window(), tick=False) as traveller:
+        client = logged_in(signer)
+        answers = [client.post(DECLINE, {"reason": "No."}) for _ in range(6)]
+
+        assert [a.status_code for a in answers[:5]] == [302] * 5
+        refused = answers[5]
+        assert refused.status_code == 429
+        assert refused["Retry-After"] == "590"  # the next ten minutes start in 590 seconds
+        assert "Too many declines in a short time" in refused.content.decode()
+
+        traveller.shift(590)
+
+        assert client.post(DECLINE, {"reason": "No."}).status_code == 302
+
+
+def test_one_persons_declines_do_not_hold_back_anothers(
+    logged_in, signer, make_person, revision, client
+):
+    other = make_person("Katherine Johnson", email="katherine@example.com")
+    with time_machine.travel(next_decline_window(), tick=False):
+        for _ in range(6):
+            logged_in(signer).post(DECLINE, {"reason": "No."})
+        assert client.post(DECLINE, {"reason": "No."}).status_code == 429
+
+        client.logout()
+
+        assert logged_in(other).post(DECLINE, {"reason": "No."}).status_code == 302

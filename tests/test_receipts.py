@@ -693,8 +693,13 @@ def test_local_ca_is_created_once_and_reused(
     assert "PORTAL_SEALING_KEY" in warnings[0].getMessage()
 
     assert stat.S_IMODE(local_ca.stat().st_mode) == 0o700
-    for key in ("root-ca.key", "seal.key"):
-        assert stat.S_IMODE((local_ca / key).stat().st_mode) == 0o600
+    assert stat.S_IMODE((local_ca / "seal.key").stat().st_mode) == 0o600
+    # The root key is kept apart from the folder the server signs from.
+    assert [path.name for path in local_ca.glob("*.key")] == ["seal.key"]
+    root_keys = local_ca.with_name("sealing-root")
+    assert stat.S_IMODE(root_keys.stat().st_mode) == 0o700
+    (root_key,) = root_keys.glob("*.key")
+    assert stat.S_IMODE(root_key.stat().st_mode) == 0o600
     files_before = {path.name: path.read_bytes() for path in local_ca.iterdir()}
 
     caplog.clear()

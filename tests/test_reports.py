@@ -366,9 +366,9 @@ def test_dashboard_figures_take_a_fixed_number_of_queries(
     with CaptureQueriesContext(connection) as queries:
         dashboard = figures.dashboard(moment)
     assert dashboard[0].completion.total == people
-    # Published revisions and their audiences, policies, then one for every policy's statuses,
-    # audiences and signatures per day.
-    assert len(queries) == 4
+    # Published revisions and their audiences, renewal periods, policies, then one for every
+    # policy's statuses, audiences and signatures per day.
+    assert len(queries) == 5
 
     timeline = at(policy, moment)
     with CaptureQueriesContext(connection) as queries:

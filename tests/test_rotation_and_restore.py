@@ -1,17 +1,21 @@
-"""Operations that must keep old evidence valid: rotating the sealing root, restoring a backup."""
+"""Operations that must keep old evidence valid: renewing the seal, rotating the sealing root,
+restoring a backup."""
 
 import shutil
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import psycopg2
 import pytest
+import time_machine
+from cryptography import x509
 from django.db import connection
 
 from acknowledgements.models import Receipt
 from acknowledgements.receipts import authority as receipt_authority
-from acknowledgements.receipts import verification
+from acknowledgements.receipts import local_ca, verification
 from tests.test_deployment import ROOT, _environment
 
 SEALING = ["PORTAL_SEALING_KEY", "PORTAL_SEALING_CERT", "PORTAL_SEALING_ROOT"]
@@ -45,6 +49,65 @@ def test_after_a_root_rotation_old_receipts_fail_unless_the_old_root_stays_trust
     assert not verification.verify_receipt(stored_receipt()).genuine
 
     settings.PORTAL_SEALING_FORMER_ROOTS = [str(receipt_then_new_root)]
+    assert verification.verify_receipt(stored_receipt()).genuine
+
+
+@pytest.fixture
+def own_local_ca(settings, tmp_path):
+    """A local CA of this test's own, its root key in a folder of its own."""
+    for name in SEALING:
+        setattr(settings, name, "")
+    settings.PORTAL_SEALING_DIR = tmp_path / "sealing"
+    settings.PORTAL_SEALING_ROOT_KEY_DIR = str(tmp_path / "root-keys")
+    receipt_authority.clear_sealing_identity_cache()
+    yield tmp_path
+    receipt_authority.clear_sealing_identity_cache()
+
+
+def test_a_renewed_seal_keeps_earlier_receipts_genuine_after_the_old_one_expires(
+    own_local_ca, signer, make_person, revision, sign, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        sign(signer, revision)
+    first = receipt_authority.load_sealing_identity()
+    earlier = Receipt.objects.get()
+    expires = x509.load_pem_x509_certificate(first.certificate_pem).not_valid_after_utc
+
+    # The renewal window opens: the next use renews the seal with the root key at hand.
+    with time_machine.travel(expires - timedelta(days=90), tick=False):
+        with django_capture_on_commit_callbacks(execute=True):
+            sign(make_person("Grace Hopper", email="grace@example.com"), revision)
+        later = Receipt.objects.exclude(pk=earlier.pk).get()
+        renewed = receipt_authority.load_sealing_identity()
+
+    assert renewed.fingerprint != first.fingerprint
+    assert earlier.seal_fingerprint == first.fingerprint
+    assert later.seal_fingerprint == renewed.fingerprint
+    with time_machine.travel(expires + timedelta(days=30), tick=False):
+        for receipt in (earlier, later):
+            with receipt.pdf.open("rb") as pdf:
+                verdict = verification.verify_receipt(pdf.read())
+            assert verdict.genuine, [c for c in verdict.checks if not c.passed]
+
+
+def test_a_new_root_keeps_its_key_beside_the_former_one_and_old_receipts_verify(
+    own_local_ca, settings, signer, revision, sign, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        sign(signer, revision)
+    old = receipt_authority.load_sealing_identity()
+    (own_local_ca / "old-root.pem").write_bytes(old.root_pem)
+
+    # The documented rotation: a new sealing folder, the old root listed as a former one.
+    settings.PORTAL_SEALING_DIR = own_local_ca / "sealing-2"
+    settings.PORTAL_SEALING_FORMER_ROOTS = [str(own_local_ca / "old-root.pem")]
+    receipt_authority.clear_sealing_identity_cache()
+    new = receipt_authority.load_sealing_identity()
+
+    assert new.root_pem != old.root_pem
+    root_keys = own_local_ca / "root-keys"
+    for identity in (old, new):
+        assert local_ca.root_key_path(root_keys, identity.root_pem).exists()
     assert verification.verify_receipt(stored_receipt()).genuine
 
 

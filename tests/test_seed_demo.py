@@ -8,7 +8,9 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from acknowledgements.models import LedgerEntry, Policy, PolicyRevision, User
+from acknowledgements.policies import actions as policy_actions
 from acknowledgements.roles import AUDITORS, POLICY_ADMINISTRATORS
+from acknowledgements.standings import coverage
 from acknowledgements.standings.coverage import Status, standings_for
 
 DEFAULT_PASSWORD = "portal-demo-2026"
@@ -20,6 +22,7 @@ NAMED = [
     ("partner@example.com", "Demo Partner", ["partners"], []),
     ("admin@example.com", "Demo Administrator", ["employees"], [POLICY_ADMINISTRATORS]),
     ("auditor@example.com", "Demo Auditor", [], [AUDITORS]),
+    ("manager@example.com", "Demo Manager", ["employees"], []),
 ]
 # Sentences of the customer's policy (shared/seed/acceptable-use-policy.txt), word for word.
 CUSTOMER_SENTENCES = [
@@ -79,7 +82,7 @@ def test_runs_with_debug(seed, settings):
 
     output = seed()
 
-    assert "Demo data ready: 205 accounts" in output
+    assert "Demo data ready: 206 accounts" in output
     assert Policy.objects.filter(slug=SLUG).exists()
 
 
@@ -98,6 +101,27 @@ def test_creates_the_named_accounts(seed, settings):
     assert User.objects.get(email="admin@example.com").is_policy_admin
     assert User.objects.get(email="auditor@example.com").is_auditor
     assert not User.objects.get(email="employee@example.com").is_auditor
+
+
+def test_the_demo_manager_manages_the_employee_and_the_contractor(seed):
+    seed("--force")
+
+    manager = User.objects.get(email="manager@example.com")
+    assert sorted(manager.reports.values_list("email", flat=True)) == [
+        "contractor@example.com",
+        "employee@example.com",
+    ]
+
+
+def test_the_demo_policy_is_renewed_yearly_and_a_change_survives_seeding_again(seed):
+    seed("--force")
+    policy = Policy.objects.get(slug=SLUG)
+    assert coverage.timeline_for(policy).renewal.months == 12
+    assert "re-acknowledged every 12 months" in seed("--force")
+
+    policy_actions.set_renewal_period(actor=None, policy=policy, months=6)
+    seed("--force")
+    assert coverage.timeline_for(policy).renewal.months == 6
 
 
 def test_creates_200_signers_across_the_audiences(seed):

@@ -2,7 +2,11 @@
 
 import datetime as dt
 import io
+import logging
+import os
 import re
+import subprocess
+import sys
 import zlib
 from io import StringIO
 from pathlib import Path
@@ -23,6 +27,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.pdf_utils.writer import PdfFileWriter
 from pyhanko.sign import signers
 from pyhanko_certvalidator.registry import SimpleCertificateStore
@@ -36,6 +41,7 @@ from acknowledgements.receipts import untrusted_pdf, verification
 from tests.conftest import set_evidence_triggers
 from tests.pages import text_of
 
+ROOT = Path(__file__).resolve().parent.parent
 VERIFY_URL = "/verify/"
 CHECK_NAMES = [
     "Seal intact",
@@ -306,7 +312,7 @@ def test_deeply_nested_evidence_is_a_verdict_not_a_crash(db, other_portal, clien
     [
         (b"hello", "The file is not a PDF."),
         (b"", "The file is not a PDF."),
-        (b"%PDF-1.7\n%%EOF\n", "The file is not a PDF."),
+        (b"%PDF-1.7\n%%EOF\n", "The file is damaged or incomplete: it cannot be read as a PDF."),
     ],
     ids=["text", "empty", "header-only"],
 )
@@ -559,7 +565,9 @@ def test_the_command_fails_a_tampered_receipt(genuine, tmp_path):
     assert code == 1
     assert "FAIL  Seal intact: " in out
     assert "Genuine receipt" not in out
-    assert "NOT genuine." in err
+    assert err == (
+        "Not genuine: The seal does not match the file's contents: it was changed after sealing.\n"
+    )
 
 
 def test_the_command_says_when_a_file_is_not_a_receipt(db, tmp_path):
@@ -570,12 +578,129 @@ def test_the_command_says_when_a_file_is_not_a_receipt(db, tmp_path):
 
     assert code == 1
     assert "FAIL  Portal seal present: The file is not a PDF." in out
-    assert "Not a receipt." in err
+    assert err == "Not genuine: The file is not a PDF.\n"
 
 
 def test_the_command_refuses_a_missing_file(db, tmp_path):
     with pytest.raises(CommandError, match="Cannot read"):
         call_command("verify_receipt", str(tmp_path / "missing.pdf"))
+
+
+def test_the_command_refuses_a_folder(db, tmp_path):
+    with pytest.raises(CommandError, match=r"Cannot read .*: Is a directory\."):
+        call_command("verify_receipt", str(tmp_path))
+
+
+def with_appended_revision(pdf: bytes) -> bytes:
+    """A second revision written by hand after the seal: a new object, its cross-reference
+    section and a second %%EOF, as any PDF editor may append."""
+    trailer = PdfFileReader(io.BytesIO(pdf)).trailer
+    size = int(trailer["/Size"])
+    root = trailer.raw_get("/Root")
+    previous = int(re.findall(rb"startxref\s+(\d+)", pdf)[-1])
+    out = bytearray(pdf if pdf.endswith(b"\n") else pdf + b"\n")
+    offset = len(out)
+    out += b"%d 0 obj\n<< /Title (Edited) >>\nendobj\n" % size
+    xref = len(out)
+    out += b"xref\n%d 1\n%010d 00000 n \n" % (size, offset)
+    out += b"trailer\n<< /Size %d /Root %d %d R /Info %d 0 R /Prev %d >>\n" % (
+        size + 1,
+        root.idnum,
+        root.generation,
+        size,
+        previous,
+    )
+    out += b"startxref\n%d\n%%%%EOF\n" % xref
+    return bytes(out)
+
+
+def with_a_broken_xref(pdf: bytes) -> bytes:
+    """The last startxref points past the end of the file."""
+    end = pdf.rindex(b"startxref")
+    return pdf[:end] + b"startxref\n%d\n%%%%EOF\n" % (len(pdf) * 2)
+
+
+def with_a_mangled_xref(pdf: bytes) -> bytes:
+    """The last startxref is not a number."""
+    end = pdf.rindex(b"startxref")
+    return pdf[:end] + b"startxref\nendobj\n%%EOF\n"
+
+
+APPENDED = "Not genuine: Content was appended to the file after it was sealed."
+DAMAGED = "Not genuine: The file is damaged or incomplete: it cannot be read as a PDF."
+DAMAGED_FILES = {
+    "update-by-pyhanko": (with_appended_update, APPENDED),
+    "update-by-hand": (with_appended_revision, APPENDED),
+    "bytes-after-the-end": (lambda pdf: pdf + b"appended after the seal\n", APPENDED),
+    "truncated-in-half": (lambda pdf: pdf[: len(pdf) // 2], DAMAGED),
+    "truncated-end": (lambda pdf: pdf[:-8], DAMAGED),
+    "xref-out-of-range": (with_a_broken_xref, DAMAGED),
+    "xref-not-a-number": (with_a_mangled_xref, DAMAGED),
+    "not-a-pdf": (lambda pdf: b"hello, this is text", "Not genuine: The file is not a PDF."),
+    "empty": (lambda pdf: b"", "Not genuine: The file is not a PDF."),
+}
+
+
+@pytest.mark.parametrize(("damage", "verdict"), DAMAGED_FILES.values(), ids=DAMAGED_FILES)
+def test_the_command_gives_one_verdict_for_a_damaged_file(
+    genuine, tmp_path, caplog, damage, verdict
+):
+    path = tmp_path / "receipt.pdf"
+    path.write_bytes(damage(genuine.pdf))
+
+    with caplog.at_level(logging.INFO):
+        code, out, err = run_verify_receipt(path)
+
+    assert code == 1
+    assert err == verdict + "\n"
+    assert "Genuine receipt" not in out
+    assert "Traceback" not in out + err
+    # Nothing the command's run logs (to the console, in production) carries a traceback.
+    assert not [record.getMessage() for record in caplog.records if record.exc_info]
+
+
+@pytest.fixture(scope="module")
+def empty_portal_database(tmp_path_factory) -> str:
+    """A migrated SQLite database of its own, for `manage.py` run in another process."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('portal') / 'db.sqlite3'}"
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "-v", "0"],
+        cwd=ROOT,
+        env={**os.environ, "DATABASE_URL": url},
+        check=True,
+        capture_output=True,
+    )
+    return url
+
+
+@pytest.mark.parametrize(
+    "case", ["update-by-pyhanko", "update-by-hand", "truncated-in-half", "xref-not-a-number"]
+)
+def test_manage_py_verify_receipt_prints_a_verdict_not_a_traceback(
+    genuine, tmp_path, settings, empty_portal_database, case
+):
+    damage, verdict = DAMAGED_FILES[case]
+    path = tmp_path / "receipt.pdf"
+    path.write_bytes(damage(genuine.pdf))
+
+    # The same sealing root as the test's portal, so that the seal is this portal's.
+    result = subprocess.run(
+        [sys.executable, "manage.py", "verify_receipt", str(path)],
+        cwd=ROOT,
+        env={
+            **os.environ,
+            "DATABASE_URL": empty_portal_database,
+            "PORTAL_SEALING_DIR": str(settings.PORTAL_SEALING_DIR),
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr + result.stdout
+    assert result.stderr.strip().splitlines()[-1] == verdict
+    assert "Genuine receipt" not in result.stdout
 
 
 # --- Whatever the bytes ----------------------------------------------------------------------

@@ -22,7 +22,9 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from acknowledgements.api.representation import acknowledgement_fields, revision_fields
 from acknowledgements.models import LedgerEntry, WebhookDelivery, WebhookEndpoint
+from acknowledgements.policies import actions as policy_actions
 from acknowledgements.signing import actions as signing_actions
+from acknowledgements.standings import renewal
 from acknowledgements.webhooks import actions, addresses, delivery, events, messages
 from tests.conftest import client_evidence
 
@@ -161,13 +163,20 @@ def test_each_event_is_delivered_once_signed_with_the_api_fields(
     with time_machine.travel(timezone.now() + dt.timedelta(days=4)), after_commit():
         call_command("send_reminders", stdout=StringIO())
         call_command("send_reminders", stdout=StringIO())  # again: nobody is overdue twice
+    # Renewed monthly from now on: the signer's signature lapses a month after it was made.
+    with after_commit():
+        policy_actions.set_renewal_period(actor=None, policy=policy, months=1)
+    lapsed = renewal.months_later(acknowledgement.signed_at, 1, "Europe/Paris")
+    with time_machine.travel(lapsed + dt.timedelta(hours=1)), after_commit():
+        call_command("send_reminders", stdout=StringIO())
+        call_command("send_reminders", stdout=StringIO())  # again: told once per renewal
 
     messages = receiver.verified(secret)
     by_type: dict[str, list[dict]] = {}
     for message in messages:
         by_type.setdefault(message["type"], []).append(message)
     assert sorted(by_type) == sorted(ALL_EVENTS)
-    assert [len(by_type[event]) for event in ALL_EVENTS] == [1, 1, 1, 3]
+    assert [len(by_type[event]) for event in ALL_EVENTS] == [1, 1, 1, 3, 1]
     assert receiver.received[0].path == "/hooks/portal?source=test"
 
     revision.refresh_from_db()
@@ -189,10 +198,13 @@ def test_each_event_is_delivered_once_signed_with_the_api_fields(
     assert set(overdue) == {"blaise@example.com", "charles@example.com", "grace@example.com"}
     assert overdue[late.email]["status"] == "overdue"
     assert overdue[late.email]["policy"] == "test-policy"
+    (renewal_due,) = (m["data"] for m in by_type["person.renewal_due"])
+    assert renewal_due["person"]["email"] == signer.email
+    assert renewal_due["status"] == "renewal_due"
 
     # The headers of the specification, one id per event, and every delivery recorded.
     ids = [message.headers["webhook-id"] for message in receiver.received]
-    assert len(set(ids)) == len(ids) == 6
+    assert len(set(ids)) == len(ids) == 7
     assert all(m.headers["webhook-signature"].startswith("v1,") for m in receiver.received)
     assert all(m.headers["content-type"] == "application/json" for m in receiver.received)
     assert set(registered.deliveries.values_list("status", "attempts", "last_response_code")) == {
@@ -594,7 +606,7 @@ def test_the_command_registers_an_endpoint_and_prints_its_secret_last(
 @pytest.mark.parametrize(
     ("url", "event_list", "message"),
     [
-        ("https://93.184.215.14/hook", "person.renewal_due", "Unknown event"),
+        ("https://93.184.215.14/hook", "person.renamed", "Unknown event"),
         ("http://127.0.0.1/hook", "acknowledgement.signed", "public addresses"),
     ],
 )

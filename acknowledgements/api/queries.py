@@ -31,7 +31,11 @@ from acknowledgements.standings.coverage import PersonWithStatus, Timeline
 
 
 def _published() -> QuerySet[PolicyRevision]:
-    return PolicyRevision.objects.published().select_related("policy").prefetch_related("audiences")
+    return (
+        PolicyRevision.objects.published()
+        .select_related("policy")
+        .prefetch_related("audiences", "policy__renewal_periods")
+    )
 
 
 def policies() -> list[tuple[Policy, list[PolicyRevision]]]:

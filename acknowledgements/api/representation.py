@@ -117,6 +117,7 @@ def standing_fields(standing: Standing) -> Fields:
         "covering_receipt_number": covering.receipt_number if covering else None,
         "declined_at": moment(standing.declined_at),
         "overdue": standing.overdue,
+        "lapses_at": moment(standing.lapses_at),
     }
 
 
@@ -155,13 +156,16 @@ def acknowledgement_fields(ack: Acknowledgement, base_url: str) -> Fields:
 
 
 def counts_fields(completion: Completion) -> Fields:
-    """How many people in scope are signed, pending, overdue or declined (they add up)."""
+    """How many people in scope are signed, pending, overdue, declined, due for renewal or
+    lapsed (they add up)."""
     return {
         "total": completion.total,
         "signed": completion.signed,
         "pending": completion.pending,
         "overdue": completion.overdue,
         "declined": completion.declined,
+        "renewal_due": completion.renewal_due,
+        "lapsed": completion.lapsed,
     }
 
 

@@ -15,7 +15,7 @@ from ninja import Schema
 from pydantic import AwareDatetime, BeforeValidator, Field, WithJsonSchema
 
 Moment = Annotated[str, WithJsonSchema({"type": "string", "format": "date-time"})]
-Status = Literal["signed", "pending", "overdue", "declined"]
+Status = Literal["signed", "pending", "overdue", "declined", "renewal_due", "lapsed"]
 # The moments the reports accept (forms/reports.py; a test keeps the two equal): Python's
 # datetimes end at the years 1 and 9999, which a moment moved to another zone would leave.
 EARLIEST_DATE = dt.date(1970, 1, 1)
@@ -104,6 +104,10 @@ class Standing(Schema):
     covering_receipt_number: str | None
     declined_at: Moment | None
     overdue: bool
+    lapses_at: Moment | None = Field(
+        description="Under a renewal period: when the covering signature stops counting, or "
+        "when the last one did (status renewal_due or lapsed); null otherwise."
+    )
 
 
 class PersonStandings(Schema):
@@ -144,6 +148,8 @@ class Counts(Schema):
     pending: int
     overdue: int
     declined: int
+    renewal_due: int
+    lapsed: int
 
 
 class AudienceCounts(Schema):

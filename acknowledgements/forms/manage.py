@@ -87,6 +87,19 @@ class PolicyAudiencesForm(forms.Form):
     )
 
 
+class RenewalPeriodForm(forms.Form):
+    months = forms.IntegerField(
+        label=_("Re-acknowledge every (months)"),
+        min_value=0,
+        max_value=120,
+        help_text=_(
+            "0: a signature counts as long as its version is in effect. Otherwise each "
+            "signature counts this many months, then the person signs again within the "
+            "version's days to sign; 12 is yearly."
+        ),
+    )
+
+
 # Someone who opens the form at 10:00 and saves at 10:40 still means "now"; publishing moves a
 # past time to the moment of publication anyway.
 EFFECTIVE_GRACE = dt.timedelta(hours=1)

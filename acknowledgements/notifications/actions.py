@@ -18,7 +18,7 @@ from acknowledgements.models import (
     User,
 )
 from acknowledgements.notifications import sending
-from acknowledgements.standings import coverage
+from acknowledgements.standings import coverage, renewal
 
 
 def queue_announcements(*, revision: PolicyRevision) -> int:
@@ -35,17 +35,25 @@ def queue_announcements(*, revision: PolicyRevision) -> int:
 
 
 def queue_reminders(*, moment: dt.datetime | None = None) -> int:
-    """Queue reminders at the configured days before each due date, and overdue notices.
+    """Queue reminders at the configured days before each due date, and overdue notices; under
+    a renewal period, a notice when a signature lapses, and signature terms still missing.
 
     Each goes to a person at most once per revision and offset (the table's unique key).
     """
     moment = moment or timezone.now()
+    renewal.fill_terms()  # those a signature raced with a new period for (renewal.py)
     queued = 0
     for policy in Policy.objects.all():
         timeline = coverage.timeline_for(policy, moment)
         if timeline.current is None:
             continue
         uncovered = coverage.uncovered_people(timeline, moment)
+        if timeline.renewal is not None:  # told once, when their signature lapses
+            queued += sending.queue_emails(
+                revision=timeline.current,
+                kind=Notification.Kind.RENEWAL_DUE,
+                person_ids=_with_occasions(uncovered.filter(lapsed_at__isnull=False)),
+            )
         for days in settings.PORTAL_REMINDER_DAYS:
             window = uncovered.filter(
                 due_at__gt=moment, due_at__lte=moment + dt.timedelta(days=days)
@@ -53,15 +61,21 @@ def queue_reminders(*, moment: dt.datetime | None = None) -> int:
             queued += sending.queue_emails(
                 revision=timeline.current,
                 kind=Notification.Kind.REMINDER,
-                person_ids=window.values_list("pk", flat=True),
+                person_ids=_with_occasions(window),
                 days_before_due=days,
             )
         queued += sending.queue_emails(
             revision=timeline.current,
             kind=Notification.Kind.OVERDUE,
-            person_ids=uncovered.filter(due_at__lte=moment).values_list("pk", flat=True),
+            person_ids=_with_occasions(uncovered.filter(due_at__lte=moment)),
         )
     return queued
+
+
+def _with_occasions(people):
+    """Each person's id and their email's occasion: a renewal's is its lapse (once each)."""
+    for pk, lapsed_at in people.values_list("pk", "lapsed_at").iterator(chunk_size=5_000):
+        yield pk, renewal.occasion(lapsed_at) if lapsed_at else 0
 
 
 def retry_failed_notifications(*, actor: User | None, revision: PolicyRevision) -> int:

@@ -26,16 +26,16 @@ from django.core.mail import EmailMultiAlternatives, mailers
 from django.core.mail.message import make_msgid
 from django.core.mail.utils import DNS_NAME
 from django.db import connection, transaction
-from django.db.models import Count, F, Min, Q
+from django.db.models import Count, F, Min, Q, QuerySet
 from django.tasks import task
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone, translation
 
 from acknowledgements import jobs
-from acknowledgements.models import ConcernReport, Notification, PolicyRevision, Receipt
+from acknowledgements.models import ConcernReport, Notification, PolicyRevision, Receipt, User
 from acknowledgements.notifications.mail import NAME_STAND_IN, GroupMessage
-from acknowledgements.standings import coverage
+from acknowledgements.standings import coverage, renewal
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +46,8 @@ TEMPLATES: dict[str, str] = {
     Notification.Kind.REMINDER: "email/reminder",
     Notification.Kind.OVERDUE: "email/overdue",
     Notification.Kind.IN_SCOPE: "email/in_scope",
+    Notification.Kind.RENEWAL_DUE: "email/renewal_due",
+    Notification.Kind.MANUAL_REMINDER: "email/manual_reminder",
 }
 
 
@@ -101,24 +103,33 @@ QUEUE_BLOCK = 5_000
 
 
 def queue_emails(
-    *, revision: PolicyRevision, kind: str, person_ids, days_before_due: int = 0
+    *, revision: PolicyRevision, kind: str, person_ids, days_before_due: int = 0, occasion: int = 0
 ) -> int:
     """Insert notification rows in blocks; existing ones (unique) are left as they are.
 
-    Returns how many rows are new (bulk_create with ignore_conflicts cannot tell).
+    `person_ids` is a queryset (or an iterable) of ids, or of (id, occasion) pairs where each
+    person's email has an occasion of its own (a renewal: renewal.occasion of its lapse). Returns how many rows are
+    new (bulk_create with ignore_conflicts cannot tell).
     """
     existing = Notification.objects.filter(
         revision=revision, kind=kind, days_before_due=days_before_due
     )
     before = existing.count()
     block: list[Notification] = []
-    for person_id in person_ids.iterator(chunk_size=QUEUE_BLOCK):
+    items = (
+        person_ids.iterator(chunk_size=QUEUE_BLOCK)
+        if isinstance(person_ids, QuerySet)
+        else person_ids
+    )
+    for item in items:
+        person_id, person_occasion = item if isinstance(item, tuple) else (item, occasion)
         block.append(
             Notification(
                 person_id=person_id,
                 revision=revision,
                 kind=kind,
                 days_before_due=days_before_due,
+                occasion=person_occasion,
             )
         )
         if len(block) == QUEUE_BLOCK:
@@ -137,12 +148,41 @@ def _due_dates(notifications: list[Notification]) -> list[dt.datetime]:
         baseline = _baseline(notification, baselines)
         by_revision[notification.revision_id, baseline.pk].append(notification)
     due: dict[int, dt.datetime] = {}
+    for notification in notifications:
+        if lapse := renewal.lapse_of_occasion(notification):
+            grace = dt.timedelta(days=_baseline(notification, baselines).due_days)
+            due[notification.pk] = lapse + grace
+    due |= _renewal_due_dates(
+        [n for n in notifications if n.kind == Notification.Kind.MANUAL_REMINDER]
+    )
     for group in by_revision.values():
+        group = [n for n in group if n.pk not in due]
+        if not group:
+            continue
         revision, baseline = group[0].revision, _baseline(group[0], baselines)
         audience_ids = {a.pk for a in revision.audiences.all()}
         dates = coverage.due_dates(baseline, audience_ids, {n.person_id for n in group})
         due |= {n.pk: dates[n.person_id] for n in group}
     return [due[n.pk] for n in notifications]
+
+
+def _renewal_due_dates(notifications: list[Notification]) -> dict[int, dt.datetime]:
+    """The renewal's due date of each reminder sent by hand to someone whose signature lapsed
+    (its occasion is a day, not a lapse): as the coverage rules give it now."""
+    due: dict[int, dt.datetime] = {}
+    by_policy: dict[int, list[Notification]] = defaultdict(list)
+    for notification in notifications:
+        by_policy[notification.revision.policy_id].append(notification)
+    for group in by_policy.values():
+        timeline = coverage.timeline_for(group[0].revision.policy)
+        if timeline.renewal is None or timeline.current is None:
+            continue
+        people = coverage.with_status(
+            User.objects.filter(pk__in={n.person_id for n in group}), timeline, timezone.now()
+        ).filter(covered_at__isnull=True, lapsed_at__isnull=False)
+        renewing = dict(people.values_list("pk", "due_at"))
+        due |= {n.pk: renewing[n.person_id] for n in group if n.person_id in renewing}
+    return due
 
 
 def _first_versions(notifications: Iterable[Notification]) -> frozenset[int]:
@@ -177,6 +217,8 @@ def _render_notification(
             "due_at": due_at,
             "days_before_due": notification.days_before_due,
             "first_version": first_version,
+            "renewal": renewal.lapse_of_occasion(notification) is not None,
+            "lapsed_at": renewal.lapse_of_occasion(notification),
             "sign_url": absolute_url(
                 reverse("acknowledgements:policy_detail", args=[revision.policy.slug])
             ),
@@ -263,6 +305,7 @@ def _render_and_send(
                 person.preferred_language,
                 due_at,
                 notification.days_before_due,
+                renewal.lapse_of_occasion(notification) is not None,
             )
             if group not in rendered:
                 rendered[group] = _render_notification(

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.tasks import task
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -20,6 +21,7 @@ from acknowledgements.models import (
     LedgerEntry,
     Policy,
     PolicyRevision,
+    RenewalPeriod,
     RevisionTranslation,
     User,
 )
@@ -27,7 +29,7 @@ from acknowledgements.notifications import actions as notification_actions
 from acknowledgements.people.actions import replace_audiences
 from acknowledgements.policies import text as policy_text
 from acknowledgements.policies.versions import check_version_label
-from acknowledgements.standings import coverage
+from acknowledgements.standings import coverage, renewal
 from acknowledgements.webhooks import events as webhook_events
 
 
@@ -175,6 +177,32 @@ def set_policy_audiences(*, actor: User | None, policy: Policy, audiences: list[
         action="policy_audiences_changed",
         subject={"policy": policy.slug},
     )
+
+
+@transaction.atomic
+def set_renewal_period(*, actor: User | None, policy: Policy, months: int) -> bool:
+    """Ask the policy's signers to re-acknowledge it every `months` months from now on (0:
+    never); returns whether it changed. Setting the period in force again records nothing."""
+    Policy.objects.select_for_update().filter(pk=policy.pk).first()  # one change at a time
+    now = timezone.now()
+    previous = renewal.renewal_months(policy.renewal_periods.all(), now)
+    if months == previous:
+        return False
+    RenewalPeriod.objects.create(policy=policy, months=months, starts_at=now, set_by=actor)
+    record_admin_action(
+        actor=actor,
+        action="renewal_period_set",
+        details={"policy": policy.slug, "months": months, "previous_months": previous},
+    )
+    if months:
+        jobs.enqueue_with_transaction(fill_signature_terms, policy.pk)
+    return True
+
+
+@task()
+def fill_signature_terms(policy_id: int) -> None:
+    """Keep when each signature of the policy lapses under its new period (renewal.py)."""
+    renewal.fill_terms(policy_id=policy_id)
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ def normalise(source: str) -> str:
 
 
 def text_sha256(source: str) -> str:
-    """SHA-256 of the normalised Markdown source as UTF-8: the hash signers agree to."""
+    """The hash signers agree to, computed as models.TEXT_SHA256_RULE words it."""
     return hashlib.sha256(normalise(source).encode("utf-8")).hexdigest()
 
 

@@ -31,6 +31,7 @@ from django.utils.translation import gettext_lazy
 
 from acknowledgements.evidence.client_evidence import browser_zone
 from acknowledgements.evidence.payload import NOT_RECORDED, lookup, shown
+from acknowledgements.models import TEXT_SHA256_RULE
 from acknowledgements.templatetags.dates import written_date
 
 EVIDENCE_FILENAME = "evidence.json"
@@ -256,6 +257,15 @@ def _template_context(document: ReceiptDocument, payload: dict[str, Any]) -> dic
             "whose SHA-256 is printed below it, is the authoritative one."
         ) % {"shown": shown, "binding": binding}
 
+    def renewal_rows() -> list[dict[str, str]]:
+        """Under a renewal period only: how long this signature counts."""
+        if lookup(payload, "renewal") is None:
+            return []
+        return [
+            row(_("Counts until"), utc("renewal", "counts_until")),
+            row(_("Re-acknowledged every (months)"), text("renewal", "every_months")),
+        ]
+
     def language_tag(*path: str) -> str:
         value = lookup(payload, *path)
         return value if isinstance(value, str) and _LANGUAGE_TAG.fullmatch(value) else ""
@@ -357,6 +367,7 @@ def _template_context(document: ReceiptDocument, payload: dict[str, Any]) -> dic
             "rows": [
                 row(_("First viewed at"), utc("first_viewed_at")),
                 row(_("Signed at"), utc("signed_at")),
+                *renewal_rows(),
                 row(_("Browser time zone"), text("browser_time_zone")),
                 *client_rows(),
                 row(_("Request id"), text("client", "request_id"), "mono"),
@@ -393,6 +404,7 @@ def _template_context(document: ReceiptDocument, payload: dict[str, Any]) -> dic
         "not_recorded": NOT_RECORDED,
         "payload_sha256": document.payload_sha256,
         "policy_filename": _policy_filename(version),
+        "text_sha256_rule": TEXT_SHA256_RULE,
         "policy_lang": language_tag("text", "language"),
         "evidence_filename": EVIDENCE_FILENAME,
         "verify_url": document.verify_url,
@@ -429,12 +441,22 @@ def _summary(payload: dict[str, Any]) -> str:
             "Not every detail of this signature was recorded: the technical evidence below "
             "shows what was."
         )
-    return _("%(name)s signed %(policy)s, version %(version)s, on %(when)s.") % {
+    summary = _("%(name)s signed %(policy)s, version %(version)s, on %(when)s.") % {
         "name": name,
         "policy": policy,
         "version": version,
         "when": _when(signed_at, lookup(payload, "browser_time_zone")),
     }
+    counts_until = _aware_time(lookup(payload, "renewal", "counts_until"))
+    if counts_until is None:
+        return summary
+    return " ".join(
+        [
+            summary,
+            _("The policy is re-acknowledged periodically: this signature counts until %(when)s.")
+            % {"when": _when(counts_until, lookup(payload, "browser_time_zone"))},
+        ]
+    )
 
 
 def _policy_name_shown(payload: dict[str, Any]) -> Any:

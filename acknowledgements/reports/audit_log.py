@@ -22,7 +22,7 @@ from django.utils.translation import gettext_lazy as _
 from acknowledgements.evidence import ledger
 from acknowledgements.evidence.payload import shown
 from acknowledgements.models import LedgerEntry
-from acknowledgements.reports.exports import BLOCK_ROWS, csv_blocks
+from acknowledgements.reports.exports import BLOCK_ROWS, csv_blocks, damage_warning
 from acknowledgements.reports.history import ENVELOPE, SUPERSEDED_ACTION
 
 if TYPE_CHECKING:
@@ -283,4 +283,4 @@ def audit_log_records(entries: QuerySet[LedgerEntry]) -> Iterator[tuple]:
 
 
 def audit_log_csv(entries: QuerySet[LedgerEntry]) -> Iterator[str]:
-    return csv_blocks(AUDIT_LOG_COLUMNS, audit_log_records(entries))
+    return csv_blocks(AUDIT_LOG_COLUMNS, audit_log_records(entries), warning=damage_warning())

@@ -30,8 +30,15 @@ from dataclasses import dataclass, field
 
 from django.db import connections, router
 
-from acknowledgements.models import AudienceSpan, CoverageTally, Membership, RunStanding, User
-from acknowledgements.standings.coverage import Timeline, late_after, status_of
+from acknowledgements.models import (
+    AudienceSpan,
+    CoverageTally,
+    Membership,
+    RunStanding,
+    SignatureTerm,
+    User,
+)
+from acknowledgements.standings.coverage import Status, Timeline, late_after, status_of
 from acknowledgements.standings.tallies import audience_ids, slot_of
 
 # Per-policy yes/no facts travel as bits of integer columns, which group faster than a column
@@ -66,7 +73,57 @@ def take(
     connection = connections[router.db_for_read(User)]
     with connection.cursor() as cursor:
         cursor.execute(*query.sql(connection))
-        return query.count(cursor.fetchall())
+        rows = cursor.fetchall()
+    return query.count(rows, _renewing(in_effect, moment, connection))
+
+
+def _renewing(
+    timelines: Mapping[int, Timeline], moment: dt.datetime, connection
+) -> Counter[tuple[int, str, bool]]:
+    """Under renewal periods: the people whose every signature of the run had lapsed by the
+    moment, by (policy, audiences at the moment, past the renewal's due date), in one statement.
+
+    The tallies count them as covered (they signed the run); `count` moves them to "renewal
+    due" and "lapsed". A lapse is a moment for each signature (renewal.py), which the tallies
+    would have to be rewritten for whenever a period changes; a group over the runs' terms
+    costs one index range instead (bench/ measures it).
+    """
+    renewed = {pk: t for pk, t in timelines.items() if t.renewal is not None}
+    found: Counter[tuple[int, str, bool]] = Counter()
+    if not renewed:
+        return found
+    ops = connection.ops
+    q = ops.quote_name
+    at = ops.adapt_datetimefield_value
+    moment_param = at(moment)
+    runs, params = [], []
+    late_cases, late_params = [], []
+    for timeline in renewed.values():
+        assert timeline.baseline is not None and timeline.renewal is not None
+        runs.append("(t.period_id = %s AND t.run_id = %s)")
+        params += [timeline.renewal.pk, timeline.baseline.pk]
+        late_cases.append("WHEN %s THEN %s")
+        late_params += [timeline.baseline.pk, at(moment - timeline.grace)]
+    terms, spans = q(SignatureTerm._meta.db_table), q(AudienceSpan._meta.db_table)
+    end = q("end")
+    sql = (
+        f"SELECT x.run_id, s.audience_key, CASE WHEN x.lapsed < CASE x.run_id {' '.join(late_cases)}"  # noqa: S608 - quoted names only
+        " END THEN 1 ELSE 0 END, COUNT(*) FROM ("
+        f"SELECT t.person_id, t.run_id, MAX(t.lapses_at) AS lapsed FROM {terms} t"
+        f" WHERE ({' OR '.join(runs)}) AND t.signed_at <= %s"
+        " GROUP BY t.person_id, t.run_id HAVING MAX(t.lapses_at) <= %s"
+        f") x JOIN {spans} s ON s.person_id = x.person_id AND s.start <= %s"
+        f" AND (s.{end} IS NULL OR s.{end} > %s) GROUP BY 1, 2, 3"
+    )
+    policy_of = {t.baseline.pk: pk for pk, t in renewed.items() if t.baseline is not None}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            sql,
+            [*late_params, *params, moment_param, moment_param, moment_param, moment_param],
+        )
+        for run, key, late, people in cursor.fetchall():
+            found[policy_of[run], key, bool(late)] += people
+    return found
 
 
 def _chunks(items: list) -> list[list]:
@@ -236,8 +293,11 @@ class _Query:
         )
         return picked + "".join(sql), [slot, at(recent), moment, *params]
 
-    def count(self, rows: list[tuple]) -> dict[int, PolicyCensus]:
-        """The census of each policy from the statement's rows."""
+    def count(
+        self, rows: list[tuple], renewing: Counter[tuple[int, str, bool]]
+    ) -> dict[int, PolicyCensus]:
+        """The census of each policy from the statement's rows, and the covered who are due
+        for renewal instead (`_renewing`)."""
         people: Counter[tuple[int, str, bool]] = Counter()  # (policy, audiences, late)
         covered: Counter[tuple[int, str]] = Counter()
         covered_in_time: Counter[tuple[int, str]] = Counter()  # came into scope since the cut-off
@@ -285,6 +345,12 @@ class _Query:
                     pk, key, late
                 ]
                 counts[status_of(covered=False, declined=False, late=late)] += silent
+            # Counted as covered above: they signed the run, but it has lapsed since.
+            for late in (True, False):
+                counts[Status.SIGNED] -= renewing[pk, key, late]
+                counts[status_of(covered=False, declined=False, late=late, renewing=True)] += (
+                    renewing[pk, key, late]
+                )
             for status, count in counts.items():
                 census[pk].people[None, status] += count
                 for audience in audiences:

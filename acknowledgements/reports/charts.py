@@ -9,12 +9,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from acknowledgements.reports.figures import Completion, SignatureTimeline, StatusCount
 from acknowledgements.standings.coverage import Status
+from acknowledgements.templatetags.dates import written_date
 
 # Colour, pattern (see includes/chart_patterns.svg.html) and label colour for each status.
 STATUS_STYLE = {
@@ -22,6 +22,8 @@ STATUS_STYLE = {
     Status.PENDING: {"colour": "#c9d1de", "pattern": "dots", "ink": "#1a1f2b"},
     Status.OVERDUE: {"colour": "#a4161a", "pattern": "hatch", "ink": "#ffffff"},
     Status.DECLINED: {"colour": "#b86e00", "pattern": "cross", "ink": "#ffffff"},
+    Status.RENEWAL_DUE: {"colour": "#e8d9a8", "pattern": "dots", "ink": "#1a1f2b"},
+    Status.LAPSED: {"colour": "#6b0f12", "pattern": "hatch", "ink": "#ffffff"},
 }
 
 
@@ -181,12 +183,12 @@ def _nice_ceiling(value: int) -> int:
 
 def _period(bucket, unit: str) -> str:
     if unit == "day":
-        return date_format(bucket.start, "j M Y")
+        return written_date(bucket.start, "j M Y")
     if unit == "month":
-        return date_format(bucket.start, "F Y")
+        return written_date(bucket.start, "F Y")
     return _("%(start)s to %(end)s") % {
-        "start": date_format(bucket.start, "j M"),
-        "end": date_format(bucket.end, "j M Y"),
+        "start": written_date(bucket.start, "j M"),
+        "end": written_date(bucket.end, "j M Y"),
     }
 
 
@@ -226,7 +228,7 @@ def signatures_chart(
     if buckets:
         every = max(1, math.ceil(len(buckets) / 6))
         for index in range(0, len(buckets), every):
-            label = date_format(
+            label = written_date(
                 buckets[index].start, "j M" if signatures.unit != "month" else "M Y"
             )
             x_ticks.append(Tick(_fmt(left + (index + 0.5) * slot), label))
@@ -237,8 +239,8 @@ def signatures_chart(
         signatures.total,
     ) % {
         "total": signatures.total,
-        "since": date_format(signatures.since, "j M Y"),
-        "until": date_format(signatures.until, "j M Y"),
+        "since": written_date(signatures.since, "j M Y"),
+        "until": written_date(signatures.until, "j M Y"),
         "unit": unit,
         "peak": max((b.count for b in buckets), default=0),
     }

@@ -17,6 +17,7 @@ from acknowledgements.reports.exports import (
     ACKNOWLEDGEMENT_COLUMNS,
     SIGNED_AT_COLUMN,
     XLSX_DATE_FORMAT,
+    damage_warning,
     neutralise,
     signature_records,
 )
@@ -57,16 +58,18 @@ def write_acknowledgements_xlsx(
 
     openpyxl's write-only mode keeps memory flat but cannot stream while it writes: the caller
     gives a file (a temporary one, or the file of a background export). `progress` is called
-    with the number of rows written so far, every PROGRESS_ROWS rows.
+    with the number of rows written so far, every PROGRESS_ROWS rows. While the ledger is
+    damaged, the sheet's first row says so (damage_warning), above the header.
     """
     from openpyxl import Workbook
     from openpyxl.cell import WriteOnlyCell
     from openpyxl.styles import Font
     from openpyxl.utils import get_column_letter
 
+    warning = damage_warning()
     workbook = Workbook(write_only=True)
     sheet = workbook.create_sheet("Acknowledgements")
-    sheet.freeze_panes = "A2"
+    sheet.freeze_panes = "A3" if warning else "A2"  # the header (and the warning) stay in view
     for index, (_header, width) in enumerate(ACKNOWLEDGEMENT_COLUMNS, 1):
         sheet.column_dimensions[get_column_letter(index)].width = width
     bold = Font(bold=True)
@@ -76,6 +79,10 @@ def write_acknowledgements_xlsx(
         cell.font = bold
         return cell
 
+    if warning:
+        warning_cell = WriteOnlyCell(sheet, value=neutralise(warning))
+        warning_cell.font = Font(bold=True, color="A4161A")
+        sheet.append([warning_cell])
     sheet.append([header_cell(header) for header, _width in ACKNOWLEDGEMENT_COLUMNS])
     counter = RowCounter(progress)
     for record in signature_records(queryset):
@@ -119,6 +126,7 @@ def summary_context(policy_figures: PolicyFigures, *, generated_by: str) -> dict
         "company_name": settings.PORTAL_COMPANY_NAME,
         "generated_at": timezone.now(),
         "generated_by": generated_by,
+        "ledger_warning": damage_warning(),
         "moment_utc": ledger.utc_iso(policy_figures.moment),
         "zone_name": timezone.get_current_timezone_name(),
         "fonts": {

@@ -1,6 +1,7 @@
 """Exports an external auditor can take away, their common parts: the CSV columns and writer
-(formulas neutralised), the people CSV, and who exported what. The signatures CSV is
-signatures_csv.py, the workbook and PDF summary documents.py, the audit ZIP audit_package.py.
+(formulas neutralised), the people CSV, who exported what, and the warning each export opens
+with while the ledger is damaged. The signatures CSV is signatures_csv.py, the workbook and PDF
+summary documents.py, the audit ZIP audit_package.py (whose own verification says so first).
 
 The builders only read. Views and the export_acknowledgements command record each export
 (evidence/audit.record_export) and then serve or write what these functions produce.
@@ -20,8 +21,9 @@ from django.db.models import (
     QuerySet,
 )
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
-from acknowledgements.evidence import ledger
+from acknowledgements.evidence import checks, ledger
 from acknowledgements.evidence.client_evidence import RemovalRecorded, client_facts
 from acknowledgements.evidence.payload import lookup, shown
 from acknowledgements.models import Acknowledgement, Policy, User
@@ -65,6 +67,22 @@ PEOPLE_COLUMNS = [
 ]
 
 
+def damage_warning() -> str | None:
+    """The line every export opens with while the latest ledger check found damage, in the
+    active language; None while the ledger verifies, when an export is as it has always been.
+
+    Read when the file is made (a background export's task reads it, not its request).
+    """
+    check = checks.damage()
+    if check is None:
+        return None
+    problem = check.problems[0] if check.problems else ""
+    return _(
+        "WARNING: the ledger does not verify (%(problem)s); these figures cannot be relied on "
+        "until it is repaired."
+    ) % {"problem": problem.rstrip(".")}
+
+
 def neutralise(value: str) -> str:
     """Prefix an apostrophe to text a spreadsheet would run as a formula."""
     return f"'{value}" if value.startswith(FORMULA_TRIGGERS) else value
@@ -78,10 +96,17 @@ def _text(value: Any) -> str:
     return neutralise(str(value))
 
 
-def csv_blocks(header: list[str], rows: Iterable[Iterable[Any]]) -> Iterator[str]:
-    """CSV text in blocks of BLOCK_ROWS rows: few yields, and never the whole file in memory."""
+def csv_blocks(
+    header: list[str], rows: Iterable[Iterable[Any]], *, warning: str | None = None
+) -> Iterator[str]:
+    """CSV text in blocks of BLOCK_ROWS rows: few yields, and never the whole file in memory.
+
+    A `warning` (damage_warning) is a row of its own above the header.
+    """
     buffer = io.StringIO()
     writer = csv.writer(buffer)
+    if warning:
+        writer.writerow([warning])
     writer.writerow(header)
     for count, row in enumerate(rows, 1):
         writer.writerow([_text(value) for value in row])
@@ -139,7 +164,9 @@ def signature_records(queryset: QuerySet[Acknowledgement]) -> Iterator[tuple]:
 
 def python_acknowledgements_csv(queryset) -> Iterator[bytes]:
     header = [h for h, _w in ACKNOWLEDGEMENT_COLUMNS]
-    return (block.encode("utf-8") for block in csv_blocks(header, signature_records(queryset)))
+    # The warning is read now, in the request and its language, not when the stream is read.
+    blocks = csv_blocks(header, signature_records(queryset), warning=damage_warning())
+    return (block.encode("utf-8") for block in blocks)
 
 
 def people_records(queryset) -> Iterator[tuple]:
@@ -170,7 +197,7 @@ def people_records(queryset) -> Iterator[tuple]:
 
 
 def people_csv(queryset) -> Iterator[str]:
-    return csv_blocks(PEOPLE_COLUMNS, people_records(queryset))
+    return csv_blocks(PEOPLE_COLUMNS, people_records(queryset), warning=damage_warning())
 
 
 def export_metadata(

@@ -22,6 +22,7 @@ from acknowledgements.models import (
     Audience,
     Policy,
     PolicyRevision,
+    RenewalPeriod,
 )
 from acknowledgements.reports import census
 from acknowledgements.standings.coverage import Status, Timeline
@@ -29,12 +30,23 @@ from acknowledgements.standings.coverage import Status, Timeline
 if TYPE_CHECKING:
     pass
 
-STATUSES = (Status.SIGNED, Status.PENDING, Status.OVERDUE, Status.DECLINED)
+STATUSES = (
+    Status.SIGNED,
+    Status.PENDING,
+    Status.OVERDUE,
+    Status.DECLINED,
+    Status.RENEWAL_DUE,
+    Status.LAPSED,
+)
+# Shown only where a renewal period could put anyone in them.
+RENEWAL_STATUSES = (Status.RENEWAL_DUE, Status.LAPSED)
 STATUS_LABELS = {
     Status.SIGNED: _("Signed"),
     Status.PENDING: _("Pending"),
     Status.OVERDUE: _("Overdue"),
     Status.DECLINED: _("Declined"),
+    Status.RENEWAL_DUE: _("Renewal due"),
+    Status.LAPSED: _("Lapsed"),
 }
 # A client value no longer kept: removed as a "redacted" ledger event records, or missing.
 REMOVED = "removed after the retention period"
@@ -62,17 +74,25 @@ class StatusCount:
 
 @dataclass(frozen=True)
 class Completion:
-    """How many people in scope are signed, pending, overdue or declined (they add up to total)."""
+    """How many people in scope are signed, pending, overdue, declined, due for renewal or
+    lapsed (they add up to total)."""
 
     total: int = 0
     signed: int = 0
     pending: int = 0
     overdue: int = 0
     declined: int = 0
+    renewal_due: int = 0
+    lapsed: int = 0
 
     @property
     def parts(self) -> list[StatusCount]:
-        return [StatusCount(s, getattr(self, s), self.total) for s in STATUSES]
+        """Each status's count; the renewal statuses only when someone is in one."""
+        return [
+            StatusCount(s, getattr(self, s), self.total)
+            for s in STATUSES
+            if s not in RENEWAL_STATUSES or getattr(self, s)
+        ]
 
 
 def _tally(counts: Counter, audience: int | None = None) -> Completion:
@@ -236,12 +256,15 @@ def policy_figures(
 
 
 def timelines(moment: dt.datetime) -> list[tuple[Policy, Timeline]]:
-    """Every policy with its timeline at `moment`, in three queries however many revisions."""
+    """Every policy with its timeline at `moment`, in four queries however many revisions."""
     revisions: dict[int, list[PolicyRevision]] = defaultdict(list)
     for revision in PolicyRevision.objects.published().prefetch_related("audiences"):
         revisions[revision.policy_id].append(revision)
+    periods: dict[int, list[RenewalPeriod]] = defaultdict(list)
+    for period in RenewalPeriod.objects.all():
+        periods[period.policy_id].append(period)
     return [
-        (policy, Timeline.at(revisions[policy.pk], moment))
+        (policy, Timeline.at(revisions[policy.pk], moment, periods[policy.pk]))
         for policy in Policy.objects.order_by("name", "pk")
     ]
 

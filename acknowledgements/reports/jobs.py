@@ -12,7 +12,7 @@ from django.core.files.base import File
 from django.db import transaction
 from django.db.models import F
 from django.tasks import task
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from acknowledgements import jobs
@@ -135,14 +135,19 @@ def build_export(*, job_id: int) -> ExportJob | None:
             if job.kind == ExportJob.Kind.XLSX:
                 job.rows_total = signatures.count()
                 job.save(update_fields=["rows_total"])
-                rows = documents.write_acknowledgements_xlsx(
-                    workfile,
-                    signatures,
-                    about=exports.export_metadata(
-                        policy=job.policy, moment=job.as_of, filters=job.filters, exported_by=by
-                    ),
-                    progress=progress,
-                )
+                # Its warning of a damaged ledger, if any, in the language of whoever asked.
+                with translation.override(job.requested_by.preferred_language):
+                    rows = documents.write_acknowledgements_xlsx(
+                        workfile,
+                        signatures,
+                        about=exports.export_metadata(
+                            policy=job.policy,
+                            moment=job.as_of,
+                            filters=job.filters,
+                            exported_by=by,
+                        ),
+                        progress=progress,
+                    )
                 done = rows
             else:
                 job.rows_total = audit_package.package_rows(

@@ -49,7 +49,14 @@ def _scoped(timeline: Timeline, moment: dt.datetime) -> QuerySet[coverage.Person
 # --- Lists behind the numbers --------------------------------------------------------------------
 
 
-_STATUS_RANK = (Status.OVERDUE, Status.DECLINED, Status.PENDING, Status.SIGNED)
+_STATUS_RANK = (
+    Status.OVERDUE,
+    Status.LAPSED,
+    Status.DECLINED,
+    Status.RENEWAL_DUE,
+    Status.PENDING,
+    Status.SIGNED,
+)
 _STATUS_ORDER = Case(
     *(When(status=status, then=Value(rank)) for rank, status in enumerate(_STATUS_RANK)),
     output_field=IntegerField(),
@@ -165,6 +172,7 @@ def _nobody() -> QuerySet[coverage.PersonWithStatus]:
         covering_version=Value(None, output_field=CharField()),
         declined=Value(False, output_field=BooleanField()),
         due_at=Value(None, output_field=DateTimeField()),
+        lapsed_at=Value(None, output_field=DateTimeField()),
         status=Value("", output_field=CharField()),
         audience_list=Value(None, output_field=CharField()),
     )

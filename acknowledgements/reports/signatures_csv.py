@@ -193,13 +193,21 @@ _COPY_DONE = object()
 
 
 def copied_acknowledgements_csv(queryset) -> Iterator[bytes]:
-    """The header (by Python's csv writer), then PostgreSQL's COPY of `signatures_copy_sql`.
+    """The header (by Python's csv writer, below the warning of a damaged ledger), then
+    PostgreSQL's COPY of `signatures_copy_sql`."""
+    # The header is written now, in the request and its language, as the Python path writes it.
+    header = b"".join(python_acknowledgements_csv(queryset.none()))
+    return _copied_rows(queryset, header)
+
+
+def _copied_rows(queryset, header: bytes) -> Iterator[bytes]:
+    """`header`, then the COPY's rows.
 
     psycopg2's copy_expert only returns when the COPY is over, so it runs in a thread on the
     request's connection while this generator hands its blocks to the response; nothing else
     uses that connection meanwhile. Stopped early (the client went away), it cancels the COPY.
     """
-    yield from python_acknowledgements_csv(queryset.none())
+    yield header
     try:
         sql, params = signatures_copy_sql(queryset)
     except EmptyResultSet:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import secrets
 
 from django.conf import settings
@@ -21,12 +22,15 @@ from acknowledgements.models import (
     ClientDetails,
     LedgerEntry,
     PolicyRevision,
+    RenewalPeriod,
+    SignatureTerm,
     User,
 )
 from acknowledgements.receipts import actions as receipt_actions
 from acknowledgements.signing import facts as signing_facts
 from acknowledgements.signing.names import name_refusal, signature_name, typed_name_matches
-from acknowledgements.standings import tallies
+from acknowledgements.standings import renewal, tallies
+from acknowledgements.templatetags.policy_names import policy_name
 from acknowledgements.webhooks import events as webhook_events
 
 RECEIPT_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
@@ -124,7 +128,7 @@ def record_acknowledgement(
     if facts.refusal:
         raise ActionRefused(facts.refusal)
     if facts.signed:
-        return Acknowledgement.objects.get(person=person, revision=revision)
+        return Acknowledgement.objects.filter(person=person, revision=revision).latest("renewal")
     if not checkbox_ticked:
         raise ActionRefused(_("Tick the box to confirm that you agree."))
     if refusal := name_refusal(typed_name):
@@ -152,6 +156,11 @@ def record_acknowledgement(
     accepted = accepted.get("consent") or {}
     receipt_number = _new_receipt_number()
     signed_at = timezone.now()
+    lapses_at = (
+        renewal.lapse_of(signed_at, facts.renewal, client.browser_time_zone)
+        if facts.renewal
+        else None
+    )
     entry = _append_from_client(
         client=client,
         linked_by_caller=True,  # by the receipt task queued below, which links first
@@ -178,6 +187,8 @@ def record_acknowledgement(
             "checkbox_ticked": True,
             "first_viewed_at": ledger.utc_iso(facts.first_viewed_at),
             "signed_at": ledger.utc_iso(signed_at),
+            # Only under a renewal period, so that every other payload keeps its bytes.
+            **renewal_evidence(facts.renewal, lapses_at),
         },
     )
     acknowledgement = Acknowledgement.objects.create(
@@ -186,7 +197,17 @@ def record_acknowledgement(
         ledger_entry=entry,
         receipt_number=receipt_number,
         signed_at=signed_at,
+        renewal=facts.signatures,
     )
+    if facts.renewal and lapses_at:
+        SignatureTerm.objects.create(
+            acknowledgement=acknowledgement,
+            period=facts.renewal,
+            person=person,
+            run_id=facts.signable_run_id,
+            signed_at=signed_at,
+            lapses_at=lapses_at,
+        )
     jobs.enqueue_with_transaction(receipt_actions.issue_receipt_task, acknowledgement.pk)
     webhook_events.emit(webhook_events.ACKNOWLEDGEMENT_SIGNED, acknowledgement.pk)
     # Last before the commit: the tally row it updates is shared with everyone signing the
@@ -222,7 +243,7 @@ def record_decline(
                 "Your decline of %(policy)s %(version)s is already recorded; administrators "
                 "can see it."
             )
-            % {"policy": revision.policy.name, "version": revision.version}
+            % {"policy": policy_name(revision), "version": revision.version}
         )
     entry = _append_from_client(
         client=client,
@@ -239,6 +260,13 @@ def record_decline(
     webhook_events.emit(webhook_events.ACKNOWLEDGEMENT_DECLINED, entry.pk)
     tallies.record(person_id=person.pk, run_id=facts.signable_run_id, declined_at=entry.recorded_at)
     return entry
+
+
+def renewal_evidence(period: RenewalPeriod | None, lapses_at: dt.datetime | None) -> dict:
+    """What a signature's evidence says of its renewal: every how many months, until when."""
+    if period is None or lapses_at is None:
+        return {}
+    return {"renewal": {"every_months": period.months, "counts_until": ledger.utc_iso(lapses_at)}}
 
 
 def _company() -> str:

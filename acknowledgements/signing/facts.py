@@ -2,8 +2,8 @@
 
 A signing request must find the revision its URL names, decide whether the person may sign it
 (published, current for its policy, meant for one of their audiences), and know whether they
-signed it already, when they first opened it and which e-signing consent they accepted. Asked
-one question at a time through the ORM, that was nine statements and most of the request's
+signed it already (and whether that signature still counts: standings/renewal.py), when they
+first opened it and which e-signing consent they accepted. Asked one question at a time through the ORM, that was nine statements and most of the request's
 time; here it is one hand-written statement, whose plan is a handful of index lookups.
 
 "replaced" is `coverage.Timeline.at`'s choice of the current revision written as SQL:
@@ -22,7 +22,15 @@ from django.db.backends.signals import connection_created
 from django.dispatch import receiver
 from django.utils.translation import gettext as _
 
-from acknowledgements.models import Acknowledgement, LedgerEntry, Policy, PolicyRevision, User
+from acknowledgements.models import (
+    Acknowledgement,
+    LedgerEntry,
+    Policy,
+    PolicyRevision,
+    RenewalPeriod,
+    SignatureTerm,
+    User,
+)
 from acknowledgements.standings import tallies
 
 # The revision's own columns that are read (its texts are loaded only if something asks), then
@@ -38,11 +46,15 @@ FACTS = [
     "in_effect",
     "replaced",
     "applies",
+    "signatures",
     "signed",
     "first_viewed_at",
     "consent_at",
     "consent",
     "run",
+    "renewal_id",
+    "renewal_months",
+    "renewal_starts_at",
 ]
 # Named in the SQL, and positional ($1...) in the statement PostgreSQL prepares.
 PARAMETERS = ["person", "slug", "version", "moment", "published", "viewed", "consented"]
@@ -55,11 +67,13 @@ class SigningFacts:
     in_effect: bool
     replaced: bool  # a later revision of the policy is in effect
     applies: bool  # the revision is meant for one of the person's audiences
-    signed: bool  # by this person, already
+    signatures: int  # of this revision by this person, lapsed or not (renewal.py)
+    signed: bool  # by this person, already, and it still counts
     first_viewed_at: dt.datetime | None
     consent: dict[str, Any] | None  # the payload of the person's first consent, if any
     consent_at: dt.datetime | None
     run_id: int | None  # the material revision this one builds on (tallies.py)
+    renewal: RenewalPeriod | None = None  # in force, when it asks for renewal (renewal.py)
 
     @property
     def refusal(self) -> str | None:
@@ -121,11 +135,22 @@ def read(person: User, *, policy_slug: str, version: str, moment: dt.datetime) -
         in_effect=bool(facts["in_effect"]),
         replaced=bool(facts["replaced"]),
         applies=bool(facts["applies"]),
+        signatures=int(facts["signatures"]),
         signed=bool(facts["signed"]),
         first_viewed_at=_from_db(connection, recorded_at, facts["first_viewed_at"]),
         consent=None if facts["consent"] is None else json.loads(bytes(facts["consent"])),
         consent_at=_from_db(connection, recorded_at, facts["consent_at"]),
         run_id=facts["run"],
+        renewal=RenewalPeriod(
+            pk=facts["renewal_id"],
+            policy_id=revision.policy_id,
+            months=facts["renewal_months"],
+            starts_at=_from_db(
+                connection, RenewalPeriod._meta.get_field("starts_at"), facts["renewal_starts_at"]
+            ),
+        )
+        if facts["renewal_months"]
+        else None,
     )
 
 
@@ -158,8 +183,14 @@ def _sql(connection, param) -> str:
     meant_for = q(PolicyRevision.audiences.through._meta.db_table)
     member_of = q(User.audiences.through._meta.db_table)
     signature, ledger = q(Acknowledgement._meta.db_table), q(LedgerEntry._meta.db_table)
+    term, period = q(SignatureTerm._meta.db_table), q(RenewalPeriod._meta.db_table)
     columns = ", ".join(f"r.{q(field.column)}" for field in REVISION_FIELDS)
     person, moment = param("person"), param("moment")
+    # The renewal period in force (renewal.in_force).
+    in_force = (
+        f"SELECT period.id FROM {period} period WHERE period.policy_id = r.policy_id"  # noqa: S608 - quoted names only
+        f" AND period.starts_at <= {moment} ORDER BY period.starts_at DESC, period.id DESC LIMIT 1"
+    )
     return f"""
         SELECT {columns}, p.name, p.slug,
             r.effective_at <= {moment} AND r.published_at <= {moment},
@@ -176,9 +207,18 @@ def _sql(connection, param) -> str:
                     ON member.audience_id = meant.audience_id AND member.user_id = {person}
                 WHERE meant.policyrevision_id = r.id
             ),
+            (
+                SELECT COUNT(*) FROM {signature} signature
+                WHERE signature.person_id = {person} AND signature.revision_id = r.id
+            ),
             EXISTS (
                 SELECT 1 FROM {signature} signature
                 WHERE signature.person_id = {person} AND signature.revision_id = r.id
+                    AND NOT EXISTS (
+                        SELECT 1 FROM {term} term
+                        WHERE term.acknowledgement_id = signature.id
+                            AND term.lapses_at <= {moment} AND term.period_id = ({in_force})
+                    )
             ),
             (
                 SELECT MIN(viewed.recorded_at) FROM {ledger} viewed
@@ -186,13 +226,15 @@ def _sql(connection, param) -> str:
                     AND viewed.revision_id = r.id
             ),
             consent.recorded_at, consent.payload,
-            {tallies.run_of_sql("r")}
+            {tallies.run_of_sql("r")},
+            renewal.id, renewal.months, renewal.starts_at
         FROM {revision} r
         JOIN {policy} p ON p.id = r.policy_id
         LEFT JOIN {ledger} consent ON consent.id = (
             SELECT MIN(id) FROM {ledger}
             WHERE person_id = {person} AND kind = {param("consented")}
         )
+        LEFT JOIN {period} renewal ON renewal.id = ({in_force})
         WHERE p.slug = {param("slug")} AND r.version = {param("version")}
     """  # noqa: S608 - quoted table and column names only; every value is a parameter
 

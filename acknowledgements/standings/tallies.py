@@ -37,7 +37,15 @@ from acknowledgements.models import PolicyRevision
 from acknowledgements.standings import memberships
 from acknowledgements.standings.memberships import Span, audience_ids, audience_key
 
-__all__ = ["audience_ids", "audience_key", "rebuild", "record", "refresh_people", "slot_of"]
+__all__ = [
+    "audience_ids",
+    "audience_key",
+    "rebuild",
+    "record",
+    "refresh_people",
+    "runs",
+    "slot_of",
+]
 
 
 def run_of_sql(revision: str) -> str:
@@ -206,13 +214,15 @@ def rebuild(apps=installed_apps) -> int:
         ),
         batch_size=5_000,
     )
-    runs = _runs()
-    if not runs:
+    run_of_revision = runs()
+    if not run_of_revision:
         return 0
     q = connection.ops.quote_name
-    run_of = "CASE revision_id " + " ".join(f"WHEN {r} THEN {run}" for r, run in runs.items())
+    run_of = "CASE revision_id " + " ".join(
+        f"WHEN {r} THEN {run}" for r, run in run_of_revision.items()
+    )
     run_of += " END"
-    ids = ", ".join(str(r) for r in runs)
+    ids = ", ".join(str(r) for r in run_of_revision)
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {q(RunStanding._meta.db_table)} (person_id, run_id, signed_at,"  # noqa: S608 - ids and quoted names only
@@ -243,7 +253,7 @@ def rebuild(apps=installed_apps) -> int:
     return made
 
 
-def _runs() -> dict[int, int]:
+def runs() -> dict[int, int]:
     """Each published revision's id mapped to its run's, by run_of_sql."""
     revisions = _table("PolicyRevision")
     with connection.cursor() as cursor:

@@ -5,42 +5,31 @@ list shows when each was last used."""
 from __future__ import annotations
 
 from django.contrib import messages
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import get_object_or_404, redirect
 from django.urls import path, reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
 from acknowledgements.api import tokens
-from acknowledgements.exceptions import ActionRefused
 from acknowledgements.forms.integrations import ApiTokenForm
 from acknowledgements.models import ApiToken
 from acknowledgements.views.access import administrators_only
+from acknowledgements.views.shown_once import page_with_secret_once
 
 
 @require_http_methods(["GET", "POST"])
 @administrators_only
 def manage_integrations(request):
-    form = ApiTokenForm(request.POST if request.method == "POST" else None)
-    created = secret = None
-    if request.method == "POST" and form.is_valid():
-        try:
-            created, secret = tokens.create_api_token(
-                actor=request.user,
-                name=form.cleaned_data["name"],
-                scope=form.cleaned_data["scope"],
-            )
-        except ActionRefused as refused:
-            form.add_error("name", str(refused))
-        else:
-            form = ApiTokenForm()
-    response = render(
+    return page_with_secret_once(
         request,
-        "acknowledgements/manage/integrations.html",
-        {
-            "form": form,
+        form_class=ApiTokenForm,
+        create=lambda data: tokens.create_api_token(
+            actor=request.user, name=data["name"], scope=data["scope"]
+        ),
+        refused_field="name",
+        template="acknowledgements/manage/integrations.html",
+        context={
             "tokens": ApiToken.objects.select_related("created_by"),
-            "created": created,
-            "secret": secret,
             "scim_base_url": request.build_absolute_uri(
                 reverse("acknowledgements:scim_users")
             ).removesuffix("Users"),
@@ -48,11 +37,7 @@ def manage_integrations(request):
                 reverse("acknowledgements:api:openapi-view")
             ),
         },
-        status=400 if form.errors else 200,
     )
-    # The page that shows a token once must not be kept by a browser or a proxy.
-    response["Cache-Control"] = "no-store"
-    return response
 
 
 @require_POST

@@ -9,6 +9,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from acknowledgements.exceptions import ActionRefused
@@ -16,6 +17,7 @@ from acknowledgements.forms.manage import (
     DraftForm,
     PolicyAudiencesForm,
     PolicyForm,
+    RenewalPeriodForm,
 )
 from acknowledgements.models import (
     ConcernReport,
@@ -69,6 +71,7 @@ def manage_home(request):
             queryset=PolicyRevision.objects.prefetch_related("audiences").newest_first(),
         ),
         "audiences",
+        "renewal_periods",
     ).select_related("owner")
     cards = []
     for policy in policies:
@@ -130,7 +133,13 @@ def manage_policy_new(request):
     )
 
 
-def _policy_page(request, policy: Policy, audiences_form: PolicyAudiencesForm, status: int = 200):
+def _policy_page(
+    request,
+    policy: Policy,
+    audiences_form: PolicyAudiencesForm | None = None,
+    renewal_form: RenewalPeriodForm | None = None,
+    status: int = 200,
+):
     revisions = (
         policy.revisions.annotate(signatures=Count("acknowledgements"))
         .prefetch_related("audiences")
@@ -145,7 +154,12 @@ def _policy_page(request, policy: Policy, audiences_form: PolicyAudiencesForm, s
             "revisions": revisions,
             "timeline": timeline,
             "now": timezone.now(),
-            "audiences_form": audiences_form,
+            "audiences_form": audiences_form
+            or PolicyAudiencesForm(initial={"audiences": list(policy.audiences.all())}),
+            "renewal_form": renewal_form
+            or RenewalPeriodForm(
+                initial={"months": timeline.renewal.months if timeline.renewal else 0}
+            ),
         },
         status=status,
     )
@@ -155,8 +169,40 @@ def _policy_page(request, policy: Policy, audiences_form: PolicyAudiencesForm, s
 @administrators_only
 def manage_policy(request, slug: str):
     policy = get_object_or_404(Policy.objects.select_related("owner"), slug=slug)
-    form = PolicyAudiencesForm(initial={"audiences": list(policy.audiences.all())})
-    return _policy_page(request, policy, form)
+    return _policy_page(request, policy)
+
+
+@require_POST
+@administrators_only
+def manage_policy_renewal(request, slug: str):
+    policy = get_object_or_404(Policy.objects.select_related("owner"), slug=slug)
+    form = RenewalPeriodForm(request.POST)
+    if not form.is_valid():
+        return _policy_page(request, policy, renewal_form=form, status=400)
+    months = form.cleaned_data["months"]
+    if not policy_actions.set_renewal_period(actor=request.user, policy=policy, months=months):
+        messages.info(request, _("The renewal period was already that: nothing changed."))
+    elif months:
+        messages.success(
+            request,
+            ngettext(
+                "From now on, %(policy)s is re-acknowledged every month; signatures older than "
+                "that must be renewed.",
+                "From now on, %(policy)s is re-acknowledged every %(months)s months; signatures "
+                "older than that must be renewed.",
+                months,
+            )
+            % {"policy": policy, "months": months},
+        )
+    else:
+        messages.success(
+            request,
+            _(
+                "%(policy)s no longer asks for renewal: signatures count while their version is in effect."
+            )
+            % {"policy": policy},
+        )
+    return redirect("acknowledgements:manage_policy", slug=policy.slug)
 
 
 @require_POST
@@ -165,7 +211,7 @@ def manage_policy_audiences(request, slug: str):
     policy = get_object_or_404(Policy.objects.select_related("owner"), slug=slug)
     form = PolicyAudiencesForm(request.POST)
     if not form.is_valid():
-        return _policy_page(request, policy, form, status=400)
+        return _policy_page(request, policy, audiences_form=form, status=400)
     policy_actions.set_policy_audiences(
         actor=request.user, policy=policy, audiences=list(form.cleaned_data["audiences"])
     )
@@ -297,6 +343,11 @@ urlpatterns = [
         "manage/policies/<slug:slug>/audiences/",
         manage_policy_audiences,
         name="manage_policy_audiences",
+    ),
+    path(
+        "manage/policies/<slug:slug>/renewal/",
+        manage_policy_renewal,
+        name="manage_policy_renewal",
     ),
     path("manage/policies/<slug:slug>/revisions/new/", manage_draft_new, name="manage_draft_new"),
     path("manage/preview/", manage_preview, name="manage_preview"),

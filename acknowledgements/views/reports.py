@@ -255,7 +255,7 @@ def _policy_and_timeline(slug: str, moment: dt.datetime) -> tuple[Policy, covera
         PolicyRevision.objects.published()
         .filter(policy__slug=slug)
         .select_related("policy")
-        .prefetch_related("audiences")
+        .prefetch_related("audiences", "policy__renewal_periods")
     )
     policy = revisions[0].policy if revisions else get_object_or_404(Policy, slug=slug)
     return policy, coverage.Timeline.at(revisions, moment)

@@ -5,7 +5,6 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.cache import cache
 from django.db.models import Q, prefetch_related_objects
 from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -21,6 +20,7 @@ from acknowledgements.exceptions import ActionRefused, ConsentRequired
 from acknowledgements.forms.signing import DeclineForm, SignForm, VerifyReceiptForm
 from acknowledgements.models import (
     AUTHORITATIVE_LANGUAGE,
+    TEXT_SHA256_RULE,
     Acknowledgement,
     LedgerEntry,
     Policy,
@@ -32,6 +32,7 @@ from acknowledgements.receipts import actions as receipt_actions
 from acknowledgements.receipts import verification
 from acknowledgements.reports import personal_data
 from acknowledgements.signing import actions as signing_actions
+from acknowledgements.templatetags.policy_names import policy_name
 
 
 @require_GET
@@ -263,29 +264,22 @@ DECLINES_PER_WINDOW = 5
 DECLINE_WINDOW_SECONDS = 10 * 60
 
 
-def _over_decline_limit(person) -> bool:
-    """Count one decline submission; whether the person has sent too many in the window."""
-    # A fixed window in the cache, as allauth keeps its rate limits: add() starts it (and
-    # does nothing if it has started), incr() counts atomically where the cache can.
-    key = f"portal:declines:{person.pk}"
-    cache.add(key, 0, timeout=DECLINE_WINDOW_SECONDS)
-    try:
-        return cache.incr(key) > DECLINES_PER_WINDOW
-    except ValueError:  # the window ended between the two calls
-        cache.set(key, 1, timeout=DECLINE_WINDOW_SECONDS)
-        return False
-
-
 @require_POST
 @login_required
 def decline(request, slug: str, version: str):
-    if _over_decline_limit(request.user):
+    # Counted per person, not per address: a decline is recorded against the signed-in person.
+    wait = ratelimits.seconds_until_allowed(
+        f"decline:{request.user.pk}",
+        limit=DECLINES_PER_WINDOW,
+        window_seconds=DECLINE_WINDOW_SECONDS,
+    )
+    if wait is not None:
         response = HttpResponse(
             _("Too many declines in a short time. Please wait a few minutes and try again."),
             status=429,
             content_type="text/plain; charset=utf-8",
         )
-        response["Retry-After"] = str(DECLINE_WINDOW_SECONDS)
+        response["Retry-After"] = str(wait)
         return response
     revision = _revision_named(slug, version)
     # A decline is evidence recorded against the person, as a signature is: the same check.
@@ -316,7 +310,7 @@ def decline(request, slug: str, version: str):
                 "You declined %(policy)s %(version)s. It is still required: administrators "
                 "can see your decline and will follow up."
             )
-            % {"policy": revision.policy.name, "version": revision.version},
+            % {"policy": policy_name(revision), "version": revision.version},
         )
     return redirect("acknowledgements:home")
 
@@ -417,6 +411,7 @@ def _verify_page(request, *, form, verdict=None, status: int = 200):
             "form": form,
             "verdict": verdict,
             "trust_roots": verification.trust_roots(),
+            "text_sha256_rule": TEXT_SHA256_RULE,
             "ledger_key_url": reverse("acknowledgements:ledger_key"),
             "ledger_checkpoint_url": reverse("acknowledgements:ledger_checkpoint"),
         },

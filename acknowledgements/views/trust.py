@@ -3,7 +3,8 @@
 Without them a signer following /verify/'s offline recipe could not tell this portal's seal
 from a look-alike's: pdfsig says "issuer isn't trusted" for both. The current root, and any
 former root kept trusted after a rotation (PORTAL_SEALING_FORMER_ROOTS), each with its SHA-256
-fingerprint on /verify/.
+fingerprint on /verify/. Beside the current root, the certificate revocation list (CRL) it
+signed, which the local CA's seal certificate names as its distribution point.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from django.urls import path
 from django.views.decorators.http import require_safe
 
 from acknowledgements.receipts import authority as receipt_authority
+from acknowledgements.receipts import local_ca
 from acknowledgements.receipts.verification import trusted_roots
 
 
@@ -28,8 +30,20 @@ def sealing_root(request, number: int = 0):
     return response
 
 
+@require_safe
+def sealing_root_crl(request):
+    """The local sealing root's CRL (DER); a configured certificate's CA publishes its own."""
+    crls = receipt_authority.load_sealing_identity().crls
+    if not crls:
+        raise Http404("This portal publishes no CRL: its sealing certificate's CA does.")
+    response = HttpResponse(crls[0], content_type="application/pkix-crl")
+    response["Content-Disposition"] = 'attachment; filename="sealing-root.crl"'
+    return response
+
+
 urlpatterns = [
     path("verify/sealing-root.pem", sealing_root, name="sealing_root"),
+    path(local_ca.CRL_PATH.removeprefix("/"), sealing_root_crl, name="sealing_root_crl"),
     path(
         "verify/sealing-root-former-<int:number>.pem",
         sealing_root,

@@ -13,6 +13,7 @@ from acknowledgements.exceptions import ActionRefused
 from acknowledgements.forms.webhooks import WebhookEndpointChangeForm, WebhookEndpointForm
 from acknowledgements.models import WebhookDelivery, WebhookEndpoint
 from acknowledgements.views.access import administrators_only
+from acknowledgements.views.shown_once import page_with_secret_once
 from acknowledgements.webhooks import actions
 
 LOG_LENGTH = 100
@@ -21,33 +22,16 @@ LOG_LENGTH = 100
 @require_http_methods(["GET", "POST"])
 @administrators_only
 def manage_webhooks(request):
-    form = WebhookEndpointForm(request.POST if request.method == "POST" else None)
-    created = secret = None
-    if request.method == "POST" and form.is_valid():
-        try:
-            created, secret = actions.register_endpoint(
-                actor=request.user,
-                url=form.cleaned_data["url"],
-                events=form.cleaned_data["events"],
-            )
-        except ActionRefused as refused:
-            form.add_error("url", str(refused))
-        else:
-            form = WebhookEndpointForm()
-    response = render(
+    return page_with_secret_once(
         request,
-        "acknowledgements/manage/webhooks.html",
-        {
-            "form": form,
-            "endpoints": WebhookEndpoint.objects.select_related("created_by"),
-            "created": created,
-            "secret": secret,
-        },
-        status=400 if form.errors else 200,
+        form_class=WebhookEndpointForm,
+        create=lambda data: actions.register_endpoint(
+            actor=request.user, url=data["url"], events=data["events"]
+        ),
+        refused_field="url",
+        template="acknowledgements/manage/webhooks.html",
+        context={"endpoints": WebhookEndpoint.objects.select_related("created_by")},
     )
-    # The page that shows a secret once must not be kept by a browser or a proxy.
-    response["Cache-Control"] = "no-store"
-    return response
 
 
 @require_http_methods(["GET", "POST"])

@@ -25,6 +25,13 @@ ACKNOWLEDGEMENT_SIGNED = WebhookEndpoint.Event.ACKNOWLEDGEMENT_SIGNED.value
 ACKNOWLEDGEMENT_DECLINED = WebhookEndpoint.Event.ACKNOWLEDGEMENT_DECLINED.value
 REVISION_PUBLISHED = WebhookEndpoint.Event.REVISION_PUBLISHED.value
 PERSON_OVERDUE = WebhookEndpoint.Event.PERSON_OVERDUE.value
+PERSON_RENEWAL_DUE = WebhookEndpoint.Event.PERSON_RENEWAL_DUE.value
+# The notices that decide who became overdue or due for renewal, once per person and revision
+# (and renewal).
+NOTICE_EVENTS = {
+    PERSON_OVERDUE: Notification.Kind.OVERDUE,
+    PERSON_RENEWAL_DUE: Notification.Kind.RENEWAL_DUE,
+}
 EVENT_TYPES = tuple(WebhookEndpoint.Event.values)
 
 BLOCK = 500  # events recorded by one task
@@ -56,29 +63,37 @@ def _queue(event_type: str, events: list[tuple[str, int]]) -> int:
     return len(events)
 
 
-def overdue_event_id(notice_id: int) -> str:
-    """One id per overdue notice, so that one person is overdue once per revision."""
-    return f"msg_overdue_{notice_id}"
+def notice_event_id(event_type: str, notice_id: int) -> str:
+    """One id per notice, so that one person is told of once per revision (and renewal)."""
+    kind = "overdue" if event_type == PERSON_OVERDUE else "renewal_due"
+    return f"msg_{kind}_{notice_id}"
 
 
-def emit_overdue(*, now: dt.datetime | None = None) -> int:
-    """A `person.overdue` event for each overdue notice the notifications queued lately and no
-    endpoint was told of yet: they decide who became overdue, once per person and revision."""
-    endpoints = subscribers(PERSON_OVERDUE)
-    if not endpoints:
-        return 0
+def emit_from_notices(*, now: dt.datetime | None = None) -> int:
+    """A `person.overdue` or `person.renewal_due` event for each overdue or renewal notice the
+    notifications queued lately and no endpoint was told of yet."""
     now = now or timezone.now()
-    since = max(min(endpoint.created_at for endpoint in endpoints), now - OVERDUE_LOOKBACK)
-    notices = Notification.objects.filter(
-        kind=Notification.Kind.OVERDUE, created_at__gte=since
-    ).values_list("pk", flat=True)
-    told = set(
-        WebhookDelivery.objects.filter(
-            event_type=PERSON_OVERDUE, created_at__gte=since - dt.timedelta(hours=1)
-        ).values_list("event_id", flat=True)
-    )
-    events = [(overdue_event_id(pk), pk) for pk in notices if overdue_event_id(pk) not in told]
-    return _queue(PERSON_OVERDUE, events)
+    emitted = 0
+    for event_type, kind in NOTICE_EVENTS.items():
+        endpoints = subscribers(event_type)
+        if not endpoints:
+            continue
+        since = max(min(endpoint.created_at for endpoint in endpoints), now - OVERDUE_LOOKBACK)
+        notices = Notification.objects.filter(kind=kind, created_at__gte=since).values_list(
+            "pk", flat=True
+        )
+        told = set(
+            WebhookDelivery.objects.filter(
+                event_type=event_type, created_at__gte=since - dt.timedelta(hours=1)
+            ).values_list("event_id", flat=True)
+        )
+        events = [
+            (notice_event_id(event_type, pk), pk)
+            for pk in notices
+            if notice_event_id(event_type, pk) not in told
+        ]
+        emitted += _queue(event_type, events)
+    return emitted
 
 
 def record_events(*, event_type: str, occurred_at: str, events: list[list]) -> list[int]:

@@ -72,10 +72,11 @@ def _published(ids: list[int], now: dt.datetime) -> dict[int, Fields]:
     return {revision.pk: revision_fields(revision) for revision in found}
 
 
-def _overdue(ids: list[int], now: dt.datetime) -> dict[int, Fields]:
-    """Overdue notices: the person's status in the policy, as the API's people list gives it."""
+def _noticed(ids: list[int], now: dt.datetime) -> dict[int, Fields]:
+    """Overdue and renewal notices: the person's status in the policy, as the API's people list
+    gives it."""
     notices = Notification.objects.filter(
-        pk__in=ids, kind=Notification.Kind.OVERDUE
+        pk__in=ids, kind__in=[Notification.Kind.OVERDUE, Notification.Kind.RENEWAL_DUE]
     ).select_related("revision__policy")
     by_policy: dict[int, list[Notification]] = defaultdict(list)
     for notice in notices:
@@ -113,7 +114,8 @@ BUILDERS: dict[str, Callable[[list[int], dt.datetime], dict[int, Fields]]] = {
     WebhookEndpoint.Event.ACKNOWLEDGEMENT_SIGNED: _signed,
     WebhookEndpoint.Event.ACKNOWLEDGEMENT_DECLINED: _declined,
     WebhookEndpoint.Event.REVISION_PUBLISHED: _published,
-    WebhookEndpoint.Event.PERSON_OVERDUE: _overdue,
+    WebhookEndpoint.Event.PERSON_OVERDUE: _noticed,
+    WebhookEndpoint.Event.PERSON_RENEWAL_DUE: _noticed,
 }
 
 

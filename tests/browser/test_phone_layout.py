@@ -35,8 +35,10 @@ DESKTOP = {"width": 1280, "height": 900}
 HEADER_ROW_MAX = 64  # px: one row, the brand mark and the menu button with their padding
 
 SIGNED_OUT, SIGNER, ADMINISTRATOR, AUDITOR = "signed-out", "signer", "administrator", "auditor"
+MANAGER = "manager"
 ACCOUNTS = {
     SIGNER: "employee@example.com",
+    MANAGER: "manager@example.com",
     ADMINISTRATOR: "admin@example.com",
     AUDITOR: "auditor@example.com",
 }
@@ -53,12 +55,16 @@ NOT_PAGES = {
     "ledger_inclusion_proof": "JSON",
     "sealing_root": "a PEM certificate",
     "sealing_root_former": "a PEM certificate",
+    "sealing_root_crl": "a certificate revocation list",
     "ledger_consistency_proof": "JSON",
     "sign": "POST only (its errors are shown on the policy page, visited below)",
     "decline": "POST only",
     "my_data": "a ZIP file",
     "receipt_download": "a PDF file",
     "manage_policy_audiences": "POST only",
+    "manage_policy_renewal": "POST only",
+    "team_remind": "POST only",
+    "reports_people_remind": "POST only",
     "manage_preview": "POST only, a fragment for the editor",
     "manage_retry_failed": "POST only",
     "manage_person_audiences": "POST only",
@@ -236,6 +242,9 @@ def visits(records: Records) -> list[Visit]:
             "acknowledgement_detail": _url(
                 "acknowledgement_detail", receipt_number=records.receipt_number
             ),
+        },
+        MANAGER: {
+            "team": _url("team"),
         },
         AUDITOR: {
             "reports_dashboard": _url("reports_dashboard"),

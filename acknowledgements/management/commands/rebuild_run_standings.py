@@ -1,4 +1,5 @@
-"""Recompute the dashboard's run standings and tallies from the evidence (standings/tallies.py).
+"""Recompute the dashboard's run standings and tallies, and the signatures' terms under renewal
+periods, from the evidence (standings/tallies.py, standings/renewal.py).
 
 They are kept as people sign, decline and change; this puts them right if something changed
 the database behind the portal's back (a bulk load, a restore of part of it). Safe at any
@@ -8,7 +9,8 @@ time: it runs in one transaction, and the dashboard reads the old rows until it 
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from acknowledgements.standings import tallies
+from acknowledgements.models import SignatureTerm
+from acknowledgements.standings import renewal, tallies
 
 
 class Command(BaseCommand):
@@ -17,5 +19,9 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         with transaction.atomic():
             made = tallies.rebuild()
+            SignatureTerm.objects.all().delete()
+            terms = renewal.fill_terms()
         if options["verbosity"]:
-            self.stdout.write(f"{made} run standings rebuilt from the evidence.")
+            self.stdout.write(
+                f"{made} run standings and {terms} signature terms rebuilt from the evidence."
+            )

@@ -32,7 +32,14 @@ NAMED_ACCOUNTS = [
     ("partner@example.com", "Demo Partner", "partners", None),
     ("admin@example.com", "Demo Administrator", "employees", POLICY_ADMINISTRATORS),
     ("auditor@example.com", "Demo Auditor", None, AUDITORS),
+    ("manager@example.com", "Demo Manager", "employees", None),
 ]
+# The demo manager's direct reports (the team page, escalation).
+MANAGED_BY = {
+    "employee@example.com": "manager@example.com",
+    "contractor@example.com": "manager@example.com",
+}
+RENEWAL_MONTHS = 12  # the demo policy is re-acknowledged yearly
 
 
 class Command(BaseCommand):
@@ -56,13 +63,21 @@ class Command(BaseCommand):
             accounts = self._named_accounts(password)
             generated = self._generated_signers(password)
             created = self._policy(owner=accounts["admin@example.com"])
+            self._yearly_renewal(owner=accounts["admin@example.com"])
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo data ready: {len(accounts) + generated} accounts, "
                 f"{'new' if created else 'existing'} Acceptable Use Policy "
-                f"(1.0 and 1.1 published, 2.0 drafted)."
+                f"(1.0 and 1.1 published, 2.0 drafted; re-acknowledged every "
+                f"{RENEWAL_MONTHS} months)."
             )
         )
+
+    def _yearly_renewal(self, *, owner: User) -> None:
+        """Set once: an administrator's later change is kept when the demo is seeded again."""
+        policy = Policy.objects.get(slug=POLICY_SLUG)
+        if not policy.renewal_periods.exists():
+            policy_actions.set_renewal_period(actor=owner, policy=policy, months=RENEWAL_MONTHS)
 
     def _account(self, email: str, name: str, password: str) -> User:
         user = User.objects.filter(email=email).first()
@@ -79,6 +94,10 @@ class Command(BaseCommand):
             if role:
                 user.groups.add(Group.objects.get(name=role))
             accounts[email] = user
+        for email, manager in MANAGED_BY.items():
+            if accounts[email].manager_id is None:
+                accounts[email].manager = accounts[manager]
+                accounts[email].save(update_fields=["manager"])
         return accounts
 
     def _generated_signers(self, password: str) -> int:
