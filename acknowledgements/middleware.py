@@ -2,6 +2,7 @@
 viewer's zone, the signing gate, and the sign-in pages' Content-Security-Policy."""
 
 import re
+import time
 import uuid
 import zoneinfo
 from urllib.parse import unquote
@@ -19,10 +20,12 @@ from django.utils.translation import gettext as _
 from acknowledgements import sso
 from acknowledgements.api.problems import problem_response
 from acknowledgements.evidence.client_evidence import browser_zone
+from acknowledgements.notifications.reminders import direct_reports
 from acknowledgements.proxies import is_trusted_proxy
 from acknowledgements.request_log import request_id_context
 from acknowledgements.standings.coverage import standings_for
 from acknowledgements.templatetags.policy_names import policy_name
+from acknowledgements.templatetags.team import MANAGES_PEOPLE
 
 # A request id from the load balancer is kept only when a trusted proxy sent it and it looks
 # like one; otherwise a client could choose the id written into its own evidence.
@@ -84,6 +87,35 @@ def viewer_zone(request) -> zoneinfo.ZoneInfo | None:
     """The IANA zone the browser reported (cookie set by static/js/portal.js), if valid."""
     name = browser_zone(request.COOKIES.get(TIMEZONE_COOKIE, ""))
     return zoneinfo.ZoneInfo(name) if name else None
+
+
+# When a signed-in session was last written (noted in it).
+SESSION_WRITTEN = "portal_session_written"
+SESSION_WRITE_INTERVAL = 60  # seconds
+
+
+class ActiveSessionMiddleware:
+    """A signed-in session lasts SESSION_COOKIE_AGE after the person's last request, as if it
+    were written on every request, but is written at most once a minute (an idle time out by
+    up to a minute sooner); the same write refreshes whether the person manages anyone, which
+    the menu shows on every page."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated:
+            written = request.session.get(SESSION_WRITTEN, 0)
+            if time.time() - written >= SESSION_WRITE_INTERVAL:
+                note_session(request, user)  # written when the response goes
+        return self.get_response(request)
+
+
+def note_session(request, user, **kwargs) -> None:
+    """What a signed-in session keeps (also on signing in, which writes the session anyway)."""
+    request.session[SESSION_WRITTEN] = int(time.time())
+    request.session[MANAGES_PEOPLE] = direct_reports(user).exists()
 
 
 class ViewerTimezoneMiddleware:

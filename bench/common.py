@@ -66,6 +66,12 @@ class Size:
     dashboard_reps: int
     fanout_runs: int
     bare_smtp_messages: int
+    signin_people: int  # legitimate sign-ins per phase of the attack benchmark (9)
+    signin_runs: int  # runs of its three phases (baseline, spread attack, concentrated attack)
+    attack_seconds: int  # length of each phase
+    attack_clients: int  # concurrent attacker connections
+    attack_addresses: int  # forwarded addresses the attacker uses in each attack
+    attack_accounts: int  # accounts the spread attack aims at
 
 
 SIZES = {
@@ -85,6 +91,12 @@ SIZES = {
         dashboard_reps=3,
         fanout_runs=1,  # one run is every person; it stops at the 300 s target
         bare_smtp_messages=2_000,
+        signin_people=40,
+        signin_runs=3,
+        attack_seconds=30,
+        attack_clients=16,
+        attack_addresses=200,
+        attack_accounts=200,
     ),
     "smoke": Size(
         name="smoke",
@@ -102,6 +114,12 @@ SIZES = {
         dashboard_reps=2,
         fanout_runs=1,
         bare_smtp_messages=100,
+        signin_people=6,
+        signin_runs=1,
+        attack_seconds=4,
+        attack_clients=4,
+        attack_addresses=50,
+        attack_accounts=10,
     ),
 }
 

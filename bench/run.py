@@ -7,8 +7,8 @@ Steps: drop and create the database (DATABASE_URL, whose name must start with po
 default portal_bench / portal_bench_smoke on 127.0.0.1), migrate, collect static files, generate
 the data set, then each benchmark in its own process, all running a copy of the tree taken at
 the start (bench/.out/<size>/tree): verify (6), transparency (8), reports (5), export (2),
-receipt (3), chain (1e/1f), signing (1a-1d), fanout (4: it publishes revisions), people_import
-(7: last, it adds as many people again). Raw
+receipt (3), chain (1e/1f), signing (1a-1d), signin_attack (9), fanout (4: it publishes
+revisions), people_import (7: last, it adds as many people again). Raw
 results go to bench/.out/<size>/results.json and the table to bench/.out/<size>/RESULTS.md.
 """
 
@@ -47,6 +47,7 @@ MODULES = [
     "receipt",
     "chain",
     "signing",
+    "signin_attack",
     "fanout",
     "people_import",
 ]

@@ -37,7 +37,14 @@ class Credentials:
 
 
 def session_data(user) -> dict:
+    from acknowledgements.middleware import SESSION_WRITTEN
+    from acknowledgements.templatetags.team import MANAGES_PEOPLE
+
     return {
+        # What the portal notes on signing in (middleware.note_session): the bench's people
+        # manage nobody.
+        SESSION_WRITTEN: int(time.time()),
+        MANAGES_PEOPLE: False,
         "account_authentication_methods": [
             {"method": "password", "at": time.time(), "email": user.email}
         ],

@@ -6,7 +6,10 @@ Only what a measurement needs differs from production:
 - the signing gate also lets that bare view through (the sign view is let through already), so
   the baseline pays for the same middleware as the sign view and nothing more;
 - collected static files (hashed, not compressed), sealing keys and stored receipts live
-  under bench/.out/<size>/.
+  under bench/.out/<size>/;
+- bench/apps.py holds two switches that only the task worker of the signing benchmark's
+  figures 1h-1j sets in its environment (its receipt task does only its ledger work; with
+  BENCH_SKIP_CHECKPOINT, no checkpoint is signed): unset, nothing changes.
 """
 
 import os

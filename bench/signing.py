@@ -21,20 +21,37 @@ only adds the bare view at /bench/insert/.
   samples where it is held is the chain lock's utilisation, the waiters the queue behind it.
 - Afterwards the new ledger rows must form one unbroken chain and every success must have its
   Acknowledgement row.
+- 1h-1j, the cost of checkpointing: the same signing runs, on a fresh gunicorn, while one
+  `manage.py db_worker` runs the tasks they queue, alternating (without, with ...): with, each
+  signature's receipt task does its ledger work only (the link task's link, then its
+  checkpoint: bench/apps.py, BENCH_RECEIPT_LEDGER_ONLY); without, the same worker with
+  `transparency.checkpoint` a no-op (BENCH_SKIP_CHECKPOINT). The worker is started before and
+  stopped after each run, once the queue is empty. Tasks queued before (the receipts of the
+  runs above, earlier benchmarks' tasks) are moved out of its queue meanwhile. Afterwards the
+  checkpoints counted before and after each run show that only the "with" runs signed any, the
+  new rows must form one chain, and `transparency.verify_log` must find every checkpoint and
+  stored node true to the rows.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import threading
 import time
+import traceback
+from collections.abc import Callable
+from contextlib import contextmanager
 from urllib.parse import urlencode
 
 from bench.common import (
     OUT,
+    TREE,
     Figure,
+    Size,
+    bench_env,
     connect,
     gunicorn,
     main_args,
@@ -48,6 +65,9 @@ from bench.common import (
 SIGN_OK = "/acknowledgements/VK-"
 POLICY_SLUG = "acceptable-use-policy"
 WARMUP_PER_CLIENT = 2
+# Where the tasks queued before figures 1h-1j wait while they run (see queue_backlog_held).
+HELD_QUEUE = "bench-held"
+DRAIN_TIMEOUT_S = 600  # after a run, for the worker to empty the queue
 
 
 class LockSampler(threading.Thread):
@@ -160,6 +180,267 @@ def queries_per_request(sign_path: str, sign_body, bare_body, signer, baseline_u
     return counts
 
 
+@contextmanager
+def task_worker(url: str, *, log_name: str, **env: str):
+    """One `manage.py db_worker` on the default queue, which every task of the portal's uses;
+    yields once it polls, and is stopped on exit, whatever happened."""
+    path = OUT / f"{log_name}.log"
+    log = path.open("w")
+    command = [python(), "manage.py", "db_worker", "--queue-name", "default", "--no-reload"]
+    process = subprocess.Popen(
+        [*command, "--no-startup-delay"],
+        cwd=TREE,
+        env=bench_env(url, **env),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        # Logged once Django is set up, just before the first poll.
+        while "Starting worker" not in path.read_text():
+            if process.poll() is not None:
+                raise RuntimeError(f"the task worker exited with {process.returncode}; see {path}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the task worker did not start within 60 s; see {path}")
+            time.sleep(0.05)
+        yield process
+    finally:
+        # SIGTERM: the worker finishes the task it is running, then exits.
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+@contextmanager
+def queue_backlog_held():
+    """Move the tasks already waiting out of the worker's queue, and back on exit; yields how
+    many: the worker must run only what the measured runs queue."""
+    from django.tasks import DEFAULT_TASK_QUEUE_NAME, TaskResultStatus
+    from django_tasks_db.models import DBTaskResult
+
+    held = DBTaskResult.objects.filter(
+        queue_name=DEFAULT_TASK_QUEUE_NAME, status=TaskResultStatus.READY
+    ).update(queue_name=HELD_QUEUE)
+    try:
+        yield held
+    finally:
+        DBTaskResult.objects.filter(queue_name=HELD_QUEUE).update(
+            queue_name=DEFAULT_TASK_QUEUE_NAME
+        )
+
+
+def queue_drained(worker: subprocess.Popen) -> float:
+    """Seconds until nothing waits or runs in the default queue (the worker has caught up)."""
+    from django.tasks import DEFAULT_TASK_QUEUE_NAME, TaskResultStatus
+    from django_tasks_db.models import DBTaskResult
+
+    busy = DBTaskResult.objects.filter(
+        queue_name=DEFAULT_TASK_QUEUE_NAME,
+        status__in=[TaskResultStatus.READY, TaskResultStatus.RUNNING],
+    )
+    started = time.perf_counter()
+    while busy.exists():
+        if worker.poll() is not None:
+            raise RuntimeError(f"the task worker exited with {worker.returncode}")
+        if time.perf_counter() - started > DRAIN_TIMEOUT_S:
+            raise TimeoutError(f"the task worker did not empty the queue in {DRAIN_TIMEOUT_S} s")
+        time.sleep(0.05)
+    return time.perf_counter() - started
+
+
+def checkpointing_runs(
+    url: str,
+    chosen: Size,
+    signing_job: Callable[[int], list[list[dict]]],
+    sign_ok: Callable[[int, str], bool],
+) -> dict:
+    """Signing runs while a task worker links with and without checkpointing, alternately
+    (figures 1h-1j); the runs and the checks made after them."""
+    from django.db import connection
+    from django.utils import timezone
+    from django_tasks_db.models import DBTaskResult
+
+    from acknowledgements.evidence import ledger, transparency
+    from acknowledgements.models import Acknowledgement, LedgerCheckpoint, LedgerEntry
+
+    # The log as a running portal has it: everything linked is checkpointed.
+    ledger.link_pending()
+    started = time.perf_counter()
+    transparency.checkpoint()
+    catch_up_s = time.perf_counter() - started
+    head_before = (
+        LedgerEntry.objects.exclude(sequence=None)
+        .order_by("-sequence")
+        .values_list("sequence", flat=True)
+        .first()
+    )
+    acks_before = Acknowledgement.objects.count()
+    since = timezone.now()
+    conditions = {
+        "without": {"BENCH_RECEIPT_LEDGER_ONLY": "1", "BENCH_SKIP_CHECKPOINT": "1"},
+        "with": {"BENCH_RECEIPT_LEDGER_ONLY": "1"},
+    }
+    runs: dict[str, list[dict]] = {name: [] for name in conditions}
+    with (
+        queue_backlog_held() as held,
+        gunicorn(url, workers=chosen.workers, log_name="gunicorn-checkpointing") as (port, _),
+    ):
+        with task_worker(url, log_name="worker-warmup", **conditions["with"]) as worker:
+            load(port, signing_job(WARMUP_PER_CLIENT), url, ledger.CHAIN_LOCK_ID, "warmup-worker")
+            queue_drained(worker)
+        for number in range(chosen.runs):
+            for name, env in conditions.items():
+                checkpoints = LedgerCheckpoint.objects.count()
+                tag = f"{name}-checkpoint-{number}"
+                with task_worker(url, log_name=f"worker-{tag}", **env) as worker:
+                    result = load(
+                        port,
+                        signing_job(chosen.requests_per_client),
+                        url,
+                        ledger.CHAIN_LOCK_ID,
+                        tag,
+                    )
+                    drain_s = queue_drained(worker)
+                run = stats(result, sign_ok)
+                run["drain_s"] = drain_s
+                run["checkpoints"] = LedgerCheckpoint.objects.count() - checkpoints
+                runs[name].append(run)
+    failed_tasks = DBTaskResult.objects.failed().filter(enqueued_at__gte=since).count()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*), min(sequence), max(sequence), count(*) FILTER (WHERE l.previous_hash "
+            "IS DISTINCT FROM (SELECT p.row_hash FROM acknowledgements_ledgerentry p "
+            "WHERE p.sequence = l.sequence - 1)) FROM acknowledgements_ledgerentry l "
+            "WHERE l.sequence > %s",
+            [head_before],
+        )
+        new_rows, first, last, broken = cursor.fetchone()
+        cursor.execute("SELECT count(*) FROM acknowledgements_ledgerentry WHERE sequence IS NULL")
+        (unlinked,) = cursor.fetchone()
+    started = time.perf_counter()
+    log_problems = transparency.verify_log()
+    return {
+        "runs": runs,
+        "held_tasks": held,
+        "catch_up_checkpoint_s": catch_up_s,
+        "failed_tasks": failed_tasks,
+        "new_ledger_rows": new_rows,
+        "unlinked": unlinked,
+        "chain_ok": broken == 0
+        and unlinked == 0
+        and new_rows == (last - first + 1 if new_rows else 0),
+        "acknowledgements_made": Acknowledgement.objects.count() - acks_before,
+        "expected_acknowledgements": sum(r["ok"] for r in runs["with"] + runs["without"])
+        + chosen.clients * WARMUP_PER_CLIENT,
+        "log_problems": log_problems[:10],
+        "verify_log_s": time.perf_counter() - started,
+        "checkpoints": LedgerCheckpoint.objects.count(),
+    }
+
+
+def checkpointing_figures(checkpointing: dict, load_note: str) -> list[Figure]:
+    """Figures 1h-1j from checkpointing_runs."""
+    if "error" in checkpointing:
+        return [
+            Figure(
+                number="1h",
+                name="Signing with a task worker checkpointing FAILED",
+                value=None,
+                unit="",
+                target=">= 0.95x",
+                met=False,
+                note=f"{checkpointing['error']} (the traceback is in signing.log)",
+            )
+        ]
+    runs = checkpointing["runs"]
+
+    def med(name: str, key: str) -> float:
+        return median(r[key] for r in runs[name])
+
+    def lock_held(name: str) -> float:
+        shares = [r["lock"]["held_share"] for r in runs[name] if r["lock"]["samples"]]
+        return 100 * median(shares) if shares else float("nan")
+
+    with_rps, without_rps = med("with", "rps"), med("without", "rps")
+    with_p95, without_p95 = med("with", "p95_ms"), med("without", "p95_ms")
+    made = {name: [r["checkpoints"] for r in runs[name]] for name in runs}
+    errors = sum(r["errors"] for name in runs for r in runs[name])
+    problems = checkpointing["log_problems"]
+    checks_ok = (
+        errors == 0
+        and checkpointing["failed_tasks"] == 0
+        and checkpointing["chain_ok"]
+        and checkpointing["acknowledgements_made"] == checkpointing["expected_acknowledgements"]
+        and all(made["with"])
+        and not any(made["without"])
+        and not problems
+    )
+    return [
+        Figure(
+            number="1h",
+            name="Signing POST throughput while a task worker links and checkpoints",
+            value=with_rps,
+            unit="req/s",
+            baseline_name="the same, the worker linking without checkpointing",
+            baseline=without_rps,
+            ratio=with_rps / without_rps,
+            target=">= 0.95x",
+            met=with_rps / without_rps >= 0.95,
+            note=(
+                f"{load_note} per condition, alternating (without, with); one `manage.py "
+                "db_worker` runs each signature's receipt task as its ledger work only (link, "
+                "then checkpoint; no PDF rendered); checkpoints signed per run: with "
+                f"{made['with']}, without {made['without']}; queue empty {med('with', 'drain_s'):.1f}"
+                f" / {med('without', 'drain_s'):.1f} s after a run's last response, chain lock "
+                f"held {lock_held('with'):.0f}% / {lock_held('without'):.0f}% of the time "
+                "(with / without, medians)"
+            ),
+            samples=[r["rps"] for r in runs["with"]],
+        ),
+        Figure(
+            number="1i",
+            name="Signing POST latency p95 while a task worker links and checkpoints",
+            value=with_p95,
+            unit="ms",
+            baseline_name="the same, the worker linking without checkpointing",
+            baseline=without_p95,
+            ratio=with_p95 / without_p95,
+            target="reported",
+            note=(
+                f"with p50/p95/p99 {med('with', 'p50_ms'):.0f}/{with_p95:.0f}/"
+                f"{med('with', 'p99_ms'):.0f} ms; without {med('without', 'p50_ms'):.0f}/"
+                f"{without_p95:.0f}/{med('without', 'p99_ms'):.0f} ms"
+            ),
+            samples=[r["p95_ms"] for r in runs["with"]],
+        ),
+        Figure(
+            number="1j",
+            name="Errors with the task worker; checkpoints made, chain and log intact",
+            value=errors,
+            unit="requests",
+            target="0, checkpoints made, log verifies",
+            met=checks_ok,
+            note=(
+                f"{sum(r['requests'] for name in runs for r in runs[name])} signing requests; "
+                f"{checkpointing['failed_tasks']} tasks failed; {checkpointing['new_ledger_rows']} "
+                f"new ledger rows form one chain: {checkpointing['chain_ok']} "
+                f"({checkpointing['unlinked']} left unlinked); acknowledgements made "
+                f"{checkpointing['acknowledgements_made']} of "
+                f"{checkpointing['expected_acknowledgements']} expected; transparency.verify_log "
+                f"over the ledger and its {checkpointing['checkpoints']} checkpoints: "
+                f"{'; '.join(problems) if problems else 'no problem'} "
+                f"({checkpointing['verify_log_s']:.1f} s); {checkpointing['held_tasks']} tasks "
+                "queued earlier held out of the worker's queue; the log was checkpointed up to "
+                f"the head before the runs in {checkpointing['catch_up_checkpoint_s']:.2f} s"
+            ),
+        ),
+    ]
+
+
 def main() -> None:
     args = main_args(__doc__.splitlines()[0])
     chosen = size(args.size)
@@ -179,7 +460,9 @@ def main() -> None:
     revision = coverage.timeline_for(policy).current
     sign_path = reverse("acknowledgements:sign", args=[policy.slug, revision.version])
     per_run = chosen.clients * chosen.requests_per_client
-    needed = chosen.runs * per_run + chosen.clients * WARMUP_PER_CLIENT + 1
+    # Runs 1a-1c, then 1h-1j (two conditions), each series after a warm-up; one more signer
+    # for the query count.
+    needed = 3 * chosen.runs * per_run + 2 * chosen.clients * WARMUP_PER_CLIENT + 1
     signed = Acknowledgement.objects.filter(revision=revision).values("person_id")
     pool = list(
         User.objects.filter(
@@ -291,6 +574,12 @@ def main() -> None:
     chain_ok = broken == 0 and unlinked == 0 and new_rows == (last - first + 1 if new_rows else 0)
     acks_made = Acknowledgement.objects.count() - acks_before
     successes = sum(r["ok"] for r in runs["sign"]) + chosen.clients * WARMUP_PER_CLIENT
+    connection.close()
+    try:
+        checkpointing = checkpointing_runs(url, chosen, signing_job, sign_ok)
+    except Exception as error:  # 1a-1g still stand; the failure is reported as 1h, not met
+        traceback.print_exc()
+        checkpointing = {"error": f"{type(error).__name__}: {error}"}
 
     def med(kind: str, key: str) -> float:
         return median(r[key] for r in runs[kind])
@@ -379,11 +668,13 @@ def main() -> None:
             ),
         ),
     ]
+    figures += checkpointing_figures(checkpointing, load_note)
     write_json(
         args.json,
         {
             "figures": [f.as_dict() for f in figures],
             "runs": runs,
+            "checkpointing": checkpointing,
             "queries": queries,
             "chain_ok": chain_ok,
             "new_ledger_rows": new_rows,

@@ -784,3 +784,22 @@ def test_schemathesis_finds_no_server_error_and_no_response_off_the_schema(
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     assert "Failures:" not in result.stdout, result.stdout[-6000:]
     assert re.search(r"(\d+) generated, \1 passed", result.stdout), result.stdout[-3000:]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("post", "/api/v1/policies", "GET"),
+        ("delete", "/api/v1/policies/test-policy/people", "GET"),
+        ("put", "/api/v1/openapi.json", "GET"),
+    ],
+)
+def test_a_method_an_address_does_not_serve_is_a_problem_detail(db, client, method, path, allowed):
+    response = getattr(client, method)(path)
+
+    assert response.status_code == 405
+    assert response["Content-Type"] == "application/problem+json"
+    assert response["Allow"] == allowed
+    problem = response.json()
+    assert (problem["status"], problem["title"]) == (405, "Method Not Allowed")
+    assert allowed in problem["detail"]

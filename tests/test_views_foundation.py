@@ -162,8 +162,7 @@ def test_home_runs_a_bounded_number_of_queries(
             sign(signer, revision)
     client = logged_in(signer)
 
-    # However many policies: with their renewal periods and whether the reader manages anyone.
-    with django_assert_max_num_queries(14):
+    with django_assert_max_num_queries(12):
         response = client.get("/")
 
     assert html_of(response).count('class="policy-card ') == policies

@@ -10,11 +10,13 @@ a parameter it cannot use is a 400 that names it, whatever its value.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from typing import Any
 from urllib.parse import urlencode
 
 from django.core import signing
 from django.http import Http404, HttpRequest, HttpResponse
+from django.urls import URLPattern, URLResolver
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
@@ -53,6 +55,13 @@ parameter in `invalid_params`. Too many requests get a 429 with `Retry-After`.
 
 
 class PortalApi(NinjaAPI):
+    def _get_urls(self) -> list[URLResolver | URLPattern]:
+        """The API's addresses, each answering a method it does not serve in problem details."""
+        return [
+            _problem_when_not_allowed(url) if isinstance(url, URLPattern) else url
+            for url in super()._get_urls()
+        ]
+
     def get_openapi_operation_id(self, operation: Any) -> str:
         """The operation's function name (list_policies...): what generated clients call."""
         return operation.view_func.__name__
@@ -67,6 +76,24 @@ class PortalApi(NinjaAPI):
                     if int(status) >= 400 and "application/json" in content:
                         response["content"] = {CONTENT_TYPE: content["application/json"]}
         return schema
+
+
+def _problem_when_not_allowed(url: URLPattern) -> URLPattern:
+    view = url.callback
+
+    @functools.wraps(view)
+    def answered(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        response = view(request, *args, **kwargs)
+        if response.status_code != 405 or response.get("Content-Type") == CONTENT_TYPE:
+            return response
+        allowed = response.get("Allow", "")
+        return problem_response(
+            405,
+            _("This address answers only %(methods)s.") % {"methods": allowed},
+            headers={"Allow": allowed},
+        )
+
+    return URLPattern(url.pattern, answered, url.default_args, url.name)
 
 
 class ReadToken(HttpBearer):

@@ -13,7 +13,9 @@ this statement reads what standings/tallies.py keeps for it:
   15-minute slots before the moment's, by audiences then and day of signing;
 - part 2: the few standings the tallies cannot answer: first signed in the moment's slot (not
   in the tallies yet) or later, came into scope since the earliest cut-off (whether a covered
-  person is late), or declined; with the audiences they had at the moment.
+  person is late), or declined; with the audiences they had at the moment;
+- part 3, under renewal periods: who let every signature of the run lapse (renewal.py), by
+  audiences and whether the renewal's due date has passed.
 
 Python puts these together and applies `coverage.status_of`, so the rule that decides a status
 stays in coverage.py; counts that do not add up raise CensusOutOfStep rather than show wrong
@@ -73,57 +75,7 @@ def take(
     connection = connections[router.db_for_read(User)]
     with connection.cursor() as cursor:
         cursor.execute(*query.sql(connection))
-        rows = cursor.fetchall()
-    return query.count(rows, _renewing(in_effect, moment, connection))
-
-
-def _renewing(
-    timelines: Mapping[int, Timeline], moment: dt.datetime, connection
-) -> Counter[tuple[int, str, bool]]:
-    """Under renewal periods: the people whose every signature of the run had lapsed by the
-    moment, by (policy, audiences at the moment, past the renewal's due date), in one statement.
-
-    The tallies count them as covered (they signed the run); `count` moves them to "renewal
-    due" and "lapsed". A lapse is a moment for each signature (renewal.py), which the tallies
-    would have to be rewritten for whenever a period changes; a group over the runs' terms
-    costs one index range instead (bench/ measures it).
-    """
-    renewed = {pk: t for pk, t in timelines.items() if t.renewal is not None}
-    found: Counter[tuple[int, str, bool]] = Counter()
-    if not renewed:
-        return found
-    ops = connection.ops
-    q = ops.quote_name
-    at = ops.adapt_datetimefield_value
-    moment_param = at(moment)
-    runs, params = [], []
-    late_cases, late_params = [], []
-    for timeline in renewed.values():
-        assert timeline.baseline is not None and timeline.renewal is not None
-        runs.append("(t.period_id = %s AND t.run_id = %s)")
-        params += [timeline.renewal.pk, timeline.baseline.pk]
-        late_cases.append("WHEN %s THEN %s")
-        late_params += [timeline.baseline.pk, at(moment - timeline.grace)]
-    terms, spans = q(SignatureTerm._meta.db_table), q(AudienceSpan._meta.db_table)
-    end = q("end")
-    sql = (
-        f"SELECT x.run_id, s.audience_key, CASE WHEN x.lapsed < CASE x.run_id {' '.join(late_cases)}"  # noqa: S608 - quoted names only
-        " END THEN 1 ELSE 0 END, COUNT(*) FROM ("
-        f"SELECT t.person_id, t.run_id, MAX(t.lapses_at) AS lapsed FROM {terms} t"
-        f" WHERE ({' OR '.join(runs)}) AND t.signed_at <= %s"
-        " GROUP BY t.person_id, t.run_id HAVING MAX(t.lapses_at) <= %s"
-        f") x JOIN {spans} s ON s.person_id = x.person_id AND s.start <= %s"
-        f" AND (s.{end} IS NULL OR s.{end} > %s) GROUP BY 1, 2, 3"
-    )
-    policy_of = {t.baseline.pk: pk for pk, t in renewed.items() if t.baseline is not None}
-    with connection.cursor() as cursor:
-        cursor.execute(
-            sql,
-            [*late_params, *params, moment_param, moment_param, moment_param, moment_param],
-        )
-        for run, key, late, people in cursor.fetchall():
-            found[policy_of[run], key, bool(late)] += people
-    return found
+        return query.count(cursor.fetchall())
 
 
 def _chunks(items: list) -> list[list]:
@@ -162,6 +114,7 @@ class _Query:
             pk: late_after(timelines[pk], moment) for pk in self.policies
         }
         self.late_columns = len(_chunks(self.policies))
+        self.renewed = {pk: timelines[pk] for pk in self.policies if timelines[pk].renewal}
 
     def sql(self, connection) -> tuple[str, list]:
         """The statement and its parameters."""
@@ -172,6 +125,7 @@ class _Query:
         moment, slot = at(self.moment), at(slot_of(self.moment))
         runs = ", ".join(str(int(run)) for run in self.runs)
         spans, standings = q(AudienceSpan._meta.db_table), q(RunStanding._meta.db_table)
+        terms = q(SignatureTerm._meta.db_table)
         # Fragments and their parameters, in the order of the text.
         sql: list[str] = []
         params: list = []
@@ -279,6 +233,39 @@ class _Query:
             if sign < 0 or exact:
                 add(" AND s.start >= %s", at(recent))
             add(f" GROUP BY r.run_id, s.audience_key, {day_column - 1}, {day_column}")
+        # 3: under a renewal period, who let every signature of the run lapse by the moment, by
+        # the audiences they had then and past the renewal's due date or not (the tallies count
+        # them as covered: they signed the run). A lapse is a moment per signature (renewal.py)
+        # that the tallies would have to be rewritten for whenever a period changes; a group
+        # over the runs' terms costs one index range instead (bench/ measures it).
+        if self.renewed:
+            add(f" UNION ALL SELECT 3, x.run_id, s.audience_key, {no_lates}, CASE x.run_id")
+            for timeline in self.renewed.values():
+                add(
+                    " WHEN %s THEN CASE WHEN x.lapsed < %s THEN 1 ELSE 0 END",
+                    timeline.baseline.pk,
+                    at(self.moment - timeline.grace),
+                )
+            add(" END, CAST(NULL AS DATE), COUNT(*) FROM (")
+            add(
+                f"SELECT t.person_id, t.run_id, MAX(t.lapses_at) AS lapsed FROM {terms} t WHERE ("  # noqa: S608 - quoted names only
+            )
+            for n, timeline in enumerate(self.renewed.values()):
+                add(
+                    " OR (t.period_id = %s AND t.run_id = %s)"
+                    if n
+                    else "(t.period_id = %s AND t.run_id = %s)",
+                    timeline.renewal.pk,
+                    timeline.baseline.pk,
+                )
+            add(
+                ") AND t.signed_at <= %s GROUP BY t.person_id, t.run_id"
+                f" HAVING MAX(t.lapses_at) <= %s) x JOIN {spans} s ON s.person_id = x.person_id AND ",
+                moment,
+                moment,
+            )
+            open_at_moment("s")
+            add(f" GROUP BY x.run_id, s.audience_key, {day_column - 1}")
         # The standings part 2 reads, found once for its three selects.
         columns = "id, person_id, run_id, signed_at, declined_at"
         picked = (
@@ -293,16 +280,15 @@ class _Query:
         )
         return picked + "".join(sql), [slot, at(recent), moment, *params]
 
-    def count(
-        self, rows: list[tuple], renewing: Counter[tuple[int, str, bool]]
-    ) -> dict[int, PolicyCensus]:
-        """The census of each policy from the statement's rows, and the covered who are due
-        for renewal instead (`_renewing`)."""
+    def count(self, rows: list[tuple]) -> dict[int, PolicyCensus]:
+        """The census of each policy from the statement's rows."""
         people: Counter[tuple[int, str, bool]] = Counter()  # (policy, audiences, late)
         covered: Counter[tuple[int, str]] = Counter()
         covered_in_time: Counter[tuple[int, str]] = Counter()  # came into scope since the cut-off
         declined: Counter[tuple[int, str, bool]] = Counter()  # and not covered
         per_day: Counter[tuple[int, str, dt.date]] = Counter()
+        # Covered in the tallies, but every signature lapsed: (policy, audiences, renewal late).
+        renewing: Counter[tuple[int, str, bool]] = Counter()
         for part, run, key, *values in rows:
             lates, (flags, day, count) = values[: self.late_columns], values[-3:]
             if part == 0:
@@ -310,6 +296,9 @@ class _Query:
                     people[pk, key, late] += count
                 continue
             pk = self.runs[run]
+            if part == 3:
+                renewing[pk, key, bool(flags)] += count
+                continue
             if part == 1:
                 covered[pk, key] += count
                 per_day[pk, key, _as_date(day)] += count

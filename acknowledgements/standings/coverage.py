@@ -359,8 +359,12 @@ def _covering_signatures(timeline: Timeline, moment: dt.datetime) -> QuerySet[Ac
     )
     if timeline.renewal is None:
         return signatures
+    # (Signatures of the run, so the terms of the run's alone: one index range.)
     lapsed = SignatureTerm.objects.filter(
-        acknowledgement=OuterRef("pk"), period=timeline.renewal, lapses_at__lte=moment
+        acknowledgement=OuterRef("pk"),
+        period=timeline.renewal,
+        run=timeline.baseline,
+        lapses_at__lte=moment,
     )
     return signatures.filter(~Exists(lapsed))
 

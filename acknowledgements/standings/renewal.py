@@ -26,6 +26,7 @@ import zoneinfo
 from collections.abc import Iterable
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import Exists, OuterRef
 
 from acknowledgements.evidence.client_evidence import browser_zone
@@ -66,6 +67,7 @@ def signer_zone(payload: bytes | memoryview) -> str | None:
 
 
 BLOCK = 5_000
+ANALYZE_AFTER = 10_000  # terms written at once
 
 
 def fill_terms(*, policy_id: int | None = None) -> int:
@@ -100,7 +102,13 @@ def fill_terms(*, policy_id: int | None = None) -> int:
                 SignatureTerm.objects.bulk_create(block, ignore_conflicts=True)
                 block = []
         SignatureTerm.objects.bulk_create(block, ignore_conflicts=True)
-    return SignatureTerm.objects.count() - before
+    written = SignatureTerm.objects.count() - before
+    if written >= ANALYZE_AFTER and connection.vendor == "postgresql":
+        # A period set on a large policy writes a row per signature at once: let the planner
+        # know now rather than when autovacuum next looks (it would plan for a handful).
+        with connection.cursor() as cursor:
+            cursor.execute(f"ANALYZE {connection.ops.quote_name(SignatureTerm._meta.db_table)}")
+    return written
 
 
 def renewal_months(periods: Iterable[RenewalPeriod], moment: dt.datetime) -> int:
