@@ -6,7 +6,7 @@
 Steps: drop and create the database (DATABASE_URL, whose name must start with portal_bench;
 default portal_bench / portal_bench_smoke on 127.0.0.1), migrate, collect static files, generate
 the data set, then each benchmark in its own process, all running a copy of the tree taken at
-the start (bench/.out/<size>/tree): verify (6), transparency (8), reports (5), export (2),
+the start (bench/.out/<size>/tree): verify (6), transparency (8), reports (5), api (10), export (2),
 receipt (3), chain (1e/1f), signing (1a-1d), signin_attack (9), fanout (4: it publishes
 revisions), people_import (7: last, it adds as many people again). Raw
 results go to bench/.out/<size>/results.json and the table to bench/.out/<size>/RESULTS.md.
@@ -43,6 +43,7 @@ MODULES = [
     "verify",
     "transparency",
     "reports",
+    "api",
     "export",
     "receipt",
     "chain",
@@ -202,10 +203,10 @@ def main() -> None:
     for name in failures:
         figures.append({"number": "!", "name": f"{name} FAILED (see {out.relative_to(ROOT)}/{name}.log)",
                         "value": None, "unit": "", "target": "", "met": False, "note": ""})  # fmt: skip
-    order = {"1": 0, "2": 1, "3": 2, "4": 3, "5": 4, "6": 5}
+    # By figure number (10 after 9), then letter; a failure ("!") last.
     figures.sort(
         key=lambda f: (
-            order.get(f["number"][0], 9),
+            not f["number"][0].isdigit(),
             [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", f["number"])],
         )
     )
