@@ -73,6 +73,9 @@ seed: migrate
 run: seed
 	@# Receipts a failed render left without one (a library was missing) are issued now.
 	$(RUN_ENV) $(PY) manage.py recover_work --now
+	@# The ledger checked once, as a deployment's scheduler does hourly: the damage banner and
+	@# the exports' warning read the last check. A damaged ledger is shown, not a stop.
+	-$(RUN_ENV) $(PY) manage.py verify_ledger
 	@echo "Serving the portal at http://127.0.0.1:$(PORT) (sign in as employee@example.com / $${DEMO_PASSWORD:-portal-demo-2026})"
 	$(RUN_ENV) $(PY) manage.py runserver 127.0.0.1:$(PORT)
 

@@ -2,6 +2,7 @@
 action as the portal's own pages; evidence is shown and never edited."""
 
 from django.contrib import admin
+from django.contrib.auth.admin import GroupAdmin as BaseGroupAdmin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.contrib.auth.models import Group
 
@@ -80,6 +81,25 @@ class UserAdmin(BaseUserAdmin):
 
 
 admin.site.register(Audience)
+
+
+admin.site.unregister(Group)
+
+
+@admin.register(Group)
+class RoleGroupAdmin(BaseGroupAdmin):
+    """Groups are the roles, and a role's permissions are defined by the code (roles.py) and
+    its migrations: the admin shows them and never changes them, which would give or take
+    power with no ledger row. Who holds a role is changed on the person, audited."""
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

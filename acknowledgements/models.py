@@ -48,6 +48,9 @@ class UserManager(BaseUserManager["User"]):
         return user
 
     def create_superuser(self, email: str, password: str | None = None, **fields) -> User:
+        """An account with staff and superuser, as Django's tools expect. The models cannot
+        write the ledger: `manage.py createsuperuser` (the portal's own command) records the
+        grants, and the portal's doors grant roles through people.access instead."""
         fields.setdefault("is_staff", True)
         fields.setdefault("is_superuser", True)
         return self.create_user(email, password, **fields)

@@ -62,6 +62,9 @@ CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
+    # Before django.contrib.auth, so that `manage.py createsuperuser` is the portal's own,
+    # which records the roles it gives in the ledger.
+    "acknowledgements",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -76,7 +79,6 @@ INSTALLED_APPS = [
     "django_tasks_db",
     # The read API's documentation page and its Swagger UI files, served from here (no CDN).
     "ninja",
-    "acknowledgements",
 ]
 
 MIDDLEWARE = [

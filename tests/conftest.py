@@ -51,6 +51,15 @@ def pytest_configure(config):
     os.environ["PORTAL_LEDGER_ORIGIN"] = settings.PORTAL_LEDGER_ORIGIN
     settings.MEDIA_ROOT = scratch / "media"
     settings.PORTAL_BASE_URL = "http://testserver"
+    # The run's sealing CA as if made a year ago: a seal's certificate is validated when it
+    # seals, so tests that move the clock back (days, months) still find it valid then.
+    from acknowledgements.receipts import local_ca
+
+    with time_machine.travel(timezone.now() - dt.timedelta(days=365), tick=False):
+        local_ca.ensure_local_ca(
+            settings.PORTAL_SEALING_DIR,
+            keep_root_key_in=local_ca.root_key_dir(settings.PORTAL_SEALING_DIR),
+        )
     # Tests serve static files from the source folders; production serves a collected,
     # hashed copy (collectstatic) that a test run has no reason to build.
     settings.STORAGES = settings.STORAGES | {

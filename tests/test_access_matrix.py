@@ -141,6 +141,8 @@ TABLE: dict[str, dict[str, tuple[Cell, Cell]]] = {
     "ledger_key": PUBLIC_GET,
     "ledger_checkpoints": PUBLIC_GET,
     "ledger_checkpoint_at": PUBLIC_GET,
+    # No checkpoint has a timestamp token in this table's data (no TSA): for anyone, a 404.
+    "ledger_checkpoint_timestamp": dict.fromkeys(ROLES, (404, 405)),
     "ledger_inclusion_proof": dict.fromkeys(ROLES, (400, 405)),
     # --- the roots a seal chains to (views/trust.py): for anyone; no former root configured
     "sealing_root": PUBLIC_GET,

@@ -1,7 +1,10 @@
 """The Django admin: a change the ledger records leaves the same row as the portal's own page."""
 
+from django.contrib.auth.models import Group, Permission
+
 from acknowledgements.evidence import ledger
 from acknowledgements.models import LedgerEntry
+from acknowledgements.roles import AUDITORS
 
 
 def audience_changes() -> list[dict]:
@@ -55,3 +58,30 @@ def test_audiences_changed_in_the_admin_leave_the_portal_s_ledger_row(
         admin_form(person, audiences=[audiences["partners"].pk]),
     )
     assert len(audience_changes()) == 1
+
+
+def test_the_role_groups_permissions_cannot_be_changed_in_the_admin(client, make_person):
+    superuser = make_person("Super User", email="root@example.com", audience=None)
+    superuser.is_staff = superuser.is_superuser = True
+    superuser.save()
+    client.force_login(superuser)
+    auditors = Group.objects.get(name=AUDITORS)
+    granted = set(auditors.permissions.values_list("pk", flat=True))
+    publish = Permission.objects.get(codename="publish_policyrevision")
+    url = f"/django-admin/auth/group/{auditors.pk}/change/"
+
+    page = client.get(url)
+    assert page.status_code == 200
+    assert "View group" in page.content.decode() and 'name="_save"' not in page.content.decode()
+
+    refused = client.post(url, {"name": AUDITORS, "permissions": [*granted, publish.pk]})
+    assert refused.status_code == 403
+    assert set(auditors.permissions.values_list("pk", flat=True)) == granted
+    assert not auditors.permissions.filter(pk=publish.pk).exists()
+    assert (
+        client.post(f"/django-admin/auth/group/{auditors.pk}/delete/", {"post": "yes"}).status_code
+        == 403
+    )
+    assert client.post("/django-admin/auth/group/add/", {"name": "Owners"}).status_code == 403
+    assert Group.objects.filter(name=AUDITORS).exists()
+    assert not Group.objects.filter(name="Owners").exists()

@@ -675,9 +675,11 @@ def test_the_documentation_uses_no_cdn(client, db):
 
 
 def readme_curls() -> list[str]:
-    """The curl commands of the README's "Read API" section, continuation lines joined."""
+    """The curl commands of the README's "Read API" section (under "Integrations"),
+    continuation lines joined."""
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text("utf-8")
-    section = readme.split("## Read API", 1)[1].split("\n## ", 1)[0]
+    section = readme.split("\n### Read API\n", 1)[1]
+    section = re.split(r"\n#{2,3} ", section, maxsplit=1)[0]
     commands = []
     for block in re.findall(r"```sh\n(.*?)```", section, re.DOTALL):
         for command in block.replace("\\\n", " ").splitlines():

@@ -82,6 +82,22 @@ def test_every_variable_the_settings_read_is_documented():
     assert missing == set()
 
 
+def test_the_deployment_guide_names_what_the_scheduler_runs_and_the_keys_to_back_up():
+    guide = (ROOT / "docs" / "deployment.md").read_text()
+    scheduled = {
+        argv[2] for argv in commands_of(COMPOSE["services"]["scheduler"]) if argv[0] == "python"
+    }
+    # The damage banner and the exports' warning read verify_ledger's last recorded run.
+    assert {"verify_ledger", "witness_checkpoint"} <= scheduled
+    diagram = guide.split("scheduler: python manage.py", 1)[1].split("```", 1)[0]
+    paragraph = guide.split("- **Scheduler**", 1)[1].split("\n- **", 1)[0]
+    assert {c for c in scheduled if c not in diagram} == set()
+    assert {c for c in scheduled if f"python manage.py {c}`" not in paragraph} == set()
+    backups = guide.split("## Backups and restore", 1)[1].split("\n## ", 1)[0]
+    for variable in ("PORTAL_LEDGER_KEY", "PORTAL_LEDGER_KEY_DIR", "PORTAL_SEALING_ROOT_KEY_DIR"):
+        assert f"`{variable}`" in backups, variable
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

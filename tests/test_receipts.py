@@ -259,6 +259,29 @@ def test_poppler_sees_a_valid_seal_over_the_whole_file(
     assert "Total document signed" in output
 
 
+def test_receipt_says_where_to_download_its_root_and_prints_its_fingerprint(
+    sealed: SimpleNamespace, tmp_path: Path
+) -> None:
+    text = pdf_text(sealed.pdf, tmp_path)
+    root = x509.load_pem_x509_certificate(sealed.identity.root_pem)
+    digest = root.fingerprint(hashes.SHA256()).hex().upper()
+    fingerprint = ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
+
+    assert "http://testserver/verify/sealing-root.pem" in without_spaces(text)
+    # In the integrity table and beside the address; a line may break inside the first.
+    assert without_spaces(text).count(fingerprint) == 2
+    assert "audit package" not in text
+    # The offline recipe trusts the downloaded root before checking the seal, as /verify/'s.
+    assert 'certutil -A -d sql:nssdb -n portal-root -t ",C," -a -i sealing-root.pem' in text
+    assert "pdfsig -nssdir sql:nssdb receipt.pdf" in text
+
+
+def test_an_unsealed_rendering_names_no_root(tmp_path: Path) -> None:
+    text = pdf_text(render_receipt(receipt_document(evidence())), tmp_path)
+
+    assert f"Sealing root certificate SHA-256 {NOT_RECORDED}" in text
+
+
 # --- Tampering -----------------------------------------------------------------------------
 
 

@@ -7,7 +7,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from acknowledgements.evidence import ledger
-from acknowledgements.models import LedgerEntry
+from acknowledgements.models import LedgerEntry, User
 from acknowledgements.people import access
 from acknowledgements.roles import AUDITORS
 from tests.pages import text_of
@@ -91,3 +91,38 @@ def test_the_person_page_shows_roles_and_their_history(logged_in, admin_user, si
     page = text_of(logged_in(admin_user).get(f"/manage/people/{signer.pk}/"))
     assert "Roles Auditor" in page
     assert "Auditor granted by Grace Hopper" in page
+
+
+def test_createsuperuser_leaves_the_grants_in_the_ledger(db, monkeypatch):
+    monkeypatch.setenv("DJANGO_SUPERUSER_PASSWORD", "a-long-and-unusual-passphrase")
+    out = io.StringIO()
+    call_command(
+        "createsuperuser",
+        "--no-input",
+        "--email=Root@Example.com",
+        "--full_name=Root Operator",
+        stdout=out,
+    )
+
+    assert out.getvalue() == "Superuser created successfully.\n"
+    root = User.objects.get(email="root@example.com")
+    assert access.roles_of(root) == {"staff", "superuser"}
+    staff, superuser = role_rows()
+    for row, role in ((staff, "staff"), (superuser, "superuser")):
+        assert (row["action"], row["details"]["role"]) == ("role_granted", role)
+        assert row["details"]["person"]["email"] == "root@example.com"
+        assert row["actor"] is None
+        assert row["via"] == "manage.py createsuperuser"
+    assert [(h["role"], h["actor"]) for h in access.role_history(root)] == [
+        ("Staff (the Django admin)", "manage.py createsuperuser"),
+        ("Superuser", "manage.py createsuperuser"),
+    ]
+
+
+def test_a_refused_createsuperuser_records_nothing(signer, monkeypatch):
+    monkeypatch.setenv("DJANGO_SUPERUSER_PASSWORD", "a-long-and-unusual-passphrase")
+    with pytest.raises(CommandError, match="already taken"):
+        call_command(
+            "createsuperuser", "--no-input", f"--email={signer.email}", "--full_name=Again"
+        )
+    assert role_rows() == []

@@ -32,8 +32,14 @@ from pyhanko.pdf_utils.writer import PdfFileWriter
 from pyhanko.sign import signers
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
-from acknowledgements.evidence import ledger
-from acknowledgements.models import Acknowledgement, ClientDetails, LedgerEntry, Receipt
+from acknowledgements.evidence import checks, ledger
+from acknowledgements.models import (
+    Acknowledgement,
+    ClientDetails,
+    LedgerCheck,
+    LedgerEntry,
+    Receipt,
+)
 from acknowledgements.receipts import authority as receipt_authority
 from acknowledgements.receipts import document as receipt_document
 from acknowledgements.receipts import seal as receipt_seal
@@ -390,6 +396,104 @@ def test_a_tampered_receipt_record_fails_the_chain_check(genuine):
     assert not verdict.genuine
     assert failed_checks(verdict) == ["Ledger entries intact"]
     assert f"sequence {issued.sequence} fails" in verdict.checks[-2].detail
+
+
+# --- In a damaged ledger ---------------------------------------------------------------------
+
+UNCONFIRMED = "Cannot be confirmed: the ledger is damaged"
+
+
+def record_ledger_damage() -> LedgerCheck:
+    """A full check of the ledger that found damage, as verify_ledger records it."""
+    check = LedgerCheck.objects.create(
+        intact=False,
+        rows_checked=3,
+        problems=["Sequence 1 fails: payload changed: its SHA-256 does not match the stored hash."],
+    )
+    checks.forget_latest()
+    return check
+
+
+def tamper_with_the_entry_before(genuine) -> None:
+    before = genuine.acknowledgement.ledger_entry.sequence - 1
+    set_evidence_triggers(False)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE acknowledgements_ledgerentry SET payload = %s WHERE sequence = %s",
+            [ledger.canonical_bytes({"forged": True}), before],
+        )
+    set_evidence_triggers(True)
+
+
+def test_a_receipt_failing_only_because_of_a_damaged_ledger_cannot_be_confirmed(
+    genuine, client, tmp_path
+):
+    tamper_with_the_entry_before(genuine)
+    record_ledger_damage()
+
+    verdict = verification.verify_receipt(genuine.pdf)
+    response = upload(client, genuine.pdf)
+
+    assert not verdict.genuine and verdict.unconfirmed
+    assert failed_checks(verdict) == ["Ledger entries intact"]
+    text = text_of(response)
+    assert UNCONFIRMED in text
+    assert "Not genuine" not in text and "Genuine receipt" not in text
+    assert "this receipt cannot be fully confirmed, which does not mean it is forged" in text
+    # The command says the same, and still exits 1.
+    path = tmp_path / "receipt.pdf"
+    path.write_bytes(genuine.pdf)
+    errors = StringIO()
+    with pytest.raises(SystemExit) as exited:
+        call_command("verify_receipt", str(path), stdout=StringIO(), stderr=errors)
+    assert exited.value.code == 1
+    assert errors.getvalue().startswith("Cannot be confirmed, the ledger is damaged: ")
+
+
+def test_without_a_recorded_damage_a_ledger_failure_is_not_genuine(genuine, client):
+    # The hourly check has not run since the damage: nothing excuses the failed check yet.
+    tamper_with_the_entry_before(genuine)
+    LedgerCheck.objects.create(intact=True, rows_checked=3, problems=[])
+    checks.forget_latest()
+
+    text = text_of(upload(client, genuine.pdf))
+
+    assert "Not genuine" in text and UNCONFIRMED not in text
+
+
+def test_a_changed_receipt_is_not_genuine_in_a_damaged_ledger(genuine, client):
+    record_ledger_damage()
+
+    verdict = verification.verify_receipt(flip_a_signed_byte(genuine.pdf))
+    text = text_of(upload(client, flip_a_signed_byte(genuine.pdf)))
+
+    assert "Seal intact" in failed_checks(verdict)
+    assert not verdict.unconfirmed
+    assert "Not genuine" in text and UNCONFIRMED not in text
+
+
+def test_a_forged_seal_is_not_genuine_in_a_damaged_ledger(genuine, other_portal, client):
+    tamper_with_the_entry_before(genuine)
+    record_ledger_damage()
+    forged = receipt_seal.render_and_seal(
+        document_of(genuine, other_portal.fingerprint), other_portal
+    )
+
+    verdict = verification.verify_receipt(forged)
+    text = text_of(upload(client, forged))
+
+    assert "Sealed by this portal" in failed_checks(verdict)
+    assert not verdict.unconfirmed
+    assert "Not genuine" in text and UNCONFIRMED not in text
+
+
+def test_an_appended_update_is_not_genuine_in_a_damaged_ledger(genuine):
+    record_ledger_damage()
+
+    verdict = verification.verify_receipt(with_appended_update(genuine.pdf))
+
+    assert "Seal covers the whole file" in failed_checks(verdict)
+    assert not verdict.genuine and not verdict.unconfirmed
 
 
 def test_client_details_deleted_without_a_recorded_removal_fail_their_check(genuine, client):

@@ -1,20 +1,29 @@
-"""Webhooks: signed deliveries a real receiver verifies with the Standard Webhooks reference
-library, retries and backoff, endpoints turned off after a day of failures, the refusal of
+"""Webhooks: signed deliveries a real receiver verifies both with the Standard Webhooks reference
+library and with a verifier written here from the specification, retries and backoff, endpoints turned off after a day of failures, the refusal of
 internal addresses, at-least-once delivery, the pages, and `manage.py webhook`."""
 
+import base64
+import binascii
 import datetime as dt
+import hashlib
+import hmac
 import json
+import re
 import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from io import StringIO
+from pathlib import Path
 
 import pytest
 import time_machine
+from django.core.handlers.wsgi import WSGIHandler
 from django.core.management import CommandError, call_command
-from django.db import transaction
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections, transaction
+from django.test import RequestFactory
 from django.utils import timezone
 from django.utils.module_loading import import_string
 from django_tasks_db.models import DBTaskResult
@@ -31,6 +40,93 @@ from tests.conftest import client_evidence
 ALL_EVENTS = list(WebhookEndpoint.Event.values)
 
 
+# --- The specification's verification, written independently of the library ------------------
+
+TOLERANCE_SECONDS = 5 * 60  # the specification's recommended tolerance, as the library's
+
+
+class SignatureRefused(Exception):
+    pass
+
+
+def verify_as_specified(secret: str, headers: dict[str, str], body: bytes) -> dict:
+    """Verify a message as the Standard Webhooks specification describes it, sharing no code
+    with the library the portal signs with: the key is the base64 after `whsec_`, the signed
+    content `{webhook-id}.{webhook-timestamp}.{body}`, the signature HMAC-SHA256 in base64,
+    `webhook-signature` a space-separated list of `v1,<signature>` (other versions ignored),
+    compared in constant time; a timestamp off by more than the tolerance is refused."""
+    if not secret.startswith("whsec_"):
+        raise SignatureRefused("the secret lacks its whsec_ prefix")
+    try:
+        key = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
+    except binascii.Error as error:
+        raise SignatureRefused(f"the secret is not base64: {error}") from error
+    named = {name.lower(): value for name, value in headers.items()}
+    try:
+        message_id = named["webhook-id"]
+        timestamp = named["webhook-timestamp"]
+        signatures = named["webhook-signature"]
+    except KeyError as missing:
+        raise SignatureRefused(f"no {missing.args[0]} header") from None
+    if not timestamp.isdigit():
+        raise SignatureRefused("the timestamp is not a number of seconds")
+    if abs(time.time() - int(timestamp)) > TOLERANCE_SECONDS:
+        raise SignatureRefused("the timestamp is outside the tolerance")
+    content = f"{message_id}.{timestamp}.".encode() + body
+    expected = base64.b64encode(hmac.new(key, content, hashlib.sha256).digest())
+    for entry in signatures.split(" "):
+        version, _, signature = entry.partition(",")
+        if version == "v1" and hmac.compare_digest(signature.encode(), expected):
+            return json.loads(body)
+    raise SignatureRefused("no v1 signature matches")
+
+
+def test_the_independent_verifier_refuses_what_the_specification_refuses():
+    secret = messages.new_secret()
+    body = b'{"data":{"version":"1.0"},"timestamp":"2026-01-01T00:00:00Z","type":"t"}'
+    now = timezone.now()
+    signed = messages.headers(secret=secret, event_id="msg_1", body=body.decode(), moment=now)
+    assert verify_as_specified(secret, signed, body)["data"] == {"version": "1.0"}
+    # One of several signatures (a key being rotated, a future version) is enough.
+    rotating = {**signed, "webhook-signature": f"v1a,abc v1,AAAA {signed['webhook-signature']}"}
+    assert verify_as_specified(secret, rotating, body)["type"] == "t"
+
+    refused = {
+        "another secret": (messages.new_secret(), signed, body),
+        "a changed body": (secret, signed, body.replace(b"1.0", b"9.9")),
+        "a changed id": (secret, {**signed, "webhook-id": "msg_2"}, body),
+        "a changed time": (
+            secret,
+            {**signed, "webhook-timestamp": str(int(signed["webhook-timestamp"]) + 1)},
+            body,
+        ),
+        "another version": (
+            secret,
+            {**signed, "webhook-signature": signed["webhook-signature"].replace("v1,", "v2,")},
+            body,
+        ),
+        "no signature": (
+            secret,
+            {k: v for k, v in signed.items() if k != "webhook-signature"},
+            body,
+        ),
+    }
+    accepted = []
+    for case, (key, headers, content) in refused.items():
+        try:
+            verify_as_specified(key, headers, content)
+        except SignatureRefused:
+            continue
+        accepted.append(case)
+    assert accepted == []
+    for off in (TOLERANCE_SECONDS + 5, -TOLERANCE_SECONDS - 5):
+        with (
+            time_machine.travel(now + dt.timedelta(seconds=off), tick=False),
+            pytest.raises(SignatureRefused, match="tolerance"),
+        ):
+            verify_as_specified(secret, signed, body)
+
+
 # --- A real receiver ----------------------------------------------------------------------------
 
 
@@ -41,6 +137,8 @@ class Received:
     body: bytes
     # What the reference verifier made of it when it arrived, with the receiver's secret.
     checked: dict | Exception | None = None
+    # What verify_as_specified made of it then.
+    checked_as_specified: dict | Exception | None = None
 
 
 @dataclass
@@ -68,6 +166,14 @@ class Receiver:
                 raise message.checked
         return [message.checked for message in self.received]  # type: ignore[misc]
 
+    def verified_as_specified(self, secret: str) -> list[dict]:
+        """The same, as the independent verifier read each message when it arrived."""
+        assert secret == self.secret
+        for message in self.received:
+            if isinstance(message.checked_as_specified, Exception):
+                raise message.checked_as_specified
+        return [message.checked_as_specified for message in self.received]  # type: ignore[misc]
+
 
 @contextmanager
 def running(receiver: Receiver):
@@ -79,6 +185,12 @@ def running(receiver: Receiver):
                 message.checked = Webhook(receiver.secret).verify(body, message.headers)
             except Exception as refused:
                 message.checked = refused
+            try:
+                message.checked_as_specified = verify_as_specified(
+                    receiver.secret, message.headers, body
+                )
+            except Exception as refused:
+                message.checked_as_specified = refused
             receiver.received.append(message)
             if receiver.delay:
                 time.sleep(receiver.delay)
@@ -172,6 +284,7 @@ def test_each_event_is_delivered_once_signed_with_the_api_fields(
         call_command("send_reminders", stdout=StringIO())  # again: told once per renewal
 
     messages = receiver.verified(secret)
+    assert receiver.verified_as_specified(secret) == messages  # both verifiers agree
     by_type: dict[str, list[dict]] = {}
     for message in messages:
         by_type.setdefault(message["type"], []).append(message)
@@ -330,6 +443,41 @@ def test_a_receiver_slower_than_the_timeout_is_a_failed_attempt(
     assert "timed out" in sent.last_error.lower()
 
 
+def test_a_delivery_that_timed_out_is_retried_later_and_delivered(
+    endpoint, receiver, after_commit, revision, signer, sign, settings
+):
+    _registered, secret = endpoint
+    settings.PORTAL_WEBHOOK_TIMEOUT_SECONDS = 1
+    receiver.delay = 2
+    start = timezone.now()
+    with time_machine.travel(start, tick=False), after_commit():
+        sign(signer, revision)
+    sent = WebhookDelivery.objects.get()
+    assert (sent.status, sent.attempts, sent.last_response_code) == ("pending", 1, None)
+    assert sent.next_attempt_at == start + delivery.RETRY_DELAYS[0]
+
+    receiver.delay = 0  # the receiver answers in time now
+    with (
+        time_machine.travel(sent.next_attempt_at - dt.timedelta(seconds=1), tick=False),
+        after_commit(),
+    ):
+        delivery.resume_deliveries()  # not due yet: nothing is sent
+    assert len(receiver.received) == 1
+    with time_machine.travel(sent.next_attempt_at, tick=False), after_commit():
+        delivery.resume_deliveries()
+    sent.refresh_from_db()
+    assert (sent.status, sent.attempts, sent.last_response_code) == ("delivered", 2, 204)
+    assert sent.last_error == ""
+    # The receiver had the same message twice, signed at each attempt's time.
+    first, again = receiver.verified_as_specified(secret)
+    assert first == again == receiver.verified(secret)[1]
+    assert first["type"] == "acknowledgement.signed"
+    ids = {message.headers["webhook-id"] for message in receiver.received}
+    assert ids == {sent.event_id}
+    timestamps = [int(message.headers["webhook-timestamp"]) for message in receiver.received]
+    assert timestamps[1] - timestamps[0] == delivery.RETRY_DELAYS[0].total_seconds()
+
+
 # --- Never from the request -----------------------------------------------------------------------
 
 
@@ -362,6 +510,50 @@ def test_a_slow_receiver_does_not_slow_signing(
     assert "acknowledgements.webhooks.delivery.deliver_webhook" in ran
     sent = WebhookDelivery.objects.get(event_type="acknowledgement.signed")
     assert (sent.status, sent.last_response_code) == ("delivered", 204)
+
+
+def test_under_the_immediate_backend_a_delivery_waits_until_the_response_has_gone(
+    endpoint, receiver, logged_in, signer, revision, settings, django_capture_on_commit_callbacks
+):
+    """`make run` runs every task in the web process: a signature's delivery is made once the
+    server has sent the signer's response (and closed it), not while answering them."""
+    assert settings.TASKS["default"]["BACKEND"].endswith(".ImmediateBackend")
+    session = logged_in(signer).cookies[settings.SESSION_COOKIE_NAME].value
+    csrf = "portalcsrftokenforthetestrequest"  # 32 letters: the cookie and the form agree
+    request = RequestFactory().post(
+        "/policies/test-policy/v/1.0/sign/",
+        {
+            "agree": "on",
+            "typed_name": "Ada Lovelace",
+            "consent": "on",
+            "browser_time_zone": "Europe/Paris",
+            "csrfmiddlewaretoken": csrf,
+        },
+    )
+    environ = {
+        **request.environ,
+        "HTTP_COOKIE": f"{settings.SESSION_COOKIE_NAME}={session}; csrftoken={csrf}",
+    }
+    statuses = []
+    # As the test client does: the test's transaction must not be closed between requests.
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            response = WSGIHandler()(environ, lambda status, headers: statuses.append(status))
+        assert statuses == ["302 Found"]
+        sent = WebhookDelivery.objects.get(event_type="acknowledgement.signed")
+        assert (sent.status, sent.attempts) == ("pending", 0)
+        assert receiver.received == []
+
+        response.close()  # the server has sent the response
+    finally:
+        request_started.connect(close_old_connections)
+        request_finished.connect(close_old_connections)
+    sent.refresh_from_db()
+    assert (sent.status, sent.attempts, sent.last_response_code) == ("delivered", 1, 204)
+    [message] = receiver.verified_as_specified(endpoint[1])
+    assert message["type"] == "acknowledgement.signed"
 
 
 # --- Addresses ----------------------------------------------------------------------------------
@@ -625,3 +817,49 @@ def test_a_body_is_json_with_the_type_time_and_data(endpoint, receiver, after_co
     assert set(message) == {"type", "timestamp", "data"}
     assert message["timestamp"].endswith("Z")
     assert json.loads(receiver.received[0].body) == message
+
+
+# --- The README's receiver ------------------------------------------------------------------------
+
+
+def readme_receiver() -> str:
+    """The Python code block of the README's "Webhooks" section (under "Integrations")."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text("utf-8")
+    section = re.split(r"\n#{2,3} ", readme.split("\n### Webhooks\n", 1)[1], maxsplit=1)[0]
+    [code] = re.findall(r"```python\n(.*?)```", section, re.DOTALL)
+    return code
+
+
+def test_the_readmes_receiver_accepts_a_delivery_and_refuses_a_forgery(
+    endpoint, receiver, after_commit, revision, monkeypatch
+):
+    _registered, secret = endpoint
+    with after_commit():
+        events.emit(events.REVISION_PUBLISHED, revision.pk)
+    [message] = receiver.received
+    monkeypatch.setenv("WEBHOOK_SECRET", secret)
+    readme: dict = {"__name__": "readme_receiver"}
+    exec(compile(readme_receiver(), "README.md", "exec"), readme)
+    handled = []
+    readme["handle"] = lambda event_type, data: handled.append((event_type, data))
+
+    def post(body: bytes, headers: dict[str, str]):
+        sent = {name: value for name, value in headers.items() if name.startswith("webhook-")}
+        request = RequestFactory().post(
+            "/hooks/portal", body, content_type="application/json", headers=sent
+        )
+        return readme["receive"](request)
+
+    assert post(message.body, message.headers).status_code == 204
+    assert handled == [("revision.published", revision_fields(revision))]
+
+    forged = message.body.replace(b'"1.0"', b'"9.9"')
+    assert post(forged, message.headers).status_code == 400
+    signed_elsewhere = messages.headers(
+        secret=messages.new_secret(),
+        event_id=message.headers["webhook-id"],
+        body=message.body.decode(),
+        moment=timezone.now(),
+    )
+    assert post(message.body, signed_elsewhere).status_code == 400
+    assert len(handled) == 1

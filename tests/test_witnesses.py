@@ -1,4 +1,5 @@
-"""Checkpoints sent to witnesses once a day, timestamped by an RFC 3161 authority when set."""
+"""Checkpoints sent to witnesses once a day, and timestamped by an RFC 3161 authority when set,
+with or without witnesses; the tokens are published beside the checkpoints."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import datetime as dt
 import io
 import shutil
 import subprocess
+import zipfile
 
 import pytest
 import time_machine
@@ -79,6 +81,40 @@ def test_without_witnesses_or_entries_nothing_is_sent(db, settings):
     assert mail.outbox == []
 
 
+def openssl_verifies(note: str, token: bytes, tmp_path) -> bool:
+    """Whether `openssl ts -verify` accepts the token over the note (skips without openssl)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    (tmp_path / "checkpoint.txt").write_text(note)
+    (tmp_path / "checkpoint.tsr").write_bytes(token)
+    # The authority's certificate travels in the token; this test authority is self-signed.
+    certificates = subprocess.run(
+        ["openssl", "pkcs7", "-inform", "DER", "-in", "checkpoint.tsr", "-print_certs"],
+        cwd=tmp_path,
+        capture_output=True,
+        check=True,
+    ).stdout
+    (tmp_path / "tsa.pem").write_bytes(certificates)
+    checked = subprocess.run(
+        [
+            "openssl",
+            "ts",
+            "-verify",
+            "-in",
+            "checkpoint.tsr",
+            "-token_in",
+            "-CAfile",
+            "tsa.pem",
+            "-data",
+            "checkpoint.txt",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    return checked.returncode == 0 and "Verification: OK" in checked.stdout
+
+
 def test_a_checkpoint_sent_is_timestamped_and_openssl_verifies_it(db, settings, tmp_path):
     settings.PORTAL_CHECKPOINT_WITNESSES = WITNESSES[:1]
     record(4)
@@ -89,38 +125,64 @@ def test_a_checkpoint_sent_is_timestamped_and_openssl_verifies_it(db, settings, 
     stored = LedgerCheckpoint.objects.get(tree_size=4)
     attached = {name: content for name, content, _type in mail.outbox[0].attachments}
     assert attached["checkpoint.tsr"] == bytes(stored.timestamp_token)
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl is not installed")
-    (tmp_path / "checkpoint.txt").write_text(attached["checkpoint.txt"])
-    (tmp_path / "checkpoint.tsr").write_bytes(attached["checkpoint.tsr"])
-    # The authority's certificate travels in the token; this test authority is self-signed.
-    certificates = subprocess.run(
-        ["openssl", "pkcs7", "-inform", "DER", "-in", "checkpoint.tsr", "-print_certs"],
-        cwd=tmp_path,
-        capture_output=True,
-        check=True,
-    ).stdout
-    (tmp_path / "tsa.pem").write_bytes(certificates)
-    verify = [
-        "openssl",
-        "ts",
-        "-verify",
-        "-in",
-        "checkpoint.tsr",
-        "-token_in",
-        "-CAfile",
-        "tsa.pem",
-    ]
-    checked = subprocess.run(
-        [*verify, "-data", "checkpoint.txt"], cwd=tmp_path, capture_output=True, text=True
+    assert openssl_verifies(attached["checkpoint.txt"], attached["checkpoint.tsr"], tmp_path)
+    forged = attached["checkpoint.txt"].replace("\n4\n", "\n5\n")
+    assert not openssl_verifies(forged, attached["checkpoint.tsr"], tmp_path)
+
+
+def test_without_witnesses_the_latest_checkpoint_is_still_timestamped_and_published(
+    db, settings, client, tmp_path
+):
+    settings.PORTAL_CHECKPOINT_WITNESSES = []
+    record(4)
+    out = io.StringIO()
+    with running_test_tsa() as url:
+        settings.PORTAL_TSA_URL = url
+        call_command("witness_checkpoint", stdout=out)
+
+    assert out.getvalue() == (
+        "Checkpoint 4 is timestamped; nothing sent: PORTAL_CHECKPOINT_WITNESSES is empty.\n"
     )
-    assert checked.returncode == 0, checked.stderr
-    assert "Verification: OK" in checked.stdout
-    (tmp_path / "checkpoint.txt").write_text(attached["checkpoint.txt"].replace("\n4\n", "\n5\n"))
-    forged = subprocess.run(
-        [*verify, "-data", "checkpoint.txt"], cwd=tmp_path, capture_output=True, text=True
-    )
-    assert forged.returncode != 0
+    assert mail.outbox == []
+    stored = LedgerCheckpoint.objects.get(tree_size=4)
+    assert stored.timestamp_token and stored.witnessed_at is None
+    # Anyone finds the token beside the checkpoint it proves, and checks one against the other.
+    (listed,) = client.get("/ledger/checkpoints/").json()["checkpoints"]
+    assert listed["timestamp_url"] == "http://testserver/ledger/checkpoints/4.tsr"
+    token = client.get("/ledger/checkpoints/4.tsr")
+    assert token.status_code == 200
+    assert token["Content-Type"] == "application/timestamp-reply"
+    assert token.content == bytes(stored.timestamp_token)
+    note = client.get("/ledger/checkpoints/4").content.decode()
+    assert openssl_verifies(note, token.content, tmp_path)
+
+
+def test_each_new_checkpoint_gets_its_own_token_and_none_is_replaced(db, settings, client):
+    settings.PORTAL_CHECKPOINT_WITNESSES = []
+    record(2)
+    with running_test_tsa() as url:
+        settings.PORTAL_TSA_URL = url
+        witnesses.witness()
+        first = bytes(LedgerCheckpoint.objects.get(tree_size=2).timestamp_token)
+        assert witnesses.witness().timestamped  # the ledger did not grow: the same token
+        record(1)
+        witnesses.witness()
+
+    assert bytes(LedgerCheckpoint.objects.get(tree_size=2).timestamp_token) == first
+    assert LedgerCheckpoint.objects.get(tree_size=3).timestamp_token
+    listed = client.get("/ledger/checkpoints/").json()["checkpoints"]
+    assert [item["timestamp_url"] is not None for item in listed] == [True, True]
+
+
+def test_a_checkpoint_without_a_timestamp_has_no_token_to_download(db, settings, client):
+    settings.PORTAL_TSA_URL = ""
+    record(1)
+    witnesses.witness()
+
+    (listed,) = client.get("/ledger/checkpoints/").json()["checkpoints"]
+    assert listed["timestamp_url"] is None
+    assert client.get("/ledger/checkpoints/1.tsr").status_code == 404
+    assert client.get("/ledger/checkpoints/9.tsr").status_code == 404
 
 
 def test_a_failing_authority_does_not_stop_the_witnesses(db, settings):
@@ -132,3 +194,35 @@ def test_a_failing_authority_does_not_stop_the_witnesses(db, settings):
     result = witnesses.witness()
     assert result.sent_to and not result.timestamped
     assert [name for name, *_ in mail.outbox[0].attachments] == ["checkpoint.txt", "ledger-key.txt"]
+
+
+def test_the_audit_package_carries_the_tokens_of_its_checkpoints(db, settings, policy):
+    from acknowledgements.reports import audit_package
+    from acknowledgements.standings import coverage
+
+    settings.PORTAL_CHECKPOINT_WITNESSES = []
+    record(2)
+    with running_test_tsa() as url:
+        settings.PORTAL_TSA_URL = url
+        stamped = witnesses.witness().checkpoint
+    settings.PORTAL_TSA_URL = ""
+    record(1)
+    unstamped = witnesses.witness().checkpoint
+    assert stamped is not None and unstamped is not None
+    moment = timezone.now()
+    target = io.BytesIO()
+
+    audit_package.write_package(
+        target,
+        policy=policy,
+        timeline=coverage.timeline_for(policy, moment),
+        moment=moment,
+        exported_by="test",
+    )
+
+    with zipfile.ZipFile(target) as archive:
+        names = archive.namelist()
+        token = archive.read(f"checkpoints/{stamped.tree_size}.tsr")
+    assert token == bytes(LedgerCheckpoint.objects.get(pk=stamped.pk).timestamp_token)
+    assert f"checkpoints/{unstamped.tree_size}.txt" in names
+    assert f"checkpoints/{unstamped.tree_size}.tsr" not in names

@@ -44,7 +44,10 @@ with `manage.py api_token create --name NAME`, as `Authorization: Bearer <token>
 
 **Statuses.** The same rules and figures as the portal's reports: a person in a policy's scope
 is `signed`, `declined`, `overdue` or `pending`, now or at the moment given as `as_of` (an ISO
-8601 time with its offset, e.g. `2026-03-31T17:00:00Z`).
+8601 time with its offset, e.g. `2026-03-31T17:00:00Z`). Where a policy must be re-acknowledged
+every N months, a signature counts only until it lapses: a person whose every signature has
+lapsed is `renewal_due` for the time the policy gives to sign (`lapses_at` says when it
+lapsed), then `lapsed`, which counts as overdue.
 
 **Pages.** Lists come a page at a time in id order; pass `next_cursor` as `cursor` (or follow
 `next`). A people list's cursor keeps the moment of its first page.

@@ -3,9 +3,13 @@
 Once a day (the scheduler runs `manage.py witness_checkpoint` hourly; a day must pass between
 two sendings) the latest checkpoint goes to every address in PORTAL_CHECKPOINT_WITNESSES, with
 the verifier key. Whoever keeps those emails can later prove, with `verify_ledger --checkpoint`
-or the audit package's verifier, that the ledger was or was not rewritten since. With
-PORTAL_TSA_URL set, each checkpoint sent also gets an RFC 3161 timestamp token, attached as
-checkpoint.tsr: it proves the checkpoint existed at that time (`openssl ts -verify`).
+or the audit package's verifier, that the ledger was or was not rewritten since.
+
+With PORTAL_TSA_URL set, each run also gets the latest checkpoint an RFC 3161 timestamp token,
+with or without witnesses (at most one request an hour, and none while the ledger does not
+grow). The token proves that the checkpoint existed at that time (`openssl ts -verify`); it is
+stored with the checkpoint, published at /ledger/checkpoints/<size>.tsr and attached to the
+witnesses' email as checkpoint.tsr.
 """
 
 from __future__ import annotations
@@ -18,7 +22,6 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.mail import EmailMessage
-from django.db import transaction
 from django.utils import timezone
 from pyhanko.sign.timestamps import HTTPTimeStamper
 
@@ -40,14 +43,16 @@ class Witnessing:
 
 def witness(*, moment: dt.datetime | None = None, force: bool = False) -> Witnessing:
     """Checkpoint the ledger, timestamp that checkpoint and send it to the witnesses, unless a
-    checkpoint was sent less than a day ago (`force` sends anyway)."""
+    checkpoint was sent less than a day ago (`force` sends anyway); the timestamp does not wait
+    for witnesses or for the day to pass."""
     moment = moment or timezone.now()
     latest = transparency.checkpoint()
     if latest is None:
         return Witnessing(None, [], False, "the ledger is empty")
+    token = timestamp_checkpoint(latest)
     witnesses = list(settings.PORTAL_CHECKPOINT_WITNESSES)
     if not witnesses:
-        return Witnessing(latest, [], False, "PORTAL_CHECKPOINT_WITNESSES is empty")
+        return Witnessing(latest, [], bool(token), "PORTAL_CHECKPOINT_WITNESSES is empty")
     last_sent = (
         LedgerCheckpoint.objects.filter(witnessed_at__isnull=False)
         .order_by("-witnessed_at")
@@ -55,15 +60,32 @@ def witness(*, moment: dt.datetime | None = None, force: bool = False) -> Witnes
         .first()
     )
     if not force and last_sent is not None and moment - last_sent < WITNESS_INTERVAL:
-        return Witnessing(latest, [], False, f"a checkpoint was sent at {last_sent:%Y-%m-%d %H:%M}")
-    token = bytes(latest.timestamp_token) if latest.timestamp_token else _timestamp(latest.note)
+        return Witnessing(
+            latest, [], bool(token), f"a checkpoint was sent at {last_sent:%Y-%m-%d %H:%M}"
+        )
     _email(latest, witnesses, token)
-    with transaction.atomic():
-        changes: dict = {"witnessed_at": moment}
-        if token and not latest.timestamp_token:
-            changes["timestamp_token"] = token
-        LedgerCheckpoint.objects.filter(pk=latest.pk, witnessed_at__isnull=True).update(**changes)
+    LedgerCheckpoint.objects.filter(pk=latest.pk, witnessed_at__isnull=True).update(
+        witnessed_at=moment
+    )
     return Witnessing(latest, witnesses, bool(token), "")
+
+
+def timestamp_checkpoint(checkpoint: LedgerCheckpoint) -> bytes | None:
+    """The checkpoint's RFC 3161 token: the stored one, else a new one from PORTAL_TSA_URL,
+    stored once (a token is never replaced); None without an authority or when it fails."""
+    if checkpoint.timestamp_token:
+        return bytes(checkpoint.timestamp_token)
+    token = _timestamp(checkpoint.note)
+    if token is None:
+        return None
+    LedgerCheckpoint.objects.filter(pk=checkpoint.pk, timestamp_token__isnull=True).update(
+        timestamp_token=token
+    )
+    # Another run may have stored its token first: the stored one is the one published.
+    stored = LedgerCheckpoint.objects.values_list("timestamp_token", flat=True).get(
+        pk=checkpoint.pk
+    )
+    return bytes(stored) if stored is not None else token
 
 
 def _timestamp(note: str) -> bytes | None:
@@ -76,9 +98,10 @@ def _timestamp(note: str) -> bytes | None:
             stamper.async_timestamp(hashlib.sha256(note.encode()).digest(), "sha256")
         )
     except Exception:
-        # A failing authority must not stop the witnesses from getting the checkpoint.
+        # A failing authority must not stop the witnesses from getting the checkpoint; the
+        # next run asks again.
         logger.warning(
-            "The timestamp authority %s failed; the checkpoint is sent without a timestamp.",
+            "The timestamp authority %s failed; the checkpoint goes without a timestamp.",
             settings.PORTAL_TSA_URL,
             exc_info=True,
         )

@@ -59,13 +59,30 @@ def set_role(*, actor: User | None, person: User, role: str, held: bool) -> bool
     if (role in roles_of(person)) == held:
         return False
     _set(person, role, held)
+    _record(actor=actor, person=person, role=role, held=held)
+    return True
+
+
+def _record(
+    *, actor: User | None, person: User, role: str, held: bool, via: str | None = None
+) -> None:
     record_admin_action(
         actor=actor,
         action="role_granted" if held else "role_revoked",
         details={"person": person_snapshot(person), "role": role},
+        via=via,
         subject=person,
     )
-    return True
+
+
+@transaction.atomic
+def record_roles_created_with(*, person: User, via: str) -> None:
+    """Record the roles an account was created holding as grants by the system through `via`:
+    `manage.py createsuperuser` creates it through the model's manager, below every action."""
+    held = roles_of(person)
+    for role in ROLES:
+        if role in held:
+            _record(actor=None, person=person, role=role, held=True, via=via)
 
 
 def role_history(person: User) -> list[dict]:

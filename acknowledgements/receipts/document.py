@@ -22,8 +22,11 @@ from urllib.parse import unquote, urlsplit
 from urllib.request import url2pathname
 from zoneinfo import ZoneInfo
 
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from django.conf import settings
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import translation
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext as _
@@ -81,6 +84,9 @@ class ReceiptDocument:
     # attached as checkpoint.txt and inclusion-proof.json.
     checkpoint_note: str = ""
     inclusion_proof: bytes = b""
+    # The root certificate the seal chains to (render_and_seal sets it from the sealing
+    # identity): the receipt prints its fingerprint and where to download it.
+    sealing_root_pem: bytes = b""
 
 
 def render_receipt(document: ReceiptDocument) -> bytes:
@@ -287,6 +293,11 @@ def _template_context(document: ReceiptDocument, payload: dict[str, Any]) -> dic
             row(_("IP address and user agent"), str(CLIENT_DETAILS_NOTE)),
         ]
 
+    root_fingerprint = (
+        certificate_fingerprint(document.sealing_root_pem)
+        if document.sealing_root_pem
+        else NOT_RECORDED
+    )
     sections = [
         {
             "title": _("Who signed"),
@@ -387,6 +398,7 @@ def _template_context(document: ReceiptDocument, payload: dict[str, Any]) -> dic
                     document.seal_fingerprint or NOT_RECORDED,
                     "mono",
                 ),
+                row(_("Sealing root certificate SHA-256"), root_fingerprint, "mono"),
             ],
         },
     ]
@@ -408,6 +420,9 @@ def _template_context(document: ReceiptDocument, payload: dict[str, Any]) -> dic
         "policy_lang": language_tag("text", "language"),
         "evidence_filename": EVIDENCE_FILENAME,
         "verify_url": document.verify_url,
+        # Public, so that a signer can check who sealed the receipt without asking anyone.
+        "sealing_root_url": f"{settings.PORTAL_BASE_URL}{reverse('acknowledgements:sealing_root')}",
+        "sealing_root_fingerprint": root_fingerprint,
         # segno draws only the modules, no text from the URL: safe to insert unescaped.
         "qr_svg": qr.svg_inline(scale=3, border=0, dark="#111", omitsize=False),
         "policy_html": document.policy_html,
@@ -419,6 +434,16 @@ def _template_context(document: ReceiptDocument, payload: dict[str, Any]) -> dic
         ),
         "fonts": {role: (FONTS_DIR / name).as_uri() for role, name in FONT_FILES.items()},
     }
+
+
+def certificate_fingerprint(pem: bytes) -> str:
+    """A certificate's SHA-256 as `openssl x509 -fingerprint -sha256` prints it (AB:CD:...).
+
+    For a file of several certificates, the first one's.
+    """
+    certificate = x509.load_pem_x509_certificate(pem)
+    digest = certificate.fingerprint(hashes.SHA256()).hex().upper()
+    return ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
 
 
 def _summary(payload: dict[str, Any]) -> str:

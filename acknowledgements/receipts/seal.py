@@ -76,7 +76,9 @@ _UPLOAD_DECODE_LIMITS = DecodeLimits(
 
 
 def render_and_seal(document: ReceiptDocument, identity: SealingIdentity) -> bytes:
-    """Render the receipt and seal it; the result is the evidence to store."""
+    """Render the receipt, naming the root its seal chains to, and seal it; the result is the
+    evidence to store."""
+    document = dataclasses.replace(document, sealing_root_pem=identity.root_pem)
     return seal_pdf(render_receipt(document), identity)
 
 

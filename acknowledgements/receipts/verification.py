@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
 from django.conf import settings
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -25,6 +24,9 @@ class Check:
     name: str
     passed: bool
     detail: str
+    # Compares the receipt with what the database holds, so that a damaged ledger alone can
+    # fail it; the checks of the seal itself do not depend on the ledger.
+    ledger_dependent: bool = False
 
 
 @dataclass
@@ -40,8 +42,22 @@ class ReceiptVerdict:
     def genuine(self) -> bool:
         return self.is_receipt and bool(self.checks) and all(c.passed for c in self.checks)
 
-    def add(self, name: str, passed: bool, detail: str) -> bool:
-        self.checks.append(Check(name, passed, detail))
+    @property
+    def unconfirmed(self) -> bool:
+        """Not genuine only by checks a damaged ledger could fail: neither proven nor forged.
+
+        An untrusted or broken seal, or a file changed after sealing, is never excused by the
+        ledger's damage.
+        """
+        return (
+            self.ledger_damage is not None
+            and self.is_receipt
+            and not self.genuine
+            and all(c.passed or c.ledger_dependent for c in self.checks)
+        )
+
+    def add(self, name: str, passed: bool, detail: str, ledger_dependent: bool = False) -> bool:
+        self.checks.append(Check(name, passed, detail, ledger_dependent))
         return passed
 
 
@@ -120,6 +136,7 @@ def verify_receipt(data: bytes) -> ReceiptVerdict:
         _("The file's SHA-256 equals the one the ledger recorded when the receipt was issued.")
         if matches
         else _("No receipt with this content was issued by this portal."),
+        ledger_dependent=True,
     ):
         return verdict
     # A match needs both the stored receipt and the ledger's record of issuing it.
@@ -133,6 +150,7 @@ def verify_receipt(data: bytes) -> ReceiptVerdict:
         % {"sequence": entry.sequence}
         if evidence_matches
         else _("The attached evidence differs from the ledger's record."),
+        ledger_dependent=True,
     )
     if evidence_matches:
         verdict.add(*client_details_check(entry))
@@ -150,13 +168,15 @@ def verify_receipt(data: bytes) -> ReceiptVerdict:
         if chain.intact
         else _("The ledger is damaged: sequence %(sequence)s fails: %(problem)s.")
         % {"sequence": chain.failed_sequence, "problem": _ledger_problem(chain.problem)},
+        ledger_dependent=True,
     )
     verdict.add(_("In the ledger's signed log"), *log_check(report, entry))
     return verdict
 
 
-def log_check(report: receipt_seal.SealReport, entry: LedgerEntry) -> tuple[bool, str]:
-    """Whether the receipt's signature is in the ledger's signed log, and still is.
+def log_check(report: receipt_seal.SealReport, entry: LedgerEntry) -> tuple[bool, str, bool]:
+    """Whether the receipt's signature is in the ledger's signed log, and still is, and whether
+    a failure is the ledger's (its entry or history changed) rather than the receipt's.
 
     The receipt carries the signed checkpoint that first included its signature and the proof
     of it, sealed: the receipt is an anchor. The ledger must still hold that entry with the
@@ -166,19 +186,36 @@ def log_check(report: receipt_seal.SealReport, entry: LedgerEntry) -> tuple[bool
     note = report.attachments.get(receipt_document.CHECKPOINT_FILENAME)
     attached_proof = report.attachments.get(receipt_document.INCLUSION_PROOF_FILENAME)
     if note is None or attached_proof is None:
-        return True, _("Issued before the ledger's checkpoints: this receipt carries no proof.")
+        return (
+            True,
+            _("Issued before the ledger's checkpoints: this receipt carries no proof."),
+            False,
+        )
     try:
         checkpoint = transparency.read_signed_checkpoint(note.decode("utf-8", "replace"))
         proof = transparency.parse_receipt_proof(attached_proof)
     except transparency.NoteError:
-        return False, _("The attached checkpoint is not signed by this portal's ledger key.")
+        return (
+            False,
+            _("The attached checkpoint is not signed by this portal's ledger key."),
+            False,
+        )
     if not proof.verifies(checkpoint):
-        return False, _("The attached proof does not lead to the attached checkpoint's root.")
+        return (
+            False,
+            _("The attached proof does not lead to the attached checkpoint's root."),
+            False,
+        )
     if (proof.sequence, proof.row_hash) != (entry.sequence, entry.row_hash):
-        return False, _(
-            "The ledger is damaged: its entry %(sequence)s is no longer the one sealed in this "
-            "receipt."
-        ) % {"sequence": proof.sequence}
+        return (
+            False,
+            _(
+                "The ledger is damaged: its entry %(sequence)s is no longer the one sealed in "
+                "this receipt."
+            )
+            % {"sequence": proof.sequence},
+            True,
+        )
     latest = transparency.latest()
     try:
         now = transparency.read_signed_checkpoint(latest.note) if latest else None
@@ -199,15 +236,25 @@ def log_check(report: receipt_seal.SealReport, entry: LedgerEntry) -> tuple[bool
         path=still_included,
         root=checkpoint.root,
     ):
-        return False, _(
-            "The ledger is damaged: it no longer extends the checkpoint of %(size)s entries "
-            "this receipt carries; its history was changed after the receipt was issued."
-        ) % {"size": checkpoint.size}
+        return (
+            False,
+            _(
+                "The ledger is damaged: it no longer extends the checkpoint of %(size)s entries "
+                "this receipt carries; its history was changed after the receipt was issued."
+            )
+            % {"size": checkpoint.size},
+            True,
+        )
     assert now is not None
-    return True, _(
-        "Entry %(sequence)s is in the ledger's signed checkpoint of %(size)s entries, which "
-        "the latest checkpoint (%(latest)s entries) extends."
-    ) % {"sequence": proof.sequence, "size": checkpoint.size, "latest": now.size}
+    return (
+        True,
+        _(
+            "Entry %(sequence)s is in the ledger's signed checkpoint of %(size)s entries, which "
+            "the latest checkpoint (%(latest)s entries) extends."
+        )
+        % {"sequence": proof.sequence, "size": checkpoint.size, "latest": now.size},
+        False,
+    )
 
 
 def client_details_check(entry: LedgerEntry) -> tuple[str, bool, str]:
@@ -310,12 +357,11 @@ def trust_roots() -> list[TrustRoot]:
     shown = []
     for number, pem in enumerate(trusted_roots(receipt_authority.load_sealing_identity())):
         certificate = x509.load_pem_x509_certificate(pem)
-        digest = certificate.fingerprint(hashes.SHA256()).hex().upper()
         shown.append(
             TrustRoot(
                 number=number,
                 subject=certificate.subject.rfc4514_string(),
-                fingerprint=":".join(digest[i : i + 2] for i in range(0, len(digest), 2)),
+                fingerprint=receipt_document.certificate_fingerprint(pem),
                 not_after=certificate.not_valid_after_utc,
             )
         )

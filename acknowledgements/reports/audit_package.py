@@ -510,14 +510,18 @@ class LogFiles:
 
 
 def _write_log(zf, head_size: int) -> LogFiles:
-    """ledger-key.txt, each checkpoint within the head and the latest as stored, and
-    consistency-proofs.jsonl between them: streamed, whatever the number of checkpoints."""
+    """ledger-key.txt, each checkpoint within the head (with its RFC 3161 token, if it has one)
+    and the latest as stored, and consistency-proofs.jsonl between them: streamed, whatever the
+    number of checkpoints."""
     zf.writestr(_zip_info("ledger-key.txt"), transparency.log_key().verifier + "\n")
     latest = transparency.latest()
     within = LedgerCheckpoint.objects.filter(tree_size__lte=head_size).order_by("tree_size")
     count = 0
-    for size, note in within.values_list("tree_size", "note").iterator(chunk_size=CHECKPOINT_BLOCK):
+    rows = within.values_list("tree_size", "note", "timestamp_token")
+    for size, note, token in rows.iterator(chunk_size=CHECKPOINT_BLOCK):
         zf.writestr(_zip_info(f"checkpoints/{size}.txt"), note)
+        if token:
+            zf.writestr(_zip_info(f"checkpoints/{size}.tsr"), bytes(token))
         count += 1
     if latest is not None:
         zf.writestr(_zip_info("checkpoints/latest.txt"), latest.note)

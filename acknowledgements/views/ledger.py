@@ -7,6 +7,7 @@ auditor's script or a signer holding a receipt can fetch them. Each proof costs 
 
 from __future__ import annotations
 
+from django.db.models import BooleanField, ExpressionWrapper, Q
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
@@ -63,6 +64,20 @@ def ledger_checkpoint_at(request, size: int):
 
 
 @require_safe
+def ledger_checkpoint_timestamp(request, size: int):
+    """The checkpoint's RFC 3161 timestamp token (DER), over its note as /ledger/checkpoints/<size>
+    serves it: `openssl ts -verify -data <note> -in <token> -token_in -CAfile <TSA's CA>`."""
+    if size > MAX_SIZE:
+        return _text(_("No checkpoint has that size.") + "\n", status=404)
+    token = get_object_or_404(LedgerCheckpoint, tree_size=size).timestamp_token
+    if not token:
+        return _text(_("This checkpoint has no timestamp yet.") + "\n", status=404)
+    response = HttpResponse(bytes(token), content_type="application/timestamp-reply")
+    response["Content-Disposition"] = f'attachment; filename="checkpoint-{size}.tsr"'
+    return response
+
+
+@require_safe
 @never_cache
 def ledger_checkpoints(request):
     """Every checkpoint, oldest first, a page at a time (`after`: the last size seen)."""
@@ -72,8 +87,13 @@ def ledger_checkpoints(request):
         return _refused(str(error))
     page = list(
         LedgerCheckpoint.objects.filter(tree_size__gt=after)
+        .annotate(
+            timestamped=ExpressionWrapper(
+                Q(timestamp_token__isnull=False), output_field=BooleanField()
+            )
+        )
         .order_by("tree_size")
-        .values_list("tree_size", "root_hash", "created_at")[:CHECKPOINTS_PER_PAGE]
+        .values_list("tree_size", "root_hash", "created_at", "timestamped")[:CHECKPOINTS_PER_PAGE]
     )
     listed = [
         {
@@ -83,8 +103,14 @@ def ledger_checkpoints(request):
             "url": request.build_absolute_uri(
                 reverse("acknowledgements:ledger_checkpoint_at", args=[size])
             ),
+            # The RFC 3161 token proving when the checkpoint existed, once it has one.
+            "timestamp_url": request.build_absolute_uri(
+                reverse("acknowledgements:ledger_checkpoint_timestamp", args=[size])
+            )
+            if timestamped
+            else None,
         }
-        for size, root, created in page
+        for size, root, created, timestamped in page
     ]
     following = None
     if len(page) == CHECKPOINTS_PER_PAGE:
@@ -129,6 +155,11 @@ urlpatterns = [
     path("ledger/key", ledger_key, name="ledger_key"),
     path("ledger/checkpoints/", ledger_checkpoints, name="ledger_checkpoints"),
     path("ledger/checkpoints/<int:size>", ledger_checkpoint_at, name="ledger_checkpoint_at"),
+    path(
+        "ledger/checkpoints/<int:size>.tsr",
+        ledger_checkpoint_timestamp,
+        name="ledger_checkpoint_timestamp",
+    ),
     path("ledger/proof/inclusion", ledger_inclusion_proof, name="ledger_inclusion_proof"),
     path("ledger/proof/consistency", ledger_consistency_proof, name="ledger_consistency_proof"),
 ]

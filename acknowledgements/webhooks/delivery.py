@@ -8,6 +8,11 @@ the delivery back in the queue, and the receiver recognises a copy by its `webho
 Failures are retried 1 min, 5 min, 30 min, 2 h, 5 h and 10 h later, and a last time a day
 after the first attempt; then the delivery is marked failed. An endpoint whose attempts have
 all failed for a day is turned off and whoever registered it is told by email.
+
+Under the immediate task backend (PORTAL_TASK_BACKEND=immediate, as `make run` has it) every
+task runs in the web process; a delivery queued while a request is being answered is sent only
+once its response has gone (request_finished), so a slow receiver never delays the person who
+signed. Its retries wait for `recover_work`, as that backend cannot schedule them.
 """
 
 from __future__ import annotations
@@ -15,13 +20,18 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import secrets
+from contextvars import ContextVar
 from dataclasses import dataclass
+from functools import partial
+from typing import Any
 
 import urllib3
 from django.conf import settings
+from django.core.signals import request_finished, request_started
 from django.db import transaction
 from django.db.models import F
 from django.tasks import task
+from django.tasks.backends.immediate import ImmediateBackend
 from django.urls import reverse
 from django.utils import timezone
 
@@ -300,9 +310,46 @@ def resume_deliveries(*, now: dt.datetime | None = None) -> Resumed:
 
 
 def queue_deliveries(delivery_ids: list[int]) -> None:
-    """Queue an attempt at each delivery once the current transaction commits."""
+    """Queue an attempt at each delivery once the current transaction commits (under the
+    immediate backend, during a request: once its response has been sent)."""
     for pk in delivery_ids:
-        jobs.enqueue_with_transaction(deliver_webhook, pk)
+        if isinstance(deliver_webhook.get_backend(), ImmediateBackend):
+            transaction.on_commit(partial(_deliver_after_response, pk))
+        else:
+            jobs.enqueue_with_transaction(deliver_webhook, pk)
+
+
+# The deliveries the request being answered in this thread queued (None: no request).
+_after_response: ContextVar[list[int] | None] = ContextVar(
+    "webhook_deliveries_after_response", default=None
+)
+
+
+def _deliver_after_response(delivery_id: int) -> None:
+    waiting = _after_response.get()
+    if waiting is None:
+        deliver_webhook.enqueue(delivery_id)
+    else:
+        waiting.append(delivery_id)
+
+
+def _request_started(**kwargs: Any) -> None:
+    _after_response.set([])
+
+
+def _request_finished(**kwargs: Any) -> None:
+    waiting = _after_response.get()
+    _after_response.set(None)
+    for pk in waiting or []:
+        try:
+            deliver_webhook.enqueue(pk)
+        except Exception:
+            # The response has gone; the delivery stays pending for recover_work.
+            logger.exception("Webhook delivery %s could not be sent after the response", pk)
+
+
+request_started.connect(_request_started, dispatch_uid="webhooks_after_response_started")
+request_finished.connect(_request_finished, dispatch_uid="webhooks_after_response_finished")
 
 
 @task()

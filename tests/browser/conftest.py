@@ -114,27 +114,27 @@ AXE_SOURCE = Path(__file__).with_name("vendor") / "axe-4.14.1.min.js"
 WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22a", "wcag22aa"]
 
 
-@pytest.fixture
-def axe_violations(page):
-    """axe-core's WCAG 2.0/2.1/2.2 A and AA violations on the current page, as readable lines.
+def axe_violations_on(page) -> list[str]:
+    """axe-core's WCAG 2.0/2.1/2.2 A and AA violations on the page as it is now, as readable lines.
 
     The script is evaluated through the DevTools protocol, which the page's CSP does not
     govern, so the page is checked exactly as it is served.
     """
-    source = AXE_SOURCE.read_text("utf-8")
+    page.evaluate(AXE_SOURCE.read_text("utf-8"))
+    result = page.evaluate(
+        "tags => axe.run(document, {runOnly: {type: 'tag', values: tags}})", WCAG_TAGS
+    )
+    return [
+        f"{v['id']} ({v['impact']}): {v['help']} at "
+        + ", ".join(str(node["target"]) for node in v["nodes"][:3])
+        for v in result["violations"]
+    ]
 
-    def check() -> list[str]:
-        page.evaluate(source)
-        result = page.evaluate(
-            "tags => axe.run(document, {runOnly: {type: 'tag', values: tags}})", WCAG_TAGS
-        )
-        return [
-            f"{v['id']} ({v['impact']}): {v['help']} at "
-            + ", ".join(str(node["target"]) for node in v["nodes"][:3])
-            for v in result["violations"]
-        ]
 
-    return check
+@pytest.fixture
+def axe_violations(page):
+    """`axe_violations()`: axe-core's violations on the test's page as it is now."""
+    return lambda: axe_violations_on(page)
 
 
 def sign_in(page, base_url: str, email: str, password: str = "portal-demo-2026") -> None:

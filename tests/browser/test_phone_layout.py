@@ -1,6 +1,6 @@
 """On a phone 320 px wide (WCAG 1.4.10), no page of the portal scrolls sideways, whoever opens
-it; the header takes one row there, and on a desktop the person's name and "Sign out" stay on
-one line.
+it, and axe finds no WCAG A or AA violation on it; the header takes one row there, and on a
+desktop the person's name and "Sign out" stay on one line.
 
 The pages come from the URLconf: every address of the portal is either visited below, by the
 role that reaches it, or named in NOT_PAGES with the reason it is not a page.
@@ -24,9 +24,10 @@ from acknowledgements.models import (
     WebhookDelivery,
 )
 from acknowledgements.people import import_jobs
+from acknowledgements.policies import actions as policy_actions
 from acknowledgements.reports import jobs as export_jobs
 from acknowledgements.webhooks import actions as webhook_actions
-from tests.browser.conftest import ARTIFACTS, sign_in
+from tests.browser.conftest import ARTIFACTS, axe_violations_on, sign_in
 from tests.conftest import sign_through_service
 from tests.test_access_matrix import portal_routes
 
@@ -36,6 +37,7 @@ HEADER_ROW_MAX = 64  # px: one row, the brand mark and the menu button with thei
 
 SIGNED_OUT, SIGNER, ADMINISTRATOR, AUDITOR = "signed-out", "signer", "administrator", "auditor"
 MANAGER = "manager"
+ROLES = [SIGNED_OUT, SIGNER, MANAGER, ADMINISTRATOR, AUDITOR]
 ACCOUNTS = {
     SIGNER: "employee@example.com",
     MANAGER: "manager@example.com",
@@ -52,6 +54,7 @@ NOT_PAGES = {
     "ledger_key": "a verifier key, plain text",
     "ledger_checkpoints": "JSON",
     "ledger_checkpoint_at": "a signed checkpoint, plain text",
+    "ledger_checkpoint_timestamp": "an RFC 3161 timestamp token (DER)",
     "ledger_inclusion_proof": "JSON",
     "sealing_root": "a PEM certificate",
     "sealing_root_former": "a PEM certificate",
@@ -137,6 +140,28 @@ def records(portal) -> Records:
     # Someone other than the signer who visits signs, so that the signer still sees the form.
     partner = User.objects.get(email="partner@example.com")
     acknowledgement = sign_through_service(partner, published)
+    # The signer has signed another policy, so that "My acknowledgements" shows its table with
+    # the receipts, while the Acceptable Use Policy still shows them its form.
+    signed_before = policy_actions.create_policy(
+        actor=admin,
+        name="Clean Desk Policy",
+        slug="clean-desk-policy",
+        owner=admin,
+        audiences=list(policy.audiences.all()),
+    )
+    signed_before_draft = policy_actions.create_draft(
+        actor=admin,
+        policy=signed_before,
+        version="1.0",
+        body="# Clean Desk Policy\n\n## 1. Purpose\n\nLeave no papers on your desk.\n",
+        change=PolicyRevision.Change.MATERIAL,
+        effective_at=timezone.now(),
+        due_days=14,
+    )
+    sign_through_service(
+        User.objects.get(email=ACCOUNTS[SIGNER]),
+        policy_actions.publish_revision(actor=admin, revision=signed_before_draft),
+    )
     concern = concern_actions.report_concern(
         reporter=partner,
         category=ConcernReport.Category.SECURITY,
@@ -312,8 +337,11 @@ def overflow(page) -> str:
 def look(page, role: str, name: str, found: dict) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"phone-320-{role}-{name}.png"), full_page=True)
+    where = f"{name} ({page.url})"
     if why := overflow(page):
-        found[f"{name} ({page.url})"] = why
+        found[where] = why
+    if violations := axe_violations_on(page):
+        found[f"{where}, axe"] = violations
 
 
 @pytest.fixture
@@ -335,16 +363,23 @@ def test_every_portal_address_is_visited_or_is_not_a_page(portal, records):
     assert unaccounted == []
 
 
-@pytest.mark.parametrize("role", [SIGNED_OUT, SIGNER, ADMINISTRATOR, AUDITOR])
+@pytest.mark.parametrize("role", ROLES)
 def test_no_page_scrolls_sideways_at_320_px(portal, records, phone, settings, role):
     if role in ACCOUNTS:
         sign_in(phone, portal, ACCOUNTS[role])
         expect(phone.locator("summary", has_text="Menu")).to_be_visible()
-    found: dict[str, str] = {}
+    found: dict[str, object] = {}
     for visit in visits(records):
         if visit.role == role:
             phone.goto(f"{portal}{visit.path}")
             look(phone, role, visit.name, found)
+    if role == SIGNER:
+        # Each signature's receipt is on screen, not in a column scrolled out of sight.
+        phone.goto(f"{portal}{_url('my_acknowledgements')}")
+        receipt = phone.get_by_role("link", name="PDF")
+        expect(receipt).to_be_visible()
+        box = receipt.bounding_box()
+        assert box["x"] + box["width"] <= PHONE["width"], "the receipt is off screen"
     for who, name, path, button in AFTER_A_BUTTON:
         if who == role:
             phone.goto(f"{portal}{path.format(draft=records.draft.pk)}")
@@ -359,14 +394,14 @@ def test_no_page_scrolls_sideways_at_320_px(portal, records, phone, settings, ro
         settings.ROOT_URLCONF = "tests.error_urls"
         phone.goto(f"{portal}/broken/")
         look(phone, role, "500", found)
-    assert found == {}, f"pages that scroll sideways at 320 px for the {role}: {found}"
+    assert found == {}, f"pages that do not fit or fail axe at 320 px for the {role}: {found}"
 
 
 def header_height(page) -> float:
     return page.get_by_role("banner").bounding_box()["height"]
 
 
-@pytest.mark.parametrize("role", [SIGNED_OUT, SIGNER, ADMINISTRATOR, AUDITOR])
+@pytest.mark.parametrize("role", ROLES)
 def test_the_header_is_one_row_on_a_phone_and_does_not_wrap_on_a_desktop(
     portal, page, screenshot, role
 ):

@@ -18,7 +18,8 @@ def _reason(verdict: ReceiptVerdict) -> str:
 class Command(BaseCommand):
     help = (
         "Check that a receipt PDF is genuine: seal, stored copy, ledger entry and chain. Prints "
-        "each check, then one verdict; exits 1 when the file is not a genuine receipt."
+        "each check, then one verdict; exits 1 when the file is not a genuine receipt, or cannot "
+        "be confirmed because the ledger is damaged."
     )
 
     def add_arguments(self, parser):
@@ -43,5 +44,8 @@ class Command(BaseCommand):
         if verdict.genuine:
             self.stdout.write(self.style.SUCCESS(f"Genuine receipt {verdict.receipt_number}."))
             return
-        self.stderr.write(f"Not genuine: {_reason(verdict)}")
+        if verdict.unconfirmed:  # only what depends on a ledger known to be damaged failed
+            self.stderr.write(f"Cannot be confirmed, the ledger is damaged: {_reason(verdict)}")
+        else:
+            self.stderr.write(f"Not genuine: {_reason(verdict)}")
         sys.exit(1)

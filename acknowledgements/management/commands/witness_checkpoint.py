@@ -5,9 +5,8 @@ from acknowledgements.notifications import witnesses
 
 class Command(BaseCommand):
     help = (
-        "Checkpoint the ledger and email the latest signed checkpoint to "
-        "PORTAL_CHECKPOINT_WITNESSES, timestamped when PORTAL_TSA_URL is set; at most once a "
-        "day unless --now. Run it hourly."
+        "Checkpoint the ledger, timestamp the latest checkpoint when PORTAL_TSA_URL is set, and "
+        "email it to PORTAL_CHECKPOINT_WITNESSES at most once a day unless --now. Run it hourly."
     )
 
     def add_arguments(self, parser):
@@ -21,6 +20,12 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"Sent checkpoint {result.checkpoint.tree_size}{stamped} to "
                 f"{len(result.sent_to)} witness(es)."
+            )
+        elif result.timestamped:
+            assert result.checkpoint is not None
+            self.stdout.write(
+                f"Checkpoint {result.checkpoint.tree_size} is timestamped; nothing sent: "
+                f"{result.reason}."
             )
         else:
             self.stdout.write(f"Nothing sent: {result.reason}.")
