@@ -407,7 +407,7 @@ def test_signature_tables_carry_only_the_indexes_queries_use(db):
 
     assert columns == {
         ("acknowledgements_acknowledgement", "id"),
-        ("acknowledgements_acknowledgement", "person_id, revision_id"),
+        ("acknowledgements_acknowledgement", "person_id, revision_id, renewal"),
         ("acknowledgements_acknowledgement", "revision_id, signed_at, person_id"),
         ("acknowledgements_acknowledgement", "ledger_entry_id"),
         ("acknowledgements_acknowledgement", "receipt_number"),
