@@ -24,7 +24,7 @@ from acknowledgements.notifications import sending
 from acknowledgements.policies import actions as policy_actions
 from acknowledgements.reports import figures, lists
 from acknowledgements.standings import coverage, renewal
-from tests.conftest import client_evidence
+from tests.conftest import client_evidence, sign_through_service
 
 UTC = dt.UTC
 NEW_YORK = zoneinfo.ZoneInfo("America/New_York")
@@ -75,21 +75,9 @@ def yearly(policy, publish):
 
 def sign_at(person, revision, moment, zone="America/New_York"):
     with time_machine.travel(moment, tick=False):
-        return policy_sign(person, revision, zone)
-
-
-def policy_sign(person, revision, zone):
-    from acknowledgements.signing import actions as signing_actions
-
-    return signing_actions.record_acknowledgement(
-        person=person,
-        policy_slug=revision.policy.slug,
-        version=revision.version,
-        typed_name=person.full_name,
-        checkbox_ticked=True,
-        consent_accepted=True,
-        client=client_evidence(browser_time_zone=zone),
-    )
+        return sign_through_service(
+            person, revision, client=client_evidence(browser_time_zone=zone)
+        )
 
 
 def standing_at(person, moment):

@@ -13,8 +13,9 @@ means a signature counts as long as its run is in effect). Under a period of N m
 
 The lapse is computed here, once per signature and period, and kept as models.SignatureTerm
 for the queries (coverage.py reads it; SQL cannot add calendar months in a time zone
-portably). A signature with no term yet counts, as it did before the period: `fill_terms`
-writes what is missing, on signing, when a period is set and in the hourly reminders run.
+portably). A signature made under a period gets its term when it is recorded
+(signing/actions.py); `fill_terms` writes the others when a period is set, and any a race left
+out in the hourly reminders run. A signature with no term yet counts, as before the period.
 """
 
 from __future__ import annotations
