@@ -449,6 +449,20 @@ class Acknowledgement(models.Model):
     # double submission still meets the unique constraint below.
     # (A default in the database too: bulk loads that name the other columns keep working.)
     renewal = models.PositiveSmallIntegerField(default=0, db_default=0)
+    # What the ledger payload shows, written by the INSERT that creates the row
+    # (evidence/signature_columns.py), so that the signatures CSV copies columns instead of
+    # parsing every payload. Nullable only so that a row written without them is refused (the
+    # constraints below) rather than stored with empty text.
+    email_at_signing = models.TextField(null=True)  # noqa: DJ001
+    name_at_signing = models.TextField(null=True)  # noqa: DJ001
+    authentication_method = models.TextField(null=True)  # noqa: DJ001
+    # Each client value is the payload's commitment to it, opened when exporting with the
+    # entry's ClientDetails (which retention deletes), or, for a payload that holds no
+    # commitment, the value as the payload shows it; one of the two, never both.
+    ip_sha256 = models.TextField(null=True)  # noqa: DJ001
+    ip_shown = models.TextField(null=True)  # noqa: DJ001
+    user_agent_sha256 = models.TextField(null=True)  # noqa: DJ001
+    user_agent_shown = models.TextField(null=True)  # noqa: DJ001
 
     class Meta:
         ordering = ["-signed_at"]
@@ -456,7 +470,23 @@ class Acknowledgement(models.Model):
             models.UniqueConstraint(
                 fields=["person", "revision", "renewal"],
                 name="one_signature_per_person_revision_and_renewal",
-            )
+            ),
+            models.CheckConstraint(
+                condition=Q(
+                    email_at_signing__isnull=False,
+                    name_at_signing__isnull=False,
+                    authentication_method__isnull=False,
+                ),
+                name="acknowledgement_shows_its_payload",
+            ),
+            *(
+                models.CheckConstraint(
+                    condition=Q(**{f"{name}_sha256__isnull": True, f"{name}_shown__isnull": False})
+                    | Q(**{f"{name}_sha256__isnull": False, f"{name}_shown__isnull": True}),
+                    name=f"acknowledgement_{name}_committed_or_shown",
+                )
+                for name in ("ip", "user_agent")
+            ),
         ]
         indexes = [
             # Reports: signatures of a revision over time, and "as of" cut-offs; with the

@@ -57,6 +57,9 @@ class Size:
     runs: int  # every figure is the median of this many runs
     clients: int  # concurrent signing clients
     requests_per_client: int  # per run
+    # The signing sweep: (clients, requests per client) of each point; one of them is
+    # (clients, requests_per_client), the point of figures 1a-1d and 1k-1m.
+    sweep: tuple[tuple[int, int], ...]
     workers: int  # gunicorn sync workers
     pgbench_seconds: int
     pgbench_clients: tuple[int, ...]
@@ -82,6 +85,9 @@ SIZES = {
         runs=3,
         clients=32,
         requests_per_client=40,
+        # Each signature is a person who has not signed yet: about 47,000 of the data set's
+        # 100,000. The sweep's runs take 3 x 2,940 of them, 1h-1j 7,680 more.
+        sweep=((1, 60), (8, 40), (32, 40), (64, 20)),
         workers=5,
         pgbench_seconds=5,
         pgbench_clients=(1, 5, 32),
@@ -105,6 +111,7 @@ SIZES = {
         runs=2,
         clients=4,
         requests_per_client=3,
+        sweep=((1, 4), (4, 3)),
         workers=2,
         pgbench_seconds=1,
         pgbench_clients=(1, 4),
@@ -251,15 +258,27 @@ def wait_for_port(
 
 
 @contextmanager
-def gunicorn(url: str, *, workers: int, log_name: str, timeout: int = 30, **env: str):
-    """`gunicorn aup_portal.wsgi` with sync workers on a free loopback port; yields (port, proc)."""
+def gunicorn(
+    url: str,
+    *,
+    workers: int,
+    log_name: str,
+    timeout: int = 30,
+    app: str = "aup_portal.wsgi",
+    interpreter: str = "",
+    **env: str,
+):
+    """`gunicorn aup_portal.wsgi` with sync workers on a free loopback port; yields (port, proc).
+
+    `app` and `interpreter` serve another application with the same flags (the signing
+    benchmark's peer, from its own virtualenv)."""
     port = free_port()
     log = (OUT / f"{log_name}.log").open("w")
     command = [
-        python(),
+        interpreter or python(),
         "-m",
         "gunicorn",
-        "aup_portal.wsgi",
+        app,
         "--bind",
         f"127.0.0.1:{port}",
         "--workers",

@@ -11,7 +11,8 @@ What it makes (full size):
   draft created, revision published, superseded) with the payloads services.py writes, one
   `consented` row before each signer's first signature, the `signed` rows, a few `declined`,
   and `viewed` rows (of current revisions, some before a signature) to make up the count;
-- one Acknowledgement per `signed` row (unique per person and revision, linked to its row);
+- one Acknowledgement per `signed` row (unique per person and revision, linked to its row, with
+  the columns record_acknowledgement stores from its payload: evidence/signature_columns.py);
 - one ClientDetails row (the raw IP address and user agent, with the salts of the payload's
   commitments) per `viewed`, `consented`, `signed` and `declined` row, as services keep them.
 
@@ -676,7 +677,7 @@ class Generator:
 
     def bodies(self, chunk: int) -> list[tuple]:
         """Canonical payload bytes of one chunk of events (run in worker processes)."""
-        from acknowledgements.evidence import ledger
+        from acknowledgements.evidence import ledger, signature_columns
 
         rng = random.Random(self.seed * 1_000_003 + chunk)
         out = []
@@ -686,6 +687,8 @@ class Generator:
                 event, rng, self.numbers[index]
             )
             kind = event.kind if event.kind in LEDGER_KINDS else "admin_action"
+            # What the signing action stores from the payload in the Acknowledgement row.
+            columns = signature_columns.columns_of(payload) if kind == "signed" else None
             body = ledger.canonical_bytes(
                 {
                     **payload,
@@ -697,14 +700,14 @@ class Generator:
                     "recorded_at": ledger.utc_iso(event.at),
                 }
             )
-            out.append((body, kind, person_id, actor_id, revision_id, details))
+            out.append((body, kind, person_id, actor_id, revision_id, details, columns))
         return out
 
     def copy_ledger(self, cursor, events: list[Event]) -> dict:
         """Chain the rows in one pass and stream them in; payloads are built by worker processes."""
         import multiprocessing
 
-        from acknowledgements.evidence import ledger
+        from acknowledgements.evidence import ledger, signature_columns
 
         self.prepare_payloads(events)
         chunks = range((len(events) + CHUNK - 1) // CHUNK)
@@ -729,7 +732,7 @@ class Generator:
             previous = ledger.GENESIS_HASH
             sequence = 0
             for block in built:
-                for body, kind, person_id, actor_id, revision_id, details in block:
+                for body, kind, person_id, actor_id, revision_id, details, columns in block:
                     sequence += 1
                     event = events[sequence - 1]
                     payload_sha256 = ledger.sha256_hex(body)
@@ -746,6 +749,7 @@ class Generator:
                                 _int8(state["signatures"]), _text(self.numbers[sequence - 1]),
                                 _moment(event.at), _int8(person_id), _int8(sequence),
                                 _int8(revision_id),
+                                *(_text(columns[column]) for column in signature_columns.COLUMNS),
                             )
                         )  # fmt: skip
                     if details is not None:
@@ -781,7 +785,8 @@ class Generator:
         started = time.perf_counter()
         cursor.copy_expert(
             "COPY acknowledgements_acknowledgement (id, receipt_number, signed_at, person_id, "
-            "ledger_entry_id, revision_id) FROM STDIN WITH (FORMAT binary)",
+            f"ledger_entry_id, revision_id, {', '.join(signature_columns.COLUMNS)}) "
+            "FROM STDIN WITH (FORMAT binary)",
             io.BytesIO(COPY_HEADER + bytes(acknowledgements) + COPY_TRAILER),
             size=1 << 20,
         )

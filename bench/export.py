@@ -1,14 +1,17 @@
-"""Figure 2: streaming every signature through the CSV export view, against COPY of its query.
+"""Figure 2: streaming every signature through the CSV export view, against COPY of the stored values.
 
     python -m bench.export --size full --json out.json
 
 gunicorn (`aup_portal.wsgi`, one sync worker so its memory can be read, DEBUG off) serves
 /reports/policies/<slug>/export/acknowledgements.csv to the bench auditor, once per policy:
 together the three responses carry every signature in the database. The client reads each
-response to the end and counts its lines. Baseline: the same SQL the view runs
-(signatures_csv.signatures_copy_sql, rendered with its parameters; the view streams its COPY in CSV
-format), run as `COPY (...) TO STDOUT (FORMAT csv)` through psql into /dev/null. Memory: the worker's peak RSS (VmHWM, reset
-through /proc/<pid>/clear_refs before each run) minus its RSS before the run.
+response to the end and counts its lines. Baseline: PostgreSQL streaming the same rows' stored
+values, the plainest way: for each policy, `COPY (SELECT <the CSV's thirteen columns as the
+tables hold them, joined: the acknowledgement's columns, the person's audiences at the moment,
+the policy, revision, ledger entry and client details> ... ORDER BY ledger entry) TO STDOUT
+(FORMAT csv)` through psql into /dev/null (BASELINE_SQL); the export should reach 0.3 times its
+rows per second. Memory: the worker's peak RSS (VmHWM, reset through /proc/<pid>/clear_refs
+before each run) minus its RSS before the run.
 
 The worker runs with `--timeout 600`: gunicorn's default of 30 s kills a sync worker whose
 request lasts longer, and the note says when an export would have been cut off by it.
@@ -21,6 +24,7 @@ import http.client
 import os
 import subprocess
 import time
+from urllib.parse import urlencode
 
 from bench.common import (
     AUDITOR_EMAIL,
@@ -38,23 +42,48 @@ from bench.common import (
 )
 
 MEMORY_TARGET_MB = 100
+RATE_TARGET = 0.3  # the view's rows/s against the baseline's
 GUNICORN_DEFAULT_TIMEOUT_S = 30
+# The export's columns as stored, with no formatting, checking or neutralising: what PostgreSQL
+# streams when nothing is computed per row beyond the joins (%(policy)s, %(moment)s: parameters).
+BASELINE_SQL = """
+SELECT a.receipt_number, a.email_at_signing, a.name_at_signing,
+    (SELECT string_agg(audience.name, '; ' ORDER BY audience.name COLLATE "C")
+     FROM acknowledgements_membership AS membership
+     JOIN acknowledgements_audience AS audience ON audience.id = membership.audience_id
+     WHERE membership.person_id = a.person_id AND membership.began_at <= %(moment)s
+     AND (membership.ended_at IS NULL OR membership.ended_at > %(moment)s)),
+    policy.name, revision.version, revision.text_sha256, a.signed_at, details.ip,
+    details.user_agent, a.authentication_method, entry.sequence, entry.row_hash
+FROM acknowledgements_acknowledgement AS a
+JOIN acknowledgements_ledgerentry AS entry ON entry.id = a.ledger_entry_id
+JOIN acknowledgements_policyrevision AS revision ON revision.id = a.revision_id
+JOIN acknowledgements_policy AS policy ON policy.id = revision.policy_id
+LEFT JOIN acknowledgements_clientdetails AS details ON details.ledger_entry_id = a.ledger_entry_id
+WHERE revision.policy_id = %(policy)s AND a.signed_at <= %(moment)s
+ORDER BY a.ledger_entry_id
+"""
 
 
-def export_sql(policy) -> tuple[str, int]:
-    """The SQL the export view streams for a policy (parameters inlined) and its row count."""
+def baseline_sql(policy, moment: dt.datetime) -> tuple[str, int]:
+    """BASELINE_SQL for a policy (parameters inlined) and the rows the export view streams for it
+    as of `moment`."""
     from django.db import connection
-    from django.utils import timezone
 
-    from acknowledgements.reports import lists, signatures_csv
+    from acknowledgements.reports import lists
     from acknowledgements.standings import coverage
 
-    moment = timezone.now()
     signatures = lists.signatures(policy, coverage.timeline_for(policy, moment), moment)
-    sql, params = signatures_csv.signatures_copy_sql(signatures)
     with connection.cursor() as cursor:
-        rendered = cursor.cursor.mogrify(sql, params).decode()
-    return rendered, signatures.count()
+        rendered = cursor.cursor.mogrify(
+            BASELINE_SQL, {"policy": policy.pk, "moment": moment}
+        ).decode()
+        cursor.execute(f"SELECT count(*) FROM ({rendered}) AS baseline")
+        (baseline_rows,) = cursor.fetchone()
+    rows = signatures.count()
+    if baseline_rows != rows:
+        raise SystemExit(f"the baseline copies {baseline_rows} rows of {policy.slug}, not {rows}")
+    return rendered, rows
 
 
 def download(port: int, path: str, auditor) -> tuple[float, int, int]:
@@ -99,6 +128,7 @@ def main() -> None:
     django_setup()
     from django.db import connection
     from django.urls import NoReverseMatch, reverse
+    from django.utils import timezone
 
     from acknowledgements.models import Policy, User
     from bench import sessions
@@ -112,7 +142,12 @@ def main() -> None:
                         target="pending", note="pending: export view not merged")  # fmt: skip
         write_json(args.json, {"figures": [figure.as_dict()]})
         return
-    queries = [export_sql(p) for p in policies]
+    # Every export and its baseline as of one moment (a whole second, as the form takes it), so
+    # that signatures recorded meanwhile (another benchmark's) change neither.
+    moment = timezone.now().replace(microsecond=0)
+    as_of = urlencode({"as_of": moment.isoformat()})
+    paths = [f"{path}?{as_of}" for path in paths]
+    queries = [baseline_sql(p, moment) for p in policies]
     expected_rows = sum(rows for _sql, rows in queries)
     auditor = User.objects.get(email=AUDITOR_EMAIL)
     credentials = sessions.sign_in([auditor])[0]
@@ -121,7 +156,7 @@ def main() -> None:
 
     runs = []
     with gunicorn(url, workers=1, log_name="gunicorn-export", timeout=600) as (port, process):
-        download(port, f"{paths[0]}?signed_from={tomorrow}", credentials)  # warm-up: no rows
+        download(port, f"{paths[0]}&signed_from={tomorrow}", credentials)  # warm-up: no rows
         (worker,) = worker_pids(process.pid)
         for _run in range(chosen.runs):
             peak_reset = reset_peak_memory(worker)
@@ -163,10 +198,11 @@ def main() -> None:
             name=f"CSV export of all {expected_rows:,} signatures (3 policies) through the view",
             value=view_rate,
             unit="rows/s",
-            baseline_name="COPY (same SQL) TO STDOUT (FORMAT csv) via psql",
+            baseline_name="COPY (SELECT the same columns, stored, joined) TO STDOUT (FORMAT csv) via psql",
             baseline=copy_rate,
             ratio=view_rate / copy_rate,
-            target="reported (COPY is the limit)",
+            target=f">= {RATE_TARGET}x the baseline",
+            met=view_rate / copy_rate >= RATE_TARGET,
             note=(
                 f"median of {chosen.runs}: view {median(r['seconds'] for r in runs):.1f} s for "
                 f"{median(r['bytes'] for r in runs) / 1e6:.0f} MB, COPY "

@@ -7,9 +7,11 @@ Steps: drop and create the database (DATABASE_URL, whose name must start with po
 default portal_bench / portal_bench_smoke on 127.0.0.1), migrate, collect static files, generate
 the data set, then each benchmark in its own process, all running a copy of the tree taken at
 the start (bench/.out/<size>/tree): verify (6), transparency (8), reports (5), api (10), export (2),
-receipt (3), chain (1e/1f), signing (1a-1d), signin_attack (9), fanout (4: it publishes
-revisions), people_import (7: last, it adds as many people again). Raw
-results go to bench/.out/<size>/results.json and the table to bench/.out/<size>/RESULTS.md.
+receipt (3), chain (1e/1f), signing (1a-1d, 1g-1n: the sweep, with its open-source peer),
+signin_attack (9), fanout (4: it publishes revisions), people_import (7: last, it adds as many
+people again). Raw results go to bench/.out/<size>/results.json and the table to
+bench/.out/<size>/RESULTS.md, with the signing sweep's plot beside it (signing-sweep.png; a full
+run also copies it to bench/).
 """
 
 from __future__ import annotations
@@ -20,13 +22,14 @@ import json
 import os
 import platform
 import re
+import shutil
 import subprocess
 import sys
 import time
 import traceback
 from pathlib import Path
 
-from bench import common
+from bench import common, plot
 from bench.common import (
     ROOT,
     SIZES,
@@ -199,6 +202,16 @@ def main() -> None:
         step(module, measure)
         loads.append(load_average())
 
+    if "sweep" in results.get("signing", {}):
+
+        def plot_sweep() -> None:
+            plot.sweep_png(results["signing"], out / plot.SWEEP_PNG)
+            # Where the committed RESULTS.md (a full run's) links it.
+            if args.size == "full":
+                shutil.copy2(out / plot.SWEEP_PNG, ROOT / "bench" / plot.SWEEP_PNG)
+
+        step("plot", plot_sweep)
+
     figures = [f for module in MODULES if module in results for f in results[module]["figures"]]
     for name in failures:
         figures.append({"number": "!", "name": f"{name} FAILED (see {out.relative_to(ROOT)}/{name}.log)",
@@ -231,8 +244,15 @@ def main() -> None:
             else ""
         )
     )
-    report = f"{header}{table(figures)}\n\nNotes:\n\n{notes(figures)}\n\nSteps: " + ", ".join(
-        f"{name} {seconds:.0f} s" for name, seconds in steps.items()
+    picture = (
+        f"![Signing sweep: throughput and p95 latency against clients, the portal, the bare "
+        f"view and the peer (1n)]({plot.SWEEP_PNG})\n\n"
+        if "plot" in steps and "plot" not in failures
+        else ""
+    )
+    report = (
+        f"{header}{table(figures)}\n\nNotes:\n\n{notes(figures)}\n\n{picture}Steps: "
+        + ", ".join(f"{name} {seconds:.0f} s" for name, seconds in steps.items())
     )
     (out / "RESULTS.md").write_text(report + "\n")
     (out / "results.json").write_text(

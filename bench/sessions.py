@@ -6,6 +6,9 @@ writes the same keys for each person, with a sign-in time of now, so that
 evidence.needs_fresh_sign_in is false and the sign view accepts the POST. `check_format` signs
 one person in for real and compares the keys, so a change in Django or allauth fails the bench
 instead of silently measuring redirects to the re-authentication page.
+
+The signing benchmark's peer (bench/peer/) writes its people's sessions with the same code, in
+its own virtualenv: only Django's auth keys (`auth_session_data`), as its `login` writes them.
 """
 
 from __future__ import annotations
@@ -13,7 +16,9 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from bench.common import PASSWORD
 
@@ -36,6 +41,15 @@ class Credentials:
         return f"{SESSION_COOKIE}={self.session_key}; {CSRF_COOKIE}={self.csrf_secret}"
 
 
+def auth_session_data(user) -> dict:
+    """The keys `django.contrib.auth.login` writes (all a plain Django project keeps)."""
+    return {
+        "_auth_user_id": str(user.pk),
+        "_auth_user_backend": BACKEND,
+        "_auth_user_hash": user.get_session_auth_hash(),
+    }
+
+
 def session_data(user) -> dict:
     from acknowledgements.middleware import SESSION_WRITTEN
     from acknowledgements.templatetags.team import MANAGES_PEOPLE
@@ -49,15 +63,14 @@ def session_data(user) -> dict:
             {"method": "password", "at": time.time(), "email": user.email}
         ],
         "account_authentication_methods_user": str(user.pk),
-        "_auth_user_id": str(user.pk),
-        "_auth_user_backend": BACKEND,
-        "_auth_user_hash": user.get_session_auth_hash(),
+        **auth_session_data(user),
         "_session_expiry": 0,
     }
 
 
-def sign_in(users) -> list[Credentials]:
-    """A session and a CSRF secret and token for each user (bulk insert, no password hashing)."""
+def sign_in(users, data: Callable[[Any], dict] = session_data) -> list[Credentials]:
+    """A session and a CSRF secret and token for each user (bulk insert, no password hashing);
+    `data` gives each session's keys (the portal's by default; the peer's are Django's alone)."""
     from django.conf import settings
     from django.contrib.sessions.backends.db import SessionStore
     from django.contrib.sessions.models import Session
@@ -70,14 +83,18 @@ def sign_in(users) -> list[Credentials]:
     for user in users:
         key = secrets.token_hex(16)
         rows.append(
-            Session(
-                session_key=key, session_data=store.encode(session_data(user)), expire_date=expire
-            )
+            Session(session_key=key, session_data=store.encode(data(user)), expire_date=expire)
         )
         secret = _get_new_csrf_string()
         credentials.append(
             Credentials(
-                user.pk, user.email, user.full_name, key, secret, _mask_cipher_secret(secret)
+                user.pk,
+                user.email,
+                # The peer's users (Django's own model) have no full name.
+                getattr(user, "full_name", ""),
+                key,
+                secret,
+                _mask_cipher_secret(secret),
             )
         )
     Session.objects.bulk_create(rows, batch_size=2_000)

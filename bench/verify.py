@@ -1,37 +1,50 @@
-"""Figure 6: verifying the whole ledger (ledger.verify_chain) against sha256sum of its payloads;
-6b-6e: the PDF part of a /verify/ upload, ordinary and crafted (see upload_figures).
+"""Figure 6: verify_ledger's check of the whole chain (chain_check.verify_chain) against sha256sum of
+its payloads; 6b-6e: the PDF part of a /verify/ upload, ordinary and crafted (see upload_figures).
 
     python -m bench.verify --size full --json out.json
 
-verify_chain reads every row in sequence order, hashes its payload, recomputes the link and the
-row hash and compares the columns with the payload (json.loads + canonical_bytes). The baseline
-is the bare cost of hashing the same payload bytes: `sha256sum` over .out/payloads.bin, which
-the generator wrote (every payload, concatenated, in sequence order).
+verify_chain checks every row in sequence order: no row missing, the payload's SHA-256, the link
+to the row before, the row hash, the payload in canonical form and the columns it repeats. On
+PostgreSQL the rows stream through one COPY while the database recomputes each row hash; this
+process hashes the payloads and decodes each once (msgspec) for the canonical form and the
+columns. The baseline is the bare cost of hashing the same payload bytes: `sha256sum` over
+.out/payloads.bin, which the generator wrote (every payload, concatenated, in sequence order);
+the check covers the same rows (up to the data set's last), whatever other benchmarks appended.
+Target (the performance issue): at least half sha256sum's speed.
 """
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 
 from bench.common import OUT, Figure, django_setup, main_args, median, size, timed, write_json
+
+MIN_RATIO = 0.5  # of sha256sum's rows/s
 
 
 def main() -> None:
     args = main_args(__doc__.splitlines()[0])
     chosen = size(args.size)
     django_setup()
-    from acknowledgements.evidence import ledger
-    from acknowledgements.models import LedgerEntry
+    from acknowledgements.evidence import chain_check
 
-    rows = LedgerEntry.objects.count()
     payloads = OUT / "payloads.bin"
-    payload_bytes = payloads.stat().st_size
+    generated = OUT / "datagen.json"
+    if not payloads.is_file() or not generated.is_file():
+        raise SystemExit(f"{payloads} is missing: generate the data first (bench.run --fresh-data)")
+    data_set = json.loads(generated.read_text())
+    # The generated rows, whose payloads are the file's bytes: other benchmarks append to the
+    # ledger, and the check reads what the baseline hashes, no more.
+    rows, payload_bytes = data_set["ledger_rows"], payloads.stat().st_size
+    if payload_bytes != data_set["payload_bytes"]:
+        raise SystemExit(f"{payloads} is not the data set's ({data_set['payload_bytes']} bytes)")
     verify_times, sha_times = [], []
     result = None
     for _run in range(chosen.runs):
         started = time.perf_counter()
-        result = ledger.verify_chain()
+        result = chain_check.verify_chain(up_to=rows)
         verify_times.append(time.perf_counter() - started)
         if not result.intact:
             raise SystemExit(result.summary())
@@ -39,20 +52,20 @@ def main() -> None:
         subprocess.run(["sha256sum", str(payloads)], check=True, stdout=subprocess.DEVNULL)
         sha_times.append(time.perf_counter() - started)
     assert result is not None
-    if result.rows_checked != rows:
-        raise SystemExit(f"verify_chain checked {result.rows_checked} rows of {rows}")
+    if (result.rows_checked, result.head_hash) != (rows, data_set["head_hash"]):
+        raise SystemExit(f"verify_chain checked {result.rows_checked} rows, not the data set's")
     verify_rate = rows / median(verify_times)
     sha_rate = rows / median(sha_times)
     figure = Figure(
         number="6",
-        name=f"verify_chain over {rows:,} ledger rows",
+        name=f"verify_ledger's chain check (chain_check.verify_chain) over {rows:,} ledger rows",
         value=verify_rate,
         unit="rows/s",
         baseline_name=f"sha256sum of the same {payload_bytes / 1e6:,.0f} MB of payloads",
         baseline=sha_rate,
         ratio=verify_rate / sha_rate,
-        target="reported (no target)",
-        met=None,
+        target=f">= {MIN_RATIO}x",
+        met=verify_rate / sha_rate >= MIN_RATIO,
         note=(
             f"median of {chosen.runs}: verify_chain {median(verify_times):.1f} s "
             f"({payload_bytes / 1e6 / median(verify_times):.0f} MB/s of payload), sha256sum "

@@ -12,7 +12,7 @@ import pytest
 from django.db import connection
 from django.utils import translation
 
-from acknowledgements.evidence import ledger
+from acknowledgements.evidence import chain_check, ledger
 from acknowledgements.evidence.statements import (
     CURRENT_ATTESTATION,
     CURRENT_ESIGN_CONSENT,
@@ -111,7 +111,7 @@ def test_signing_in_french_records_the_french_statements_and_the_english_ones_ha
     consented = ledger.decode(LedgerEntry.objects.get(kind=LedgerEntry.Kind.CONSENTED))
     assert consented["consent"]["text"] == FRENCH_CONSENT
     assert consented["consent"]["authoritative_sha256"] == CURRENT_ESIGN_CONSENT.sha256
-    assert ledger.verify_chain().intact
+    assert chain_check.verify_chain().intact
 
 
 def test_the_statements_follow_the_page_even_without_a_translated_policy_text(

@@ -16,7 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
-from acknowledgements.evidence import ledger
+from acknowledgements.evidence import chain_check, ledger
 from acknowledgements.evidence.payload import NOT_RECORDED
 from acknowledgements.models import Acknowledgement, LedgerEntry, Receipt
 from acknowledgements.receipts import actions as receipt_actions
@@ -88,7 +88,7 @@ def test_signing_issues_one_sealed_receipt_recorded_in_the_ledger(issued, signer
     assert payload["seal_fingerprint"] == receipt.seal_fingerprint
     assert payload["timestamped"] is False
     assert receipt.issued_at == entry.recorded_at
-    assert ledger.verify_chain().intact
+    assert chain_check.verify_chain().intact
 
     report = inspect_receipt(issued.pdf, trust_roots_pem=[load_sealing_identity().root_pem])
     assert report.problem == ""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from acknowledgements.evidence import ledger, protection, transparency
+from acknowledgements.evidence import chain_check, ledger, protection, transparency
 from acknowledgements.models import LedgerCheck
 
 # Pages read the latest check at most once a minute per process, kept in the process itself:
@@ -23,7 +23,7 @@ _latest: tuple[float, LedgerCheck | None] | None = None  # (read at, the latest 
 
 @dataclass
 class FullCheck:
-    chain: ledger.ChainVerification
+    chain: chain_check.ChainVerification
     linked: int  # entries that were waiting for their place, linked first
     problems: list[str] = field(default_factory=list)  # one sentence each, without the chain's
 
@@ -35,7 +35,7 @@ class FullCheck:
 def run() -> FullCheck:
     """Link what waits, verify everything, checkpoint what was linked, and record the result."""
     linked = ledger.link_pending()
-    chain = ledger.verify_chain()
+    chain = chain_check.verify_chain()
     result = FullCheck(chain, linked)
     if chain.intact:
         transparency.checkpoint()  # of what was just linked, as the link task would

@@ -26,14 +26,11 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection, transaction
 from django.tasks import task
 from django.utils import timezone
-from django.utils.translation import gettext as _
 
 from acknowledgements.evidence import transparency
 from acknowledgements.models import LedgerEntry, PolicyRevision, User
@@ -43,7 +40,6 @@ SCHEMA_VERSION = 1
 # Arbitrary constants naming the ledger's advisory locks among any others in the database.
 CHAIN_LOCK_ID = 7_482_019_001
 PERSON_LOCK_SPACE = 748_201  # pg_advisory_xact_lock(PERSON_LOCK_SPACE, person id)
-VERIFY_BATCH = 5_000
 # Entries linked per UPDATE: large enough that a burst of signatures is linked in one short
 # transaction, small enough that the lock is never held for long.
 LINK_BATCH = 500
@@ -73,10 +69,17 @@ def chain_hash(*, sequence: int, previous_hash: str, payload_sha256: str) -> str
 
 def lock_person(person: User) -> None:
     """Serialise, until the transaction ends, what one person's requests may do twice at once."""
-    if connection.vendor == "postgresql":
+    if sql := person_lock_sql(person, connection):
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [PERSON_LOCK_SPACE, person.pk])
-    # SQLite: the transaction was opened IMMEDIATE (settings), which already holds the lock.
+            cursor.execute(sql)
+
+
+def person_lock_sql(person: User, using) -> str:
+    """`lock_person` as a statement to send ahead of the caller's own, or "" where the
+    transaction holds the lock already (SQLite: opened IMMEDIATE, settings)."""
+    if using.vendor != "postgresql":
+        return ""
+    return f"SELECT pg_advisory_xact_lock({PERSON_LOCK_SPACE:d}, {int(person.pk):d})"
 
 
 def append(
@@ -98,7 +101,33 @@ def append(
     """
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("Ledger appends must run inside a transaction.")
-    recorded_at = recorded_at or timezone.now()
+    entry = LedgerEntry.objects.create(
+        **entry_values(
+            kind=kind,
+            payload=payload,
+            person=person,
+            actor=actor,
+            revision=revision,
+            recorded_at=recorded_at or timezone.now(),
+        )
+    )
+    if not linked_by_caller:
+        _link_after_commit()
+    return entry
+
+
+def entry_values(
+    *,
+    kind: str,
+    payload: dict[str, Any],
+    person: User | None,
+    actor: User | None = None,
+    revision: PolicyRevision | None,
+    recorded_at: dt.datetime,
+) -> dict[str, Any]:
+    """A new entry's columns: the payload in canonical form, repeating the columns, and its
+    hash. It is linked into the chain later (`link_pending`); a caller inserting the row
+    itself (signing/actions.py, in its write batch) queues the task that links it."""
     body = canonical_bytes(
         {
             **payload,
@@ -110,18 +139,15 @@ def append(
             "recorded_at": utc_iso(recorded_at),
         }
     )
-    entry = LedgerEntry.objects.create(
-        kind=kind,
-        person=person,
-        actor=actor,
-        revision=revision,
-        recorded_at=recorded_at,
-        payload=body,
-        payload_sha256=sha256_hex(body),
-    )
-    if not linked_by_caller:
-        _link_after_commit()
-    return entry
+    return {
+        "kind": kind,
+        "person_id": person.pk if person else None,
+        "actor_id": actor.pk if actor else None,
+        "revision_id": revision.pk if revision else None,
+        "recorded_at": recorded_at,
+        "payload": body,
+        "payload_sha256": sha256_hex(body),
+    }
 
 
 def _link_after_commit() -> None:
@@ -193,139 +219,6 @@ def ensure_linked(entry: LedgerEntry) -> LedgerEntry:
         link_pending()
         entry.refresh_from_db(fields=["sequence", "previous_hash", "row_hash"])
     return entry
-
-
-@dataclass(frozen=True)
-class ChainVerification:
-    rows_checked: int
-    head_hash: str
-    failed_sequence: int | None = None
-    problem: str = ""
-
-    @property
-    def intact(self) -> bool:
-        return self.failed_sequence is None
-
-    def summary(self) -> str:
-        if self.intact:
-            return _("Ledger intact: %(rows)s rows checked, head hash %(hash)s.") % {
-                "rows": self.rows_checked,
-                "hash": self.head_hash,
-            }
-        return _(
-            "Ledger NOT intact: sequence %(sequence)s fails: %(problem)s "
-            "(%(rows)s rows checked before it)."
-        ) % {"sequence": self.failed_sequence, "problem": self.problem, "rows": self.rows_checked}
-
-
-_VERIFIED_COLUMNS = (
-    "sequence",
-    "kind",
-    "person_id",
-    "actor_id",
-    "revision_id",
-    "recorded_at",
-    "payload",
-    "payload_sha256",
-    "previous_hash",
-    "row_hash",
-)
-
-
-def _rows(up_to: int | None) -> Iterator[tuple]:
-    rows = LedgerEntry.objects.filter(sequence__isnull=False).order_by("sequence")
-    if up_to is not None:
-        rows = rows.filter(sequence__lte=up_to)
-    return rows.values_list(*_VERIFIED_COLUMNS).iterator(chunk_size=VERIFY_BATCH)
-
-
-def _columns_problem(row: tuple, body: bytes) -> str:
-    """Why the row's columns disagree with its payload, or ""."""
-    _seq, kind, person_id, actor_id, revision_id, recorded_at, *_rest = row
-    try:
-        payload = json.loads(body)
-    except ValueError:
-        return _("the payload is not valid JSON")
-    if body != canonical_bytes(payload):
-        return _("the payload is not in canonical form")
-    expected = {
-        "event": kind,
-        "person_id": person_id,
-        "actor_id": actor_id,
-        "revision_id": revision_id,
-        "recorded_at": utc_iso(recorded_at),
-    }
-    for key, value in expected.items():
-        if payload.get(key) != value:
-            return _("column %(column)r disagrees with the payload (%(value)r != %(recorded)r)") % {
-                "column": key,
-                "value": value,
-                "recorded": payload.get(key),
-            }
-    return ""
-
-
-def _row_problem(row: tuple, *, expected_sequence: int, previous_hash: str) -> tuple[int, str]:
-    """(failed sequence, why) for a row that does not continue the chain, or (0, "")."""
-    sequence, *_columns, body, payload_sha256, stored_previous, stored_row_hash = row
-    body = bytes(body)
-    if sequence != expected_sequence:
-        return expected_sequence, _("row missing (the next row found is %(sequence)s)") % {
-            "sequence": sequence
-        }
-    if sha256_hex(body) != payload_sha256:
-        return sequence, _("payload changed: its SHA-256 does not match the stored hash")
-    if stored_previous != previous_hash:
-        return sequence, _("broken link: previous hash does not match the row before it")
-    recomputed = chain_hash(
-        sequence=sequence, previous_hash=previous_hash, payload_sha256=payload_sha256
-    )
-    if stored_row_hash != recomputed:
-        return sequence, _("row hash changed: it does not match the recomputed hash")
-    if problem := _columns_problem(row, body):
-        return sequence, problem
-    return 0, ""
-
-
-def verify_chain(*, up_to: int | None = None) -> ChainVerification:
-    """Walk the chain from the first entry (to `up_to` when given), recomputing every hash."""
-    previous_hash, checked = GENESIS_HASH, 0
-    for row in _rows(up_to):
-        failed_at, problem = _row_problem(
-            row, expected_sequence=checked + 1, previous_hash=previous_hash
-        )
-        if problem:
-            return ChainVerification(checked, previous_hash, failed_at, problem)
-        previous_hash, checked = row[-1], checked + 1
-    if up_to is not None and checked < up_to:
-        return ChainVerification(checked, previous_hash, checked + 1, _("row missing"))
-    return ChainVerification(checked, previous_hash)
-
-
-def verify_entries(sequences: Iterable[int]) -> ChainVerification:
-    """Recompute the given entries and the ones just before them, and the links between them.
-
-    The bounded check a receipt's verification makes (a few rows, whatever the ledger's size);
-    verify_chain walks the whole history, and the transparency log anchors it.
-    """
-    wanted = sorted({s for sequence in sequences for s in (sequence - 1, sequence) if s >= 1})
-    rows = {
-        row[0]: row
-        for row in LedgerEntry.objects.filter(sequence__in=wanted).values_list(*_VERIFIED_COLUMNS)
-    }
-    head = GENESIS_HASH
-    for checked, sequence in enumerate(wanted):
-        row = rows.get(sequence)
-        if row is None:
-            return ChainVerification(checked, head, sequence, _("row missing"))
-        before = rows.get(sequence - 1)
-        # The row before one not fetched is not checked here: its stored hash is taken as read.
-        previous = GENESIS_HASH if sequence == 1 else before[-1] if before else row[-2]
-        failed_at, problem = _row_problem(row, expected_sequence=sequence, previous_hash=previous)
-        if problem:
-            return ChainVerification(checked, previous, failed_at, problem)
-        head = row[-1]
-    return ChainVerification(len(wanted), head)
 
 
 def decode(entry: LedgerEntry) -> dict[str, Any]:

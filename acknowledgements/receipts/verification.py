@@ -12,7 +12,14 @@ from django.conf import settings
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from acknowledgements.evidence import checks, client_evidence, ledger, merkle, transparency
+from acknowledgements.evidence import (
+    chain_check,
+    checks,
+    client_evidence,
+    ledger,
+    merkle,
+    transparency,
+)
 from acknowledgements.models import ClientDetails, LedgerCheck, LedgerEntry, Receipt
 from acknowledgements.receipts import authority as receipt_authority
 from acknowledgements.receipts import document as receipt_document
@@ -156,7 +163,7 @@ def verify_receipt(data: bytes) -> ReceiptVerdict:
         verdict.add(*client_details_check(entry))
     issued = ledger.ensure_linked(issued)
     assert entry.sequence is not None and issued.sequence is not None  # linked before a receipt
-    chain = ledger.verify_entries([entry.sequence, issued.sequence])
+    chain = chain_check.verify_entries([entry.sequence, issued.sequence])
     verdict.add(
         _("Ledger entries intact"),
         chain.intact,

@@ -18,7 +18,7 @@ from django.core.exceptions import ObjectDoesNotExist
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from acknowledgements.evidence import ledger, transparency
+from acknowledgements.evidence import chain_check, ledger, transparency
 from acknowledgements.models import LedgerCheckpoint, LedgerEntry, Policy, Receipt
 from acknowledgements.receipts import authority as receipt_authority
 from acknowledgements.reports import lists
@@ -299,7 +299,7 @@ def write_package(
         write_text("client-details.jsonl", client_details_jsonl(signatures))
         ledger_rows = _write_ledger(zf, head[0] if head else 0, counter)
         latest = _write_log(zf, head[0] if head else 0)
-        chain = ledger.verify_chain(up_to=head[0]) if head else None
+        chain = chain_check.verify_chain(up_to=head[0]) if head else None
         log_problems = transparency.verify_log() + latest.problems
         verified = (chain is None or chain.intact) and not log_problems
         write_text("verification.txt", [_verification_text(chain, log_problems, moment)])
@@ -455,7 +455,7 @@ def _write_ledger(zf, up_to: int, counter: RowCounter) -> int:
 
 
 def _verification_text(
-    chain: ledger.ChainVerification | None, log_problems: list[str], moment: dt.datetime
+    chain: chain_check.ChainVerification | None, log_problems: list[str], moment: dt.datetime
 ) -> str:
     """The verdict on the first line (NOT intact when either check failed), then the details."""
     checked = ledger.utc_iso(timezone.now())
@@ -468,7 +468,7 @@ def _verification_text(
     text = f"{verdict}\n\n"
     if chain is not None:
         text += (
-            f"Checked by the portal at {checked} with ledger.verify_chain: every row from "
+            f"Checked by the portal at {checked} with chain_check.verify_chain: every row from "
             f"sequence 1 to {chain.rows_checked} was read from the database, its payload hashed, "
             f"its link to the previous row and its row hash recomputed, and its columns compared "
             f"with the payload.\n\n"

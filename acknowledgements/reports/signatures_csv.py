@@ -1,7 +1,9 @@
-"""The signatures CSV: `acknowledgements_csv` has PostgreSQL write it where it can, with one `COPY ... TO STDOUT (FORMAT csv)` whose SQL extracts
-the payload's fields, checks the client commitments and neutralises formulas exactly as the Python
-writer (exports.py) does, streamed a block at a time; the same bytes for the same data, and
-memory flat however many rows there are. Elsewhere (SQLite on a laptop) Python writes it."""
+"""The signatures CSV: `acknowledgements_csv` has PostgreSQL write it where it can, with one
+`COPY ... TO STDOUT (FORMAT csv)` of the values each signature's Acknowledgement row stores from
+its payload (evidence/signature_columns.py), the client commitments opened with the details kept
+beside them and formulas neutralised exactly as the Python writer (exports.py), which reads
+every payload, does; streamed a block at a time: the same bytes for the same data, and memory
+flat however many rows there are. Elsewhere (SQLite on a laptop) Python writes it."""
 
 from __future__ import annotations
 
@@ -13,19 +15,21 @@ from typing import Any
 from django.core.exceptions import EmptyResultSet
 from django.db import connections
 from django.db.models import (
+    BooleanField,
+    ExpressionWrapper,
     F,
     Func,
-    JSONField,
+    Q,
     TextField,
     Value,
 )
+from django.db.models.lookups import Exact
 
 from acknowledgements.evidence import client_evidence
-from acknowledgements.evidence.payload import NOT_RECORDED
+from acknowledgements.evidence.signature_columns import client_columns
 from acknowledgements.reports import figures, lists
 from acknowledgements.reports.exports import (
     ACKNOWLEDGEMENT_COLUMNS,
-    CLIENT_DETAIL_FIELDS,
     FORMULA_TRIGGERS,
     python_acknowledgements_csv,
 )
@@ -37,63 +41,59 @@ COPY_BLOCK_BYTES = 256 * 1024
 # reads more slowly than the database writes.
 COPY_QUEUE_BLOCKS = 4
 COPY_POLL_SECONDS = 0.1
+DETAILS = "ledger_entry__client_details"
+LEDGER_ORDER = ("ledger_entry_id",)  # lists.signatures' order
 
 
-def _sql_shown(*path: str) -> str:
-    """payload.shown(payload.lookup(evidence, *path)) in SQL, on the jsonb column s.evidence.
-
-    `#>` is NULL when a step is missing or is not an object, where `lookup` returns None.
-    Strings, booleans, JSON null and integers come out as `shown` writes them; a JSON object,
-    array or non-integer number (never written there by the actions) would come out as
-    PostgreSQL prints JSON, not as Python's json.dumps does.
-    """
-    json_path = "'{" + ",".join(path) + "}'"
-    value = f"s.csv_evidence #> {json_path}"
-    return (
-        f"COALESCE(CASE jsonb_typeof({value})"
-        f" WHEN 'string' THEN s.csv_evidence #>> {json_path}"
-        f" WHEN 'boolean' THEN CASE WHEN ({value})::boolean THEN 'yes' ELSE 'no' END"
-        f" WHEN 'null' THEN NULL ELSE ({value})::text END, '{NOT_RECORDED}')"
+def _client_columns(name: str) -> dict[str, Any]:
+    """The inner query's columns `_sql_client` reads for a client value: its commitment, what
+    the payload shows without one, the raw value kept in ClientDetails and whether it opens the
+    commitment (NULL never does)."""
+    committed, shown = client_columns(name)
+    value = F(f"{DETAILS}__{name}")
+    opened = Func(
+        F(f"{DETAILS}__{name}_salt"),
+        value,
+        template="encode(sha256(convert_to(%(expressions)s, 'UTF8')), 'hex')",
+        arg_joiner=" || ",
+        output_field=TextField(),
     )
+    return {
+        f"csv_{name}_committed": F(committed),
+        f"csv_{name}_shown": F(shown),
+        f"csv_{name}_value": value,
+        f"csv_{name}_opens": ExpressionWrapper(
+            Exact(opened, F(committed)), output_field=BooleanField()
+        ),
+    }
+
+
+def _sql_neutralised(expression: str) -> str:
+    """`neutralise` in SQL. The %s is FORMULA_TRIGGERS, given as a parameter (a tuple reads as
+    an IN list)."""
+    return f"CASE WHEN left({expression}, 1) IN %s THEN '''' || {expression} ELSE {expression} END"
 
 
 def _sql_client(name: str) -> str:
-    """history.shown_client(evidence.client_facts(...)[name]) in SQL, on the subquery's columns.
+    """history.shown_client(evidence.client_facts(...)[name]), neutralised, from the columns of
+    `_client_columns`.
 
-    The payload commits to the value (`<name>_sha256`) and the raw value and its salt are kept
-    in ClientDetails (s.csv_<name>, s.csv_<name>_salt) until the retention period removes them,
-    a removal the ledger records (`removal`: client_evidence.recorded_removals_sql, joined);
-    entries written before commitments existed carry the value itself.
+    Without a commitment, the value is what the payload shows (`<name>_shown`). With one, the
+    raw value and its salt are read from ClientDetails, whose row the Python writer takes for
+    absent when it has no IP address salt (`csv_gone`): then the details were removed after the
+    retention period if a "redacted" event of the person lists the entry (`removed`, joined), or
+    are missing; a kept value is shown if it opens the commitment, and marked if it does not
+    (Python writes a missing value as "None" there).
     """
-    committed_key = f"{name}_sha256"
-    committed = f"s.csv_evidence #> '{{client,{committed_key}}}'"
-    value, salt = f"s.csv_{name}", f"s.csv_{name}_salt"
-    recomputed = f"encode(sha256(convert_to({salt} || {value}, 'UTF8')), 'hex')"
+    value = f"s.csv_{name}_value"
+    marked = f"(COALESCE({value}, 'None') || ' {figures.CLIENT_MISMATCH}')"
     return (
-        "CASE"
-        f" WHEN NOT COALESCE(jsonb_typeof(s.csv_evidence -> 'client') = 'object'"
-        f" AND (s.csv_evidence -> 'client') ? '{committed_key}', false)"
-        f" THEN {_sql_shown('client', name)}"
-        f" WHEN jsonb_typeof({committed}) = 'null' THEN '{NOT_RECORDED}'"
-        f" WHEN {salt} IS NULL AND removal.sequence IS NOT NULL THEN '{figures.REMOVED}'"
-        f" WHEN {salt} IS NULL THEN '{figures.MISSING}'"
-        f" WHEN {value} IS NOT NULL AND {recomputed} = s.csv_evidence #>> '{{client,{committed_key}}}'"
-        f" THEN {value}"
-        # Python writes a missing value as "None" here (a commitment without a value: never
-        # written by the services, kept identical all the same).
-        f" ELSE COALESCE({value}, 'None') || ' {figures.CLIENT_MISMATCH}' END"
+        f"CASE WHEN s.csv_{name}_committed IS NULL THEN {_sql_neutralised(f's.csv_{name}_shown')}"
+        " WHEN s.csv_gone THEN CASE WHEN s.csv_sequence_number = ANY(removed.sequences)"
+        f" THEN '{figures.REMOVED}' ELSE '{figures.MISSING}' END"
+        f" WHEN s.csv_{name}_opens THEN {_sql_neutralised(value)}"
+        f" ELSE {_sql_neutralised(marked)} END"
     )
-
-
-def _sql_cell(expression: str, *, neutralised: bool = True) -> str:
-    """A CSV cell as `_text` writes it: `neutralise`d, and empty text as NULL, because COPY
-    quotes an empty string ("") where Python's csv writer writes nothing."""
-    if neutralised:
-        # The %s is FORMULA_TRIGGERS, given as a parameter (a tuple reads as an IN list).
-        expression = (
-            f"CASE WHEN left({expression}, 1) IN %s THEN '''' || {expression} ELSE {expression} END"
-        )
-    return f"NULLIF({expression}, '')"
 
 
 def signatures_copy_sql(queryset) -> tuple[str, list[Any]]:
@@ -107,61 +107,63 @@ def signatures_copy_sql(queryset) -> tuple[str, list[Any]]:
         "%(expressions)s)) AS a ORDER BY a COLLATE \"C\"), '; '), '')",
         output_field=TextField(),
     )
+    kept_salt = f"{DETAILS}__ip_salt"
     rows = queryset.values(
+        csv_entry=F("ledger_entry_id"),
+        csv_person=F("ledger_entry__person_id"),
+        csv_sequence_number=F("ledger_entry__sequence"),
         csv_number=F("receipt_number"),
-        csv_evidence=Func(
-            F("ledger_entry__payload"),
-            template="convert_from(%(expressions)s, 'UTF8')::jsonb",
-            output_field=JSONField(),
-        ),
+        csv_email=F("email_at_signing"),
+        csv_name=F("name_at_signing"),
         csv_audiences=audiences,
         csv_policy=F("revision__policy__name"),
         csv_version=F("revision__version"),
         csv_sha=F("revision__text_sha256"),
         csv_signed_at=F("signed_at"),
-        csv_sequence=F("ledger_entry__sequence"),
-        csv_person=F("ledger_entry__person_id"),
+        csv_gone=ExpressionWrapper(
+            Q(**{f"{kept_salt}__isnull": True}) | Q(**{kept_salt: ""}),
+            output_field=BooleanField(),
+        ),
+        **_client_columns("ip"),
+        **_client_columns("user_agent"),
+        csv_method=F("authentication_method"),
         csv_row_hash=F("ledger_entry__row_hash"),
-        **{
-            f"csv_{name}": F(f"ledger_entry__client_details__{name}")
-            for name in CLIENT_DETAIL_FIELDS
-        },
     )
+    if tuple(rows.query.order_by) != LEDGER_ORDER:
+        raise AssertionError(f"the COPY keeps the order the Python writer reads, {LEDGER_ORDER}")
     inner, inner_params = rows.query.get_compiler(using=queryset.db).as_sql()
     cells = [
-        _sql_cell("s.csv_number"),
-        _sql_cell(_sql_shown("person", "email")),
-        _sql_cell(_sql_shown("person", "name")),
-        _sql_cell("s.csv_audiences"),
-        _sql_cell("s.csv_policy"),
-        _sql_cell("s.csv_version"),
-        _sql_cell("s.csv_sha"),
+        _sql_neutralised("s.csv_number"),
+        _sql_neutralised("s.csv_email"),
+        _sql_neutralised("s.csv_name"),
+        _sql_neutralised("s.csv_audiences"),
+        _sql_neutralised("s.csv_policy"),
+        _sql_neutralised("s.csv_version"),
+        _sql_neutralised("s.csv_sha"),
         # ledger.utc_iso: microseconds and a Z; `_text` never neutralises a datetime.
-        _sql_cell(
-            """to_char(s.csv_signed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')""",
-            neutralised=False,
-        ),
-        _sql_cell(_sql_client("ip")),
-        _sql_cell(_sql_client("user_agent")),
-        _sql_cell(_sql_shown("authentication", "method")),
-        _sql_cell("s.csv_sequence::text"),
-        _sql_cell("s.csv_row_hash"),
+        """to_char(s.csv_signed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')""",
+        _sql_client("ip"),
+        _sql_client("user_agent"),
+        _sql_neutralised("s.csv_method"),
+        _sql_neutralised("s.csv_sequence_number::text"),
+        _sql_neutralised("s.csv_row_hash"),
     ]
     if len(cells) != len(ACKNOWLEDGEMENT_COLUMNS):
         raise AssertionError("one SQL cell per column of ACKNOWLEDGEMENT_COLUMNS")
-    # The inner query keeps its ORDER BY (ledger order), so PostgreSQL keeps it a subquery: each
-    # payload is converted and parsed once, however many fields are taken from it. The recorded
-    # removals are joined, not looked up row by row, so that each "redacted" event is parsed
-    # once; an entry listed twice would repeat its row, which DISTINCT ON folds back (removing
-    # the duplicates from the removals instead, a hash aggregate, stalls PostgreSQL 15's
-    # parallel plan once it spills to disk).
+    # The inner query keeps its ORDER BY (ledger order, in which the Python writer reads the
+    # rows), so PostgreSQL keeps it a subquery: each value is computed once (each commitment
+    # opened once), however many times its cells name it, and the rows come out in order. The
+    # recorded removals are read only for rows whose details are gone, a person at a time (the
+    # sequences their "redacted" events list), by a lateral join that keeps that order: the
+    # ORDER BY below sorts nothing. COPY writes an empty string as "", where Python's csv writer
+    # writes nothing: hence NULLIF.
     # Only constant fragments and Django's compiled SQL; every value is a parameter.
     removals = client_evidence.recorded_removals_sql("postgresql")
     sql = (
-        f"SELECT DISTINCT ON (s.csv_sequence, s.csv_number) {', '.join(cells)}"  # noqa: S608
-        f" FROM ({inner}) AS s LEFT JOIN ({removals}) AS removal"
-        " ON removal.person_id = s.csv_person AND removal.sequence = s.csv_sequence"
-        " ORDER BY s.csv_sequence, s.csv_number"
+        f"SELECT {', '.join(f"NULLIF({cell}, '')" for cell in cells)}"  # noqa: S608
+        f" FROM ({inner}) AS s LEFT JOIN LATERAL (SELECT array_agg(removal.sequence) AS sequences"
+        f" FROM ({removals}) AS removal WHERE s.csv_gone AND removal.person_id = s.csv_person)"
+        " AS removed ON true ORDER BY s.csv_entry"
     )
     triggers = [FORMULA_TRIGGERS] * sum(cell.count(" IN %s ") for cell in cells)
     return sql, [*triggers, *inner_params]

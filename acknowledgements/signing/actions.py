@@ -11,7 +11,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from acknowledgements import jobs
-from acknowledgements.evidence import ledger
+from acknowledgements.evidence import ledger, signature_columns
 from acknowledgements.evidence.client_evidence import ClientEvidence
 from acknowledgements.evidence.snapshots import person_snapshot, revision_snapshot, text_snapshot
 from acknowledgements.evidence.statements import CURRENT_ATTESTATION, CURRENT_ESIGN_CONSENT
@@ -32,6 +32,7 @@ from acknowledgements.signing.names import name_refusal, signature_name, typed_n
 from acknowledgements.standings import renewal, tallies
 from acknowledgements.templatetags.policy_names import policy_name
 from acknowledgements.webhooks import events as webhook_events
+from acknowledgements.write_batch import LastId, WriteBatch
 
 RECEIPT_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
 
@@ -120,9 +121,8 @@ def record_acknowledgement(
     """
     # Serialising this person's submissions lets the reads below see a signature committed a
     # moment ago (double click, two tabs), and keeps consent to one row.
-    ledger.lock_person(person)
     facts = signing_facts.read(
-        person, policy_slug=policy_slug, version=version, moment=timezone.now()
+        person, policy_slug=policy_slug, version=version, moment=timezone.now(), lock=True
     )
     revision = facts.revision
     if facts.refusal:
@@ -161,58 +161,111 @@ def record_acknowledgement(
         if facts.renewal
         else None
     )
-    entry = _append_from_client(
-        client=client,
-        linked_by_caller=True,  # by the receipt task queued below, which links first
-        recorded_at=signed_at,
-        kind=LedgerEntry.Kind.SIGNED,
-        person=person,
-        revision=revision,
-        payload={
-            "receipt_number": receipt_number,
-            "company": _company(),
-            "person": person_snapshot(person),
-            "policy": revision_snapshot(revision),
-            "text": text_snapshot(revision, language),
-            "attestation": CURRENT_ATTESTATION.as_evidence(statement_language),
-            "consent": {
-                "version": accepted.get("version"),
-                "language": accepted.get("language"),
-                # The exact wording accepted, beside its hash, as for the attestation.
-                "text": accepted.get("text"),
-                "sha256": accepted.get("sha256"),
-                "accepted_at": ledger.utc_iso(accepted_at),
-            },
-            "typed_name": typed_name,
-            "checkbox_ticked": True,
-            "first_viewed_at": ledger.utc_iso(facts.first_viewed_at),
-            "signed_at": ledger.utc_iso(signed_at),
-            # Only under a renewal period, so that every other payload keeps its bytes.
-            **renewal_evidence(facts.renewal, lapses_at),
+    sealed = client.sealed()
+    payload = {
+        "receipt_number": receipt_number,
+        "company": _company(),
+        "person": person_snapshot(person),
+        "policy": revision_snapshot(revision),
+        "text": text_snapshot(revision, language),
+        "attestation": CURRENT_ATTESTATION.as_evidence(statement_language),
+        "consent": {
+            "version": accepted.get("version"),
+            "language": accepted.get("language"),
+            # The exact wording accepted, beside its hash, as for the attestation.
+            "text": accepted.get("text"),
+            "sha256": accepted.get("sha256"),
+            "accepted_at": ledger.utc_iso(accepted_at),
         },
-    )
-    acknowledgement = Acknowledgement.objects.create(
+        "typed_name": typed_name,
+        "checkbox_ticked": True,
+        "first_viewed_at": ledger.utc_iso(facts.first_viewed_at),
+        "signed_at": ledger.utc_iso(signed_at),
+        # Only under a renewal period, so that every other payload keeps its bytes.
+        **renewal_evidence(facts.renewal, lapses_at),
+        **sealed.payload,
+    }
+    acknowledgement = _insert_signature(
         person=person,
-        revision=revision,
-        ledger_entry=entry,
-        receipt_number=receipt_number,
-        signed_at=signed_at,
-        renewal=facts.signatures,
+        facts=facts,
+        payload=payload,
+        details=sealed.details_fields(),
+        signature={
+            "receipt_number": receipt_number,
+            "signed_at": signed_at,
+            "renewal": facts.signatures,
+            **signature_columns.columns_of(payload),
+        },
+        lapses_at=lapses_at,
+    )
+    jobs.enqueue_with_transaction(receipt_actions.issue_receipt_task, acknowledgement.pk)
+    if facts.webhooks_active:
+        webhook_events.emit(webhook_events.ACKNOWLEDGEMENT_SIGNED, acknowledgement.pk)
+    return acknowledgement
+
+
+def _insert_signature(
+    *,
+    person: User,
+    facts: signing_facts.SigningFacts,
+    payload: dict,
+    details: dict,
+    signature: dict,
+    lapses_at: dt.datetime | None,
+) -> Acknowledgement:
+    """Every row of a signature in one round trip (write_batch.py): the ledger entry (linked
+    into the chain by the receipt task the caller queues, which links first), the client's
+    details, the acknowledgement, its renewal term, the standings."""
+    signed_at = signature["signed_at"]
+    batch = WriteBatch(Acknowledgement)
+    entry = LastId(LedgerEntry)
+    batch.insert(
+        LedgerEntry,
+        **ledger.entry_values(
+            kind=LedgerEntry.Kind.SIGNED,
+            payload=payload,
+            person=person,
+            revision=facts.revision,
+            recorded_at=signed_at,
+        ),
+    )
+    batch.insert(ClientDetails, ledger_entry_id=entry, **details)
+    batch.insert(
+        Acknowledgement,
+        person_id=person.pk,
+        revision_id=facts.revision.pk,
+        ledger_entry_id=entry,
+        **signature,
     )
     if facts.renewal and lapses_at:
-        SignatureTerm.objects.create(
-            acknowledgement=acknowledgement,
-            period=facts.renewal,
-            person=person,
+        batch.insert(
+            SignatureTerm,
+            acknowledgement_id=LastId(Acknowledgement),
+            period_id=facts.renewal.pk,
+            person_id=person.pk,
             run_id=facts.signable_run_id,
             signed_at=signed_at,
             lapses_at=lapses_at,
         )
-    jobs.enqueue_with_transaction(receipt_actions.issue_receipt_task, acknowledgement.pk)
-    webhook_events.emit(webhook_events.ACKNOWLEDGEMENT_SIGNED, acknowledgement.pk)
-    # Last before the commit: the tally row it updates is shared with everyone signing the
-    # same run in the same quarter of an hour, and stays locked until the commit.
-    tallies.record(person_id=person.pk, run_id=facts.signable_run_id, signed_at=signed_at)
+    # Last: the tally rows it updates are shared with everyone signing the same run in the
+    # same quarter of an hour, and stay locked until the commit.
+    tallies.add_signature(
+        batch,
+        person_id=person.pk,
+        run_id=facts.signable_run_id,
+        signed_at=signed_at,
+        spans=facts.spans,
+    )
+    entry_id, acknowledgement_id = batch.run(entry, LastId(Acknowledgement))
+    acknowledgement = Acknowledgement(
+        pk=acknowledgement_id,
+        person=person,
+        revision=facts.revision,
+        ledger_entry_id=entry_id,
+        **signature,
+    )
+    acknowledgement._state.adding = False  # as if loaded: it is in the database
+    acknowledgement._state.db = batch.connection.alias
     return acknowledgement
 
 

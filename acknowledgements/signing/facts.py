@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,16 +23,20 @@ from django.db.backends.signals import connection_created
 from django.dispatch import receiver
 from django.utils.translation import gettext as _
 
+from acknowledgements.evidence import ledger
 from acknowledgements.models import (
     Acknowledgement,
+    AudienceSpan,
     LedgerEntry,
     Policy,
     PolicyRevision,
     RenewalPeriod,
     SignatureTerm,
     User,
+    WebhookEndpoint,
 )
 from acknowledgements.standings import tallies
+from acknowledgements.standings.memberships import Span
 
 # The revision's own columns that are read (its texts are loaded only if something asks), then
 # the policy's name and slug, then the facts.
@@ -55,6 +60,8 @@ FACTS = [
     "renewal_id",
     "renewal_months",
     "renewal_starts_at",
+    "spans",
+    "webhooks",
 ]
 # Named in the SQL, and positional ($1...) in the statement PostgreSQL prepares.
 PARAMETERS = ["person", "slug", "version", "moment", "published", "viewed", "consented"]
@@ -74,6 +81,10 @@ class SigningFacts:
     consent_at: dt.datetime | None
     run_id: int | None  # the material revision this one builds on (tallies.py)
     renewal: RenewalPeriod | None = None  # in force, when it asks for renewal (renewal.py)
+    # What recording a signature needs besides: the person's audience spans open at the moment
+    # (for the tallies, tallies.py) and whether any webhook endpoint is active.
+    spans: tuple[Span, ...] = ()
+    webhooks_active: bool = False
 
     @property
     def refusal(self) -> str | None:
@@ -96,9 +107,16 @@ class SigningFacts:
         return self.run_id
 
 
-def read(person: User, *, policy_slug: str, version: str, moment: dt.datetime) -> SigningFacts:
+def read(
+    person: User, *, policy_slug: str, version: str, moment: dt.datetime, lock: bool = False
+) -> SigningFacts:
     """The facts about signing a policy's `version` at `moment` (PolicyRevision.DoesNotExist
-    if the policy has no such version)."""
+    if the policy has no such version).
+
+    With `lock`, the person's lock (ledger.lock_person) is taken first, in the same round trip:
+    PostgreSQL runs the statements of one string in order, each reading what was committed
+    when it starts, so the facts still see everything committed before the lock was granted.
+    """
     connection = connections[router.db_for_write(Acknowledgement)]
     params: dict[str, int | str | None] = {
         "person": person.pk,
@@ -109,8 +127,11 @@ def read(person: User, *, policy_slug: str, version: str, moment: dt.datetime) -
         "viewed": LedgerEntry.Kind.VIEWED.value,
         "consented": LedgerEntry.Kind.CONSENTED.value,
     }
+    lock_sql = ledger.person_lock_sql(person, connection) if lock else ""
     with connection.cursor() as cursor:
-        cursor.execute(_statement(connection), params)
+        # After the cursor: opening it may connect again, which forgets the prepared statement.
+        statement = _statement(connection)
+        cursor.execute(f"{lock_sql};\n{statement}" if lock_sql else statement, params)
         row = cursor.fetchone()
     if row is None:
         raise PolicyRevision.DoesNotExist
@@ -151,7 +172,21 @@ def read(person: User, *, policy_slug: str, version: str, moment: dt.datetime) -
         )
         if facts["renewal_months"]
         else None,
+        spans=tuple(_spans(facts["spans"])),
+        webhooks_active=bool(facts["webhooks"]),
     )
+
+
+def _spans(found: str | None) -> Iterator[Span]:
+    """The spans the statement returned as a JSON list of [audiences, start, end]."""
+    for key, start, end in json.loads(found or "[]"):
+        yield Span(key, _aware(start), None if end is None else _aware(end))
+
+
+def _aware(moment: str) -> dt.datetime:
+    """A time from JSON: PostgreSQL writes its offset; SQLite keeps UTC without one."""
+    parsed = dt.datetime.fromisoformat(moment)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
 def _statement(connection) -> str:
@@ -184,6 +219,7 @@ def _sql(connection, param) -> str:
     member_of = q(User.audiences.through._meta.db_table)
     signature, ledger = q(Acknowledgement._meta.db_table), q(LedgerEntry._meta.db_table)
     term, period = q(SignatureTerm._meta.db_table), q(RenewalPeriod._meta.db_table)
+    spans, webhooks = q(AudienceSpan._meta.db_table), q(WebhookEndpoint._meta.db_table)
     columns = ", ".join(f"r.{q(field.column)}" for field in REVISION_FIELDS)
     person, moment = param("person"), param("moment")
     # The renewal period in force (renewal.in_force).
@@ -227,7 +263,9 @@ def _sql(connection, param) -> str:
             ),
             consent.recorded_at, consent.payload,
             {tallies.run_of_sql("r")},
-            renewal.id, renewal.months, renewal.starts_at
+            renewal.id, renewal.months, renewal.starts_at,
+            ({_open_spans_json(connection, spans, person, moment)}),
+            EXISTS (SELECT 1 FROM {webhooks} WHERE active)
         FROM {revision} r
         JOIN {policy} p ON p.id = r.policy_id
         LEFT JOIN {ledger} consent ON consent.id = (
@@ -237,6 +275,23 @@ def _sql(connection, param) -> str:
         LEFT JOIN {period} renewal ON renewal.id = ({in_force})
         WHERE p.slug = {param("slug")} AND r.version = {param("version")}
     """  # noqa: S608 - quoted table and column names only; every value is a parameter
+
+
+def _open_spans_json(connection, spans: str, person: str, moment: str) -> str:
+    """A JSON list of the person's spans not ended at the moment, [audiences, start, end] in
+    order of start (tallies.contributions reads them)."""
+    if connection.vendor == "postgresql":
+        return (
+            # As text, as SQLite gives it: psycopg2 would decode json itself.
+            'SELECT json_agg(json_build_array(s.audience_key, s.start, s."end")'  # noqa: S608 - quoted names only
+            " ORDER BY s.start)::text"
+            f' FROM {spans} s WHERE s.person_id = {person} AND (s."end" IS NULL OR s."end" > {moment})'
+        )
+    return (
+        'SELECT json_group_array(json_array(s.audience_key, s.start, s."end")) FROM ('  # noqa: S608 - quoted names only
+        f' SELECT * FROM {spans} WHERE person_id = {person} AND ("end" IS NULL OR "end" > {moment})'
+        " ORDER BY start) s"
+    )
 
 
 def _from_db(connection, field, value):

@@ -36,8 +36,10 @@ from django.utils import timezone
 from acknowledgements.models import PolicyRevision
 from acknowledgements.standings import memberships
 from acknowledgements.standings.memberships import Span, audience_ids, audience_key
+from acknowledgements.write_batch import WriteBatch
 
 __all__ = [
+    "add_signature",
     "audience_ids",
     "audience_key",
     "rebuild",
@@ -122,23 +124,58 @@ def record(
         _count(Counter(dict(contributions(spans, run_id, signed_at))))
 
 
+def add_signature(
+    batch: WriteBatch, *, person_id: int, run_id: int, signed_at: dt.datetime, spans: Iterable[Span]
+) -> None:
+    """`record` of a signature as two statements of the signing's write batch, given the
+    person's spans (signing/facts.py reads them): the standing, then the tallies, which count
+    only if this signature is the run's first for the person, as its standing now says."""
+    ops = connection.ops
+    standings = _table("RunStanding")
+    signed = ops.adapt_datetimefield_value(signed_at)
+    batch.add(
+        f"INSERT INTO {standings} (person_id, run_id, signed_at, declined_at)"  # noqa: S608 - quoted names only
+        " VALUES (%s, %s, %s, NULL) ON CONFLICT (person_id, run_id) DO UPDATE SET"
+        f" signed_at = COALESCE({standings}.signed_at, excluded.signed_at)",
+        [person_id, run_id, signed],
+    )
+    rows = _tally_rows(Counter(dict(contributions(spans, run_id, signed_at))))
+    if not rows:
+        return
+    values = ", ".join(["(%s, %s, %s, %s, %s)"] * len(rows))
+    tallies = _table("CoverageTally")
+    batch.add(
+        f"INSERT INTO {tallies} (run_id, audience_key, slot, at, people)"  # noqa: S608 - quoted names only
+        f" SELECT * FROM (VALUES {values}) AS change"
+        f" WHERE EXISTS (SELECT 1 FROM {standings} WHERE person_id = %s AND run_id = %s"
+        " AND signed_at = %s)"
+        # The same (run, audiences, slot, at) appears once: contributions are summed first.
+        f" ON CONFLICT (run_id, audience_key, slot, at) DO UPDATE SET people = {tallies}.people"
+        " + excluded.people",
+        [*(value for row in rows for value in row), person_id, run_id, signed],
+    )
+
+
 def _count(changes: Counter[TallyRow]) -> None:
     """Add to the tallies (run, audiences, slot, at) -> people, in one statement."""
-    ops = connection.ops
     tallies = _table("CoverageTally")
     sql = (
         f"INSERT INTO {tallies} (run_id, audience_key, slot, at, people) VALUES (%s, %s, %s, %s, %s)"  # noqa: S608 - quoted names only
         " ON CONFLICT (run_id, audience_key, slot, at) DO UPDATE"
         f" SET people = {tallies}.people + excluded.people"
     )
-    rows = [
+    if rows := _tally_rows(changes):
+        with connection.cursor() as cursor:
+            cursor.executemany(sql, rows)
+
+
+def _tally_rows(changes: Counter[TallyRow]) -> list[list]:
+    ops = connection.ops
+    return [
         [run_id, key, ops.adapt_datetimefield_value(slot), ops.adapt_datetimefield_value(at), n]
         for (run_id, key, slot, at), n in changes.items()
         if n
     ]
-    if rows:
-        with connection.cursor() as cursor:
-            cursor.executemany(sql, rows)
 
 
 def refresh_people(person_ids: Iterable[int], *, at: dt.datetime | None = None) -> None:
