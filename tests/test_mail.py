@@ -8,6 +8,8 @@ import threading
 
 import pytest
 import time_machine
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -296,3 +298,39 @@ def test_the_receipt_email_names_the_policy_and_the_moment_in_french(
     )
     ((html, _mimetype),) = receipt.alternatives
     assert f"Vous avez signé <strong>{FRENCH_NAME}</strong>, version 1.0, le 1er décembre" in html
+
+
+def test_a_batch_costs_two_statements_per_email_and_nothing_else_per_email(
+    make_person, policy, smtp_server
+):
+    """Each email is recorded as handed to the server and as accepted, the moment each
+    happens (a worker that dies leaves at most one email per connection in doubt); everything
+    else is one set of statements per batch, whatever its size (bench figure 4b)."""
+    for n in range(12):
+        make_person(f"Person {n}", email=f"person{n}@example.com")
+    draft = policy_actions.create_draft(
+        actor=None,
+        policy=policy,
+        version="1.0",
+        body=POLICY_BODY,
+        change=PolicyRevision.Change.MATERIAL,
+        change_summary="Section 4 now covers personal devices.",
+    )
+    revision = policy_actions.publish_revision(actor=None, revision=draft)
+    notification_actions.queue_announcements(revision=revision)
+
+    statements = {}
+    for size in (4, 8):
+        with CaptureQueriesContext(connection) as captured:
+            assert sending.send_batch(size=size) == size
+        statements[size] = [query["sql"] for query in captured.captured_queries]
+
+    per_email = [
+        sql
+        for sql in statements[8]
+        if sql.startswith('UPDATE "acknowledgements_notification" SET "message_id"')
+        or "SET \"status\" = 'sent'" in sql
+    ]
+    assert len(per_email) == 2 * 8
+    assert len(statements[8]) - len(statements[4]) == 2 * (8 - 4)
+    assert len(smtp_server.received) == 12
