@@ -5,9 +5,13 @@ stream cannot pass are judged row by row. Run this file on both databases."""
 import datetime as dt
 import hashlib
 import json
+import os
 import random
+import subprocess
+import sys
 
 import pytest
+from django.conf import settings
 from django.db import connection, transaction
 from hypothesis import given
 from hypothesis import strategies as st
@@ -220,14 +224,52 @@ TAMPERING = {
 }
 
 
-@pytest.mark.parametrize("case", TAMPERING)
-def test_every_kind_of_tampering_is_reported_alike(db, admin_user, case):
+def tampered_ledger(admin_user, case: str) -> tuple[int, str]:
+    """Six entries, then the case's tampering; returns where and why the check must fail."""
     tampering, failed_at, reason = TAMPERING[case]
     with transaction.atomic():
         for n in range(6):
             ledger.append(kind=LedgerEntry.Kind.ADMIN_ACTION, payload={"n": n}, actor=admin_user)
     ledger.link_pending()
     tampering()
+    return failed_at, reason
+
+
+def verified_in_two_halves(up_to: int | None = None) -> chain_check.ChainVerification:
+    """verify_chain split in two halves, the second streamed by a forked child, as in a new
+    process of one thread: this one may hold threads of other tests' servers for the whole
+    session, and a process with threads never forks (chain_check._can_fork)."""
+    database = connection.settings_dict
+    url = (
+        f"postgres://{database['USER']}:{database['PASSWORD'] or ''}@{database['HOST']}:"
+        f"{database['PORT'] or 5432}/{database['NAME']}"
+    )
+    script = (
+        "import json, django\n"
+        "django.setup()\n"
+        "from acknowledgements.evidence import chain_check\n"
+        "chain_check.VERIFY_SPLIT_ROWS = 2\n"
+        "assert chain_check._can_fork(), 'a new process of one thread forks'\n"
+        f"found = chain_check.verify_chain(up_to={up_to!r})\n"
+        "print(json.dumps([found.rows_checked, found.head_hash, found.failed_sequence,"
+        " found.problem]))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "aup_portal.settings"},
+        cwd=settings.BASE_DIR,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return chain_check.ChainVerification(*json.loads(done.stdout.splitlines()[-1]))
+
+
+@pytest.mark.parametrize("case", TAMPERING)
+def test_every_kind_of_tampering_is_reported_alike(db, admin_user, case):
+    failed_at, reason = tampered_ledger(admin_user, case)
 
     result = chain_check.verify_chain()
 
@@ -239,24 +281,23 @@ def test_every_kind_of_tampering_is_reported_alike(db, admin_user, case):
 
 @pytest.mark.postgres
 @pytest.mark.parametrize("case", TAMPERING)
-def test_every_kind_of_tampering_is_reported_alike_in_two_halves(
-    evidence_db, admin_user, monkeypatch, case
-):
+def test_every_kind_of_tampering_is_reported_alike_in_two_halves(evidence_db, admin_user, case):
     """A large ledger is streamed in two halves at once, the second by a forked process."""
-    monkeypatch.setattr(chain_check, "VERIFY_SPLIT_ROWS", 2)
-    assert chain_check._can_fork()
-    test_every_kind_of_tampering_is_reported_alike(None, admin_user, case)
+    failed_at, reason = tampered_ledger(admin_user, case)
+
+    result = verified_in_two_halves()
+
+    assert result.failed_sequence == failed_at
+    assert reason in result.problem
+    assert result == row_by_row()
 
 
 @pytest.mark.postgres
-def test_an_intact_chain_in_two_halves(evidence_db, monkeypatch):
-    monkeypatch.setattr(chain_check, "VERIFY_SPLIT_ROWS", 2)
+def test_an_intact_chain_in_two_halves(evidence_db):
     entries = append_events(*({"n": n} for n in range(9)))
-    assert chain_check.verify_chain() == chain_check.ChainVerification(9, entries[-1].row_hash)
-    assert chain_check.verify_chain(up_to=5) == chain_check.ChainVerification(
-        5, entries[4].row_hash
-    )
-    assert chain_check.verify_chain(up_to=12) == chain_check.ChainVerification(
+    assert verified_in_two_halves() == chain_check.ChainVerification(9, entries[-1].row_hash)
+    assert verified_in_two_halves(up_to=5) == chain_check.ChainVerification(5, entries[4].row_hash)
+    assert verified_in_two_halves(up_to=12) == chain_check.ChainVerification(
         9, entries[-1].row_hash, 10, "row missing"
     )
 
