@@ -156,6 +156,21 @@ def smtp_server(settings):
     server.server_close()
 
 
+def announce_material_revision(policy) -> PolicyRevision:
+    """Publish version 1.0 of the policy as a material change and queue its announcements."""
+    draft = policy_actions.create_draft(
+        actor=None,
+        policy=policy,
+        version="1.0",
+        body=POLICY_BODY,
+        change=PolicyRevision.Change.MATERIAL,
+        change_summary="Section 4 now covers personal devices.",
+    )
+    revision = policy_actions.publish_revision(actor=None, revision=draft)
+    notification_actions.queue_announcements(revision=revision)
+    return revision
+
+
 def test_a_fan_out_over_smtp_sends_each_person_their_own_email(
     smtp_server, make_person, policy, monkeypatch
 ):
@@ -169,16 +184,7 @@ def test_a_fan_out_over_smtp_sends_each_person_their_own_email(
         for n, name in enumerate(names)
         for person in [make_person(name, email=f"person{n}@example.com")]
     }
-    draft = policy_actions.create_draft(
-        actor=None,
-        policy=policy,
-        version="1.0",
-        body=POLICY_BODY,
-        change=PolicyRevision.Change.MATERIAL,
-        change_summary="Section 4 now covers personal devices.",
-    )
-    revision = policy_actions.publish_revision(actor=None, revision=draft)
-    notification_actions.queue_announcements(revision=revision)
+    revision = announce_material_revision(policy)
 
     assert sending.send_batch() == len(people)
 
@@ -308,16 +314,7 @@ def test_a_batch_costs_two_statements_per_email_and_nothing_else_per_email(
     else is one set of statements per batch, whatever its size (bench figure 4b)."""
     for n in range(12):
         make_person(f"Person {n}", email=f"person{n}@example.com")
-    draft = policy_actions.create_draft(
-        actor=None,
-        policy=policy,
-        version="1.0",
-        body=POLICY_BODY,
-        change=PolicyRevision.Change.MATERIAL,
-        change_summary="Section 4 now covers personal devices.",
-    )
-    revision = policy_actions.publish_revision(actor=None, revision=draft)
-    notification_actions.queue_announcements(revision=revision)
+    announce_material_revision(policy)
 
     statements = {}
     for size in (4, 8):
