@@ -17,6 +17,7 @@ from typing import Any
 
 from django.db import connections, router
 from django.db.models import Field, Model
+from django.db.models.signals import pre_save
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,26 @@ class WriteBatch:
             f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(columns)})"  # noqa: S608 - quoted names only
             f" VALUES ({', '.join(placeholders)})",
             params,
+        )
+
+    def insert_new(self, instance: Model) -> None:
+        """INSERT an unsaved instance as `Model.save` would: its `pre_save` receivers called,
+        then every concrete column, with the fields' defaults and `auto_now_add` applied.
+        (No `post_save`: the row exists only once the batch runs.)"""
+        pre_save.send(
+            sender=type(instance),
+            instance=instance,
+            raw=False,
+            using=self.connection.alias,
+            update_fields=None,
+        )
+        self.insert(
+            type(instance),
+            **{
+                field.attname: field.pre_save(instance, add=True)
+                for field in instance._meta.local_concrete_fields
+                if not field.generated
+            },
         )
 
     def add(self, sql: str, params: list[Any]) -> None:

@@ -16,7 +16,7 @@ import os
 from django.apps import AppConfig
 
 
-def receipt_ledger_part(*, acknowledgement_id: int) -> None:
+def receipt_ledger_part(*, receipt_number: str) -> None:
     """The receipt task's ledger work alone: the link task's link, then its checkpoint."""
     from acknowledgements.evidence import ledger
 

@@ -183,12 +183,12 @@ def main() -> None:
     unreceipted = (
         Acknowledgement.objects.filter(receipt__isnull=True, ledger_entry__sequence__isnull=False)
         .order_by("pk")
-        .values_list("pk", flat=True)
+        .values_list("receipt_number", flat=True)
         .first()
     )
     if unreceipted is None:
         raise SystemExit("No signature without a receipt to issue one for.")
-    receipt = receipt_actions.issue_receipt(acknowledgement_id=unreceipted)
+    receipt = receipt_actions.issue_receipt(receipt_number=unreceipted)
     ledger.link_pending()
     transparency.checkpoint()
     with receipt.pdf.open("rb") as stored:

@@ -128,7 +128,7 @@ def test_issuing_again_returns_the_same_receipt_and_records_nothing(
     entries = LedgerEntry.objects.count()
 
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        again = receipt_actions.issue_receipt(acknowledgement_id=issued.acknowledgement.pk)
+        again = receipt_actions.issue_receipt(receipt_number=issued.acknowledgement.receipt_number)
 
     assert again.pk == issued.receipt.pk
     assert again.sha256 == issued.receipt.sha256
@@ -287,6 +287,17 @@ def test_a_receipt_whose_task_was_lost_is_issued_by_the_recovery(signer, revisio
     assert receipt_issued_entries().count() == 1
 
 
+def test_a_receipt_task_queued_before_the_upgrade_by_the_acknowledgements_id_still_runs(
+    signer, revision, sign
+):
+    acknowledgement = sign(signer, revision)  # its own task waits for a commit that never comes
+
+    receipt_actions.issue_receipt_task.call(acknowledgement.pk)
+
+    assert Receipt.objects.get().acknowledgement == acknowledgement
+    assert receipt_issued_entries().count() == 1
+
+
 def test_a_receipt_whose_render_failed_for_a_missing_library_is_issued_once_it_is_installed(
     signer, revision, sign, monkeypatch, django_capture_on_commit_callbacks, caplog
 ):
@@ -355,6 +366,6 @@ def test_with_the_database_queue_the_receipt_task_commits_with_the_signature(
     # kept with the second, and nothing waits for a commit to queue it.
     queued = DBTaskResult.objects.get()
     assert queued.task_path == "acknowledgements.receipts.actions.issue_receipt_task"
-    assert queued.args_kwargs == {"args": [acknowledgement.pk], "kwargs": {}}
+    assert queued.args_kwargs == {"args": [acknowledgement.receipt_number], "kwargs": {}}
     assert callbacks == []
     assert list(Acknowledgement.objects.all()) == [acknowledgement]

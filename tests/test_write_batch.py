@@ -4,15 +4,25 @@ import datetime as dt
 
 import pytest
 from django.db import IntegrityError, connection, transaction
+from django.tasks import task
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from django_tasks_db.models import DBTaskResult
 
+from acknowledgements import jobs
 from acknowledgements.evidence import ledger, signature_columns
 from acknowledgements.models import Acknowledgement, ClientDetails, LedgerEntry, RunStanding
 from acknowledgements.write_batch import LastId, WriteBatch
 from tests.conftest import sign_through_service
 
 pytestmark = pytest.mark.django_db
+
+DATABASE_TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+
+
+@task(priority=7)
+def batched_task(number: str) -> None:
+    raise AssertionError("only queued by these tests, never run")
 
 
 def test_rows_naming_earlier_rows_are_written_in_order_with_their_values(signer):
@@ -89,7 +99,10 @@ def test_a_failing_statement_writes_none_of_the_batch(signer, revision):
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="round trips are PostgreSQL's")
-def test_a_signature_costs_two_round_trips_on_postgresql(signer, revision, policy, publish):
+def test_a_signature_costs_two_round_trips_on_postgresql(
+    settings, signer, revision, policy, publish
+):
+    settings.TASKS = DATABASE_TASKS  # as in production: the receipt task is a row
     # Consented and the facts statement prepared on this connection, as for anyone signing a
     # later revision.
     sign_through_service(signer, revision)
@@ -103,16 +116,74 @@ def test_a_signature_costs_two_round_trips_on_postgresql(signer, revision, polic
         for query in captured.captured_queries
         if not query["sql"].startswith(("SAVEPOINT", "RELEASE SAVEPOINT"))
     ]
-    # The person's lock and the facts; every row of the signature. (The receipt task is queued
-    # once the test's transaction would commit: the tests' task backend runs it then. The
-    # database backend, in production, adds its INSERT.)
+    # The person's lock and the facts; every row of the signature, its receipt task included.
     assert len(statements) == 2, [sql[:80] for sql in statements]
     assert statements[0].startswith("SELECT pg_advisory_xact_lock(")
     assert "EXECUTE portal_signing_facts(" in statements[0]
     assert 'INSERT INTO "acknowledgements_acknowledgement"' in statements[1]
+    assert 'INSERT INTO "django_tasks_database_dbtaskresult"' in statements[1]
+    queued = DBTaskResult.objects.filter(task_path__endswith=".issue_receipt_task")
+    assert {"args": [acknowledgement.receipt_number], "kwargs": {}} in [
+        row.args_kwargs for row in queued
+    ]
     stored = Acknowledgement.objects.get(pk=acknowledgement.pk)
     assert (stored.receipt_number, stored.ledger_entry_id) == (
         acknowledgement.receipt_number,
         acknowledgement.ledger_entry_id,
     )
     assert RunStanding.objects.get(person=signer, run=later).signed_at == stored.signed_at
+
+
+def test_a_new_instance_is_inserted_with_its_defaults_as_save_would():
+    before = timezone.now()
+    with transaction.atomic():
+        batch = WriteBatch(DBTaskResult)
+        # Neither the status, the worker ids nor the time it was queued given.
+        batch.insert_new(
+            DBTaskResult(
+                args_kwargs={"args": [], "kwargs": {}},
+                task_path="tests.test_write_batch.batched_task",
+                backend_name="default",
+                run_after=before,
+            )
+        )
+        batch.run()
+
+    row = DBTaskResult.objects.get()
+    assert (row.status, row.worker_ids, row.return_value) == ("READY", [], None)
+    assert row.enqueued_at >= before  # auto_now_add, applied as save applies it
+
+
+def test_a_task_queued_in_a_batch_is_the_row_the_backend_queues(settings):
+    settings.TASKS = DATABASE_TASKS
+    with transaction.atomic():
+        by_backend = batched_task.enqueue("VK-AAAA-BBBB-CCCC").db_result
+        batch = WriteBatch(DBTaskResult)
+        jobs.enqueue_in_batch(batch, batched_task, "VK-AAAA-BBBB-CCCC")
+        batch.run()
+
+    rows = list(DBTaskResult.objects.order_by("enqueued_at"))
+    assert len(rows) == 2
+    assert rows[0].pk == by_backend.pk
+
+    def comparable(row):
+        fields = DBTaskResult._meta.local_concrete_fields
+        return {f.attname: getattr(row, f.attname) for f in fields if f.attname != "id"}
+
+    first, second = comparable(rows[0]), comparable(rows[1])
+    assert second.pop("enqueued_at") >= first.pop("enqueued_at")
+    assert first == second
+    assert second["args_kwargs"] == {"args": ["VK-AAAA-BBBB-CCCC"], "kwargs": {}}
+    assert second["priority"] == 7
+    assert list(DBTaskResult.objects.ready()) == rows  # the worker would take both
+
+
+def test_without_the_database_queue_a_batched_task_is_queued_on_commit(
+    django_capture_on_commit_callbacks,
+):
+    with django_capture_on_commit_callbacks() as callbacks, transaction.atomic():
+        batch = WriteBatch(DBTaskResult)
+        jobs.enqueue_in_batch(batch, batched_task, "VK-AAAA-BBBB-CCCC")
+        assert batch.statements == []
+    assert len(callbacks) == 1
+    assert not DBTaskResult.objects.exists()

@@ -72,18 +72,18 @@ def recover_interrupted_work(
     missing = list(
         Acknowledgement.objects.filter(
             receipt__isnull=True, signed_at__lte=moment - receipts_after
-        ).values_list("pk", flat=True)
+        ).values_list("receipt_number", flat=True)
     )
-    for acknowledgement_id in missing:
-        issue_receipt_task.enqueue(acknowledgement_id)
+    for receipt_number in missing:
+        issue_receipt_task.enqueue(receipt_number)
     return Recovery(linked=linked, receipts_queued=len(missing))
 
 
-def issue_receipt(*, acknowledgement_id: int) -> Receipt:
+def issue_receipt(*, receipt_number: str) -> Receipt:
     """Render, seal and store the receipt of a signature once; a repeated call returns it."""
     acknowledgement = Acknowledgement.objects.select_related(
         "ledger_entry", "revision__policy", "person"
-    ).get(pk=acknowledgement_id)
+    ).get(receipt_number=receipt_number)
     existing = Receipt.objects.filter(acknowledgement=acknowledgement).first()
     if existing:
         return existing
@@ -151,5 +151,8 @@ def _store_receipt(
 
 
 @task()
-def issue_receipt_task(acknowledgement_id: int) -> None:
-    issue_receipt(acknowledgement_id=acknowledgement_id)
+def issue_receipt_task(receipt_number: str | int) -> None:
+    """Queued by a signature with its receipt number, known before its rows are written."""
+    if isinstance(receipt_number, int):  # queued before an upgrade, by the acknowledgement's id
+        receipt_number = Acknowledgement.objects.get(pk=receipt_number).receipt_number
+    issue_receipt(receipt_number=receipt_number)

@@ -198,7 +198,6 @@ def record_acknowledgement(
         },
         lapses_at=lapses_at,
     )
-    jobs.enqueue_with_transaction(receipt_actions.issue_receipt_task, acknowledgement.pk)
     if facts.webhooks_active:
         webhook_events.emit(webhook_events.ACKNOWLEDGEMENT_SIGNED, acknowledgement.pk)
     return acknowledgement
@@ -213,9 +212,9 @@ def _insert_signature(
     signature: dict,
     lapses_at: dt.datetime | None,
 ) -> Acknowledgement:
-    """Every row of a signature in one round trip (write_batch.py): the ledger entry (linked
-    into the chain by the receipt task the caller queues, which links first), the client's
-    details, the acknowledgement, its renewal term, the standings."""
+    """Every row of a signature in one round trip (write_batch.py): the ledger entry, the
+    client's details, the acknowledgement, its renewal term, its receipt task (which links the
+    entry into the chain first), the standings."""
     signed_at = signature["signed_at"]
     batch = WriteBatch(Acknowledgement)
     entry = LastId(LedgerEntry)
@@ -247,6 +246,7 @@ def _insert_signature(
             signed_at=signed_at,
             lapses_at=lapses_at,
         )
+    jobs.enqueue_in_batch(batch, receipt_actions.issue_receipt_task, signature["receipt_number"])
     # Last: the tally rows it updates are shared with everyone signing the same run in the
     # same quarter of an hour, and stay locked until the commit.
     tallies.add_signature(
