@@ -342,6 +342,25 @@ def test_changing_audiences_moves_the_tallies_from_that_moment(signed_employee, 
     ]
 
 
+def test_tally_changes_larger_than_one_statement_are_all_counted(
+    monkeypatch, make_person, revision, sign, audiences
+):
+    people = [make_person(f"Person {n}", email=f"person{n}@example.com") for n in range(3)]
+    for n, person in enumerate(people):  # each in a slot of their own: rows of their own
+        with time_machine.travel(timezone.now() + n * run_standings.SLOT, tick=False):
+            sign(person, revision)
+    monkeypatch.setattr(run_standings, "COUNT_CHUNK", 2)  # each person's move is two rows
+
+    with time_machine.travel(timezone.now() + dt.timedelta(hours=2), tick=False):
+        audiences["contractors"].members.add(*people)
+
+    kept = kept_rows()
+    run_standings.rebuild()
+    assert kept_rows() == kept
+    both = run_standings.audience_key([audiences["employees"].pk, audiences["contractors"].pk])
+    assert open_tallies(timezone.now() + dt.timedelta(hours=3)) == Counter({both: 3})
+
+
 def test_emptying_or_deleting_an_audience_moves_its_members(signed_employee, audiences):
     with time_machine.travel(timezone.now() + dt.timedelta(hours=1), tick=False):
         audiences["employees"].members.clear()

@@ -27,6 +27,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter, defaultdict
 from collections.abc import Iterable
+from itertools import batched
 
 from django.apps import apps as installed_apps
 from django.db import connection
@@ -140,33 +141,46 @@ def add_signature(
         [person_id, run_id, signed],
     )
     rows = _tally_rows(Counter(dict(contributions(spans, run_id, signed_at))))
-    if not rows:
-        return
-    values = ", ".join(["(%s, %s, %s, %s, %s)"] * len(rows))
-    tallies = _table("CoverageTally")
-    batch.add(
-        f"INSERT INTO {tallies} (run_id, audience_key, slot, at, people)"  # noqa: S608 - quoted names only
-        f" SELECT * FROM (VALUES {values}) AS change"
-        f" WHERE EXISTS (SELECT 1 FROM {standings} WHERE person_id = %s AND run_id = %s"
-        " AND signed_at = %s)"
-        # The same (run, audiences, slot, at) appears once: contributions are summed first.
-        f" ON CONFLICT (run_id, audience_key, slot, at) DO UPDATE SET people = {tallies}.people"
-        " + excluded.people",
-        [*(value for row in rows for value in row), person_id, run_id, signed],
-    )
+    if rows:
+        batch.add(
+            *_tallies_upsert(
+                rows,
+                # Only if this signature is the run's first for the person.
+                condition=(
+                    f"EXISTS (SELECT 1 FROM {standings} WHERE person_id = %s AND run_id = %s"  # noqa: S608 - quoted names only
+                    " AND signed_at = %s)",
+                    [person_id, run_id, signed],
+                ),
+            )
+        )
+
+
+# Rows per statement: 5,000 parameters, far below SQLite's limit of 32,766.
+COUNT_CHUNK = 1_000
 
 
 def _count(changes: Counter[TallyRow]) -> None:
-    """Add to the tallies (run, audiences, slot, at) -> people, in one statement."""
+    """Add to the tallies (run, audiences, slot, at) -> people, a statement per 1,000 rows."""
+    with connection.cursor() as cursor:
+        for rows in batched(_tally_rows(changes), COUNT_CHUNK):
+            cursor.execute(*_tallies_upsert(list(rows)))
+
+
+def _tallies_upsert(
+    rows: list[list], condition: tuple[str, list] = ("TRUE", [])
+) -> tuple[str, list]:
+    """One statement adding `rows` (each a distinct run, audiences, slot, at) to the tallies,
+    when `condition` (SQL, parameters) holds."""
     tallies = _table("CoverageTally")
-    sql = (
-        f"INSERT INTO {tallies} (run_id, audience_key, slot, at, people) VALUES (%s, %s, %s, %s, %s)"  # noqa: S608 - quoted names only
-        " ON CONFLICT (run_id, audience_key, slot, at) DO UPDATE"
-        f" SET people = {tallies}.people + excluded.people"
+    where, where_params = condition
+    values = ", ".join(["(%s, %s, %s, %s, %s)"] * len(rows))
+    return (
+        f"INSERT INTO {tallies} (run_id, audience_key, slot, at, people)"  # noqa: S608 - quoted names and placeholders only
+        f" SELECT * FROM (VALUES {values}) AS change WHERE {where}"
+        f" ON CONFLICT (run_id, audience_key, slot, at) DO UPDATE SET people = {tallies}.people"
+        " + excluded.people",
+        [*(value for row in rows for value in row), *where_params],
     )
-    if rows := _tally_rows(changes):
-        with connection.cursor() as cursor:
-            cursor.executemany(sql, rows)
 
 
 def _tally_rows(changes: Counter[TallyRow]) -> list[list]:
