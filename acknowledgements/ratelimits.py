@@ -53,11 +53,22 @@ def seconds_until_allowed(key: str, *, limit: int, window_seconds: int = 60) -> 
     ends_in = max(1, math.ceil((window + 1) * window_seconds - now))
     digest = hashlib.sha256(key.encode()).hexdigest()[:32]
     counter = f"portal:ratelimit:{window_seconds}:{window}:{digest}"
-    # add() starts the count (and does nothing once it has started); incr() adds one.
-    cache.add(counter, 0, timeout=ends_in + 1)
+    return None if _counted(counter, timeout=ends_in + 1) <= limit else ends_in
+
+
+def _counted(counter: str, *, timeout: int) -> int:
+    """Add one to the counter, starting it at 1 (with its timeout) when there is none.
+
+    incr() first: once a window's count has started, that is all a request costs (the
+    database cache's add() is five statements, and would be paid by every request).
+    """
     try:
-        count = cache.incr(counter)
-    except ValueError:  # the count expired between the two calls
-        cache.set(counter, 1, timeout=ends_in + 1)
-        count = 1
-    return None if count <= limit else ends_in
+        return cache.incr(counter)
+    except ValueError:  # the window's first request (or the count just expired)
+        if cache.add(counter, 1, timeout=timeout):
+            return 1
+    try:
+        return cache.incr(counter)  # another request started it a moment ago
+    except ValueError:  # ... and it expired at once: count afresh
+        cache.set(counter, 1, timeout=timeout)
+        return 1

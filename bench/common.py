@@ -60,6 +60,8 @@ class Size:
     # The signing sweep: (clients, requests per client) of each point; one of them is
     # (clients, requests_per_client), the point of figures 1a-1d and 1k-1m.
     sweep: tuple[tuple[int, int], ...]
+    # Rounds of figures 1h-1j, each one run without and one with checkpointing.
+    checkpointing_runs: int
     workers: int  # gunicorn sync workers
     pgbench_seconds: int
     pgbench_clients: tuple[int, ...]
@@ -86,8 +88,11 @@ SIZES = {
         clients=32,
         requests_per_client=40,
         # Each signature is a person who has not signed yet: about 47,000 of the data set's
-        # 100,000. The sweep's runs take 3 x 2,940 of them, 1h-1j 7,680 more.
+        # 100,000. The sweep's runs take 3 x 2,940 of them, 1h-1j 12,800 more.
         sweep=((1, 60), (8, 40), (32, 40), (64, 20)),
+        # Five: the two conditions' runs differ by up to 15 % between rounds (machine noise),
+        # which three rounds did not average out against a 5 % target.
+        checkpointing_runs=5,
         workers=5,
         pgbench_seconds=5,
         pgbench_clients=(1, 5, 32),
@@ -112,6 +117,7 @@ SIZES = {
         clients=4,
         requests_per_client=3,
         sweep=((1, 4), (4, 3)),
+        checkpointing_runs=2,
         workers=2,
         pgbench_seconds=1,
         pgbench_clients=(1, 4),

@@ -31,7 +31,8 @@ only adds the bare view at /bench/insert/.
 - Afterwards the new ledger rows must form one unbroken chain and every success must have its
   Acknowledgement row.
 - 1h-1j, the cost of checkpointing: the same signing runs, on a fresh gunicorn, while one
-  `manage.py db_worker` runs the tasks they queue, alternating (without, with ...): with, each
+  `manage.py db_worker` runs the tasks they queue, in rounds alternating which condition runs
+  first (without, with; with, without; ...): with, each
   signature's receipt task does its ledger work only (the link task's link, then its
   checkpoint: bench/apps.py, BENCH_RECEIPT_LEDGER_ONLY); without, the same worker with
   `transparency.checkpoint` a no-op (BENCH_SKIP_CHECKPOINT). The worker is started before and
@@ -304,8 +305,10 @@ def checkpointing_runs(
         with task_worker(url, log_name="worker-warmup", **conditions["with"]) as worker:
             load(port, signing_job(WARMUP_PER_CLIENT), url, ledger.CHAIN_LOCK_ID, "warmup-worker")
             queue_drained(worker)
-        for number in range(chosen.runs):
-            for name, env in conditions.items():
+        for number in range(chosen.checkpointing_runs):
+            # Without first, then with first: neither condition always follows the other.
+            order = list(conditions.items())
+            for name, env in order if number % 2 == 0 else reversed(order):
                 checkpoints = LedgerCheckpoint.objects.count()
                 tag = f"{name}-checkpoint-{number}"
                 with task_worker(url, log_name=f"worker-{tag}", **env) as worker:
@@ -403,7 +406,8 @@ def checkpointing_figures(checkpointing: dict, load_note: str) -> list[Figure]:
             target=">= 0.95x",
             met=with_rps / without_rps >= 0.95,
             note=(
-                f"{load_note} per condition, alternating (without, with); one `manage.py "
+                f"{load_note}, median of {len(runs['with'])} per condition, alternating "
+                "(without, with, then with, without); one `manage.py "
                 "db_worker` runs each signature's receipt task as its ledger work only (link, "
                 "then checkpoint; no PDF rendered); checkpoints signed per run: with "
                 f"{made['with']}, without {made['without']}; queue empty {med('with', 'drain_s'):.1f}"
@@ -584,7 +588,7 @@ def main() -> None:
     # signer for the query count.
     needed = (
         chosen.runs * per_round
-        + 2 * chosen.runs * per_run
+        + 2 * chosen.checkpointing_runs * per_run
         + 2 * chosen.clients * WARMUP_PER_CLIENT
         + 1
     )
@@ -766,10 +770,11 @@ def main() -> None:
     errors = sum(r["errors"] for name in ("sign", "bare") for r in all_runs[name])
     held = median(r["lock"]["held_share"] for r in runs["sign"] if r["lock"]["samples"])
     waiters = median(r["lock"]["mean_waiters"] for r in runs["sign"] if r["lock"]["samples"])
-    load_note = (
+    runs_note = (
         f"{chosen.clients} clients x {chosen.requests_per_client} requests, "
-        f"{chosen.workers} sync workers, median of {chosen.runs}"
+        f"{chosen.workers} sync workers"
     )
+    load_note = f"{runs_note}, median of {chosen.runs}"
     figures = [
         Figure(
             number="1a",
@@ -845,7 +850,7 @@ def main() -> None:
             ),
         ),
     ]
-    figures += checkpointing_figures(checkpointing, load_note)
+    figures += checkpointing_figures(checkpointing, runs_note)
     figures += sweep_figures(sweep, chosen, queries, prepared, peer_check)
     write_json(
         args.json,

@@ -14,7 +14,10 @@ import requests
 import time_machine
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
+from acknowledgements import ratelimits
 from acknowledgements.models import User
 from tests.pages import text_of
 from tests.test_deployment import ROOT, _environment, _free_port
@@ -168,6 +171,28 @@ def test_uploads_are_accepted_again_in_the_next_minute(db, client):
         traveller.shift(int(refused["Retry-After"]))
 
         assert upload(client).status_code == 200
+
+
+@pytest.mark.parametrize("backend", ["db.DatabaseCache", "locmem.LocMemCache"])
+def test_a_window_is_started_once_and_then_only_counted(db, settings, backend):
+    settings.CACHES = {
+        "default": {
+            "BACKEND": f"django.core.cache.backends.{backend}",
+            "LOCATION": settings.CACHE_TABLE,
+        }
+    }
+    with (
+        time_machine.travel(IN_A_WINDOW, tick=False),
+        CaptureQueriesContext(connection) as captured,
+    ):
+        waits = [ratelimits.seconds_until_allowed("probe", limit=5) for _ in range(6)]
+
+    assert waits == [None] * 5 + [50]
+    if backend.startswith("db."):
+        # The first request starts the count (one INSERT); the others only update it.
+        writes = [q["sql"].split()[0] for q in captured.captured_queries]
+        writes = [verb for verb in writes if verb in ("INSERT", "UPDATE", "DELETE")]
+        assert writes == ["INSERT"] + ["UPDATE"] * 5
 
 
 def test_behind_a_trusted_proxy_each_forwarded_client_counts_for_itself(db, client, settings):

@@ -32,7 +32,9 @@ def record_personal_data_read(*, token: ApiToken, what: str) -> LedgerEntry | No
     read); once per token and hour, the rest of that hour's reads being covered by it."""
     hour = timezone.now().replace(minute=0, second=0, microsecond=0)
     key = f"api:read-recorded:{token.pk}:{hour:%Y%m%d%H}"
-    if not cache.add(key, 1, timeout=3600 + 60):
+    # get() first: one cheap read for every request after the hour's first (add() alone
+    # would try to write on each); add() still decides between two first requests.
+    if cache.get(key) is not None or not cache.add(key, 1, timeout=3600 + 60):
         return None
     try:
         with transaction.atomic():
