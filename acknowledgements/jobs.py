@@ -38,8 +38,8 @@ def enqueue_in_batch(batch: WriteBatch, queued: Task, *args) -> None:
         transaction.on_commit(partial(queued.enqueue, *args))
         return
     backend.validate_task(queued)
-    # The row django_tasks_db's DatabaseBackend.enqueue creates (tests/test_jobs.py compares
-    # the two, field by field).
+    # The row django_tasks_db's DatabaseBackend.enqueue creates (tests/test_write_batch.py
+    # compares the two, field by field).
     row: DBTaskResult = DBTaskResult(
         id=backend._get_id(),
         args_kwargs=normalize_json({"args": args, "kwargs": {}}),
