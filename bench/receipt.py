@@ -7,7 +7,8 @@ builds it. Its HTML is rendered once with the receipt template; the baseline is
 `weasyprint.HTML(string=html).write_pdf()` of that HTML (no PDF/A, attachments, tags or seal);
 the figure is `receipt_seal.render_and_seal(document, identity)` (render the template, PDF/A-3b with
 evidence.json and the policy attached, tagged, then sealed with pyHanko). Both are warmed up
-once, then timed alternately `receipt_reps` times in one process; medians.
+once, then timed alternately `receipt_reps` times in one process; medians. Each timing starts
+from a garbage collection (`alone`): otherwise each side paid for part of the other's garbage.
 
 The same measurement runs again in a child process where WeasyPrint is told HarfBuzz's subset
 library is missing (weasyprint.pdf.fonts.harfbuzz_subset = None: it then subsets fonts with
@@ -16,12 +17,15 @@ fontTools, as on a machine without libharfbuzz-subset0), to show what that packa
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from functools import partial
 
 from bench.common import Figure, django_setup, main_args, median, size, write_json
 
@@ -58,6 +62,21 @@ def document_and_identity():
     return document, identity
 
 
+def alone(work: Callable[[], bytes]) -> tuple[bytes, float]:
+    """`work`'s result and its time, started from a garbage collection (not timed).
+
+    A render leaves cyclic garbage that Python's collector frees during whatever runs next:
+    timed back to back, one side paid for the other's (a receipt's render took about 350 ms
+    after a collection and 475 ms right after another render). From a collection, each pays
+    for the collections its own allocations cause and nothing else. (Collecting again inside
+    the timing would add a scan of the whole heap, about 100 ms, to both sides.)
+    """
+    gc.collect()
+    started = time.perf_counter()
+    result = work()
+    return result, time.perf_counter() - started
+
+
 def measure(reps: int, without_hb_subset: bool) -> dict:
     import weasyprint
     import weasyprint.pdf.fonts
@@ -80,21 +99,17 @@ def measure(reps: int, without_hb_subset: bool) -> dict:
     bare(), full()  # warm: fonts, templates, pyHanko
     bare_s, full_s, render_s, seal_s = [], [], [], []
     for _ in range(reps):
-        started = time.perf_counter()
-        pdf = bare()
-        bare_s.append(time.perf_counter() - started)
-        started = time.perf_counter()
-        sealed = full()
-        full_s.append(time.perf_counter() - started)
+        pdf, seconds = alone(bare)
+        bare_s.append(seconds)
+        sealed, seconds = alone(full)
+        full_s.append(seconds)
         if reps < 3:
             continue  # the breakdown is for the full run
         # Where the time goes: the PDF/A-3b render alone, then the seal alone.
-        started = time.perf_counter()
-        unsealed = receipt_document.render_receipt(document)
-        render_s.append(time.perf_counter() - started)
-        started = time.perf_counter()
-        receipt_seal.seal_pdf(unsealed, identity)
-        seal_s.append(time.perf_counter() - started)
+        unsealed, seconds = alone(partial(receipt_document.render_receipt, document))
+        render_s.append(seconds)
+        _sealed, seconds = alone(partial(receipt_seal.seal_pdf, unsealed, identity))
+        seal_s.append(seconds)
     report = receipt_seal.inspect_receipt(sealed, trust_roots_pem=[identity.root_pem])
     if not report.ok:
         raise SystemExit(f"the benchmark's receipt does not verify: {report.problem}")
