@@ -170,6 +170,10 @@ class PolicyRevisionQuerySet(models.QuerySet["PolicyRevision"]):
         """Published revisions whose effective date has passed at `at` (default: now)."""
         return self.published().filter(effective_at__lte=at or timezone.now())
 
+    def announced(self) -> PolicyRevisionQuerySet:
+        """Revisions emailed to their audiences when published (PolicyRevision.is_announced)."""
+        return self.filter(Q(change=PolicyRevision.Change.MATERIAL) | Q(announce=True))
+
     def in_publication_order(self) -> PolicyRevisionQuerySet:
         return self.order_by(*PolicyRevision.PUBLICATION_ORDER)
 
@@ -249,6 +253,12 @@ class PolicyRevision(models.Model):
     @property
     def is_material(self) -> bool:
         return self.change == self.Change.MATERIAL
+
+    @property
+    def is_announced(self) -> bool:
+        """Emailed to everyone in its audiences when published: a material revision always,
+        a minor one when marked to be."""
+        return self.is_material or self.announce
 
     @property
     def due_at(self) -> dt.datetime:
@@ -773,6 +783,21 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} to {self.person.email} ({self.status})"
+
+
+class Announcement(models.Model):
+    """That a revision's announcement emails were queued, written in the same transaction as
+    their rows. A revision published to be announced that has none lost its announcing task
+    (a worker stopped mid-way): `recover_work` queues the task again (notifications/actions.py).
+    """
+
+    revision = models.OneToOneField(
+        PolicyRevision, on_delete=models.PROTECT, primary_key=True, related_name="announcement"
+    )
+    queued_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"Announcement of revision {self.revision_id}"
 
 
 class ConcernReport(models.Model):

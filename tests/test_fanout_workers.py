@@ -10,9 +10,11 @@ import sys
 import time
 from collections import Counter, defaultdict
 from email import message_from_bytes
+from pathlib import Path
 
 import pytest
 from aiosmtpd.controller import Controller
+from django_tasks_db.models import DBTaskResult
 
 from acknowledgements.models import Notification
 from tests.test_deployment import ROOT, _environment, _free_port
@@ -45,15 +47,17 @@ def smtp_server():
     controller.stop()
 
 
-def worker(environment) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "manage.py", "db_worker", "--queue-name", "*", "--interval", "0.1",
-         "--no-startup-delay", "--no-reload"],
-        cwd=ROOT,
-        env=environment,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+def worker(environment, log: Path) -> subprocess.Popen:
+    """A worker as the compose file starts one; its output is appended to `log`."""
+    with log.open("ab") as output:
+        return subprocess.Popen(
+            [sys.executable, "manage.py", "db_worker", "--queue-name", "*", "--interval", "0.1",
+             "--no-startup-delay", "--no-reload"],
+            cwd=ROOT,
+            env=environment,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
 
 
 SETUP = f"""
@@ -89,9 +93,9 @@ def manage(environment, *arguments) -> None:
     )
 
 
-def wait_until_sent(environment, deadline: float) -> None:
+def wait_until_sent(environment, deadline: float, log: Path) -> None:
     """Run a worker until no announcement is queued or being sent."""
-    running = worker(environment)
+    running = worker(environment, log)
     try:
         while time.monotonic() < deadline:
             waiting = Notification.objects.filter(
@@ -100,7 +104,12 @@ def wait_until_sent(environment, deadline: float) -> None:
             if not waiting.exists() and Notification.objects.exists():
                 return
             time.sleep(0.5)
-        pytest.fail("the fan-out did not finish")
+        left = list(waiting.values("pk", "status", "attempts", "next_attempt_at", "last_error"))
+        tasks = list(DBTaskResult.objects.values("task_path", "status", "run_after"))
+        pytest.fail(
+            f"the fan-out did not finish; waiting: {left}\ntasks: {tasks}\n"
+            f"workers' output (last 20,000 characters):\n{log.read_text()[-20_000:]}"
+        )
     finally:
         running.send_signal(signal.SIGTERM)
         running.wait(timeout=30)
@@ -108,8 +117,9 @@ def wait_until_sent(environment, deadline: float) -> None:
 
 @pytest.mark.postgres
 def test_killed_workers_send_everyone_the_announcement_once_or_list_the_doubt(
-    evidence_db, smtp_server
+    evidence_db, smtp_server, tmp_path
 ):
+    log = tmp_path / "workers.log"
     controller, server = smtp_server
     # As in production: tasks in the database, run by workers; email over SMTP.
     environment = _environment(
@@ -126,13 +136,13 @@ def test_killed_workers_send_everyone_the_announcement_once_or_list_the_doubt(
 
     chance = random.Random(2026)
     for _ in range(KILLS):
-        running = worker(environment)
+        running = worker(environment, log)
         time.sleep(chance.uniform(1.5, 3.0))
         running.send_signal(signal.SIGKILL)
         running.wait()
         # As the compose file starts a worker: recover_work first, then db_worker.
         manage(environment, "recover_work")
-    wait_until_sent(environment, deadline)
+    wait_until_sent(environment, deadline, log)
 
     rows = {n.person.email: n for n in Notification.objects.select_related("person")}
     uncertain = {email for email, n in rows.items() if n.status == Notification.Status.FAILED}
@@ -149,7 +159,7 @@ def test_killed_workers_send_everyone_the_announcement_once_or_list_the_doubt(
     # attempt: a second copy, if there is one, is recognisably the same message.
     before = {e: len(server.received[e]) for e in uncertain}
     manage(environment, "shell", "-c", RETRY)
-    wait_until_sent(environment, deadline)
+    wait_until_sent(environment, deadline, log)
     for email in uncertain:
         assert set(server.received[email]) == {rows[email].message_id}
         assert len(server.received[email]) == before[email] + 1

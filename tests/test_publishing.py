@@ -18,6 +18,7 @@ from django.utils import timezone
 from acknowledgements import concerns as concern_actions
 from acknowledgements.exceptions import ActionRefused
 from acknowledgements.models import (
+    Announcement,
     Audience,
     ConcernReport,
     LedgerEntry,
@@ -277,6 +278,67 @@ def test_announcing_again_sends_nobody_a_second_email(
     notification_actions.announce_revision.enqueue(published.pk)  # a retried task
 
     assert recipients(mailoutbox) == Counter({p.email: 1 for p in employees})
+
+
+def test_an_announcement_whose_task_was_lost_is_queued_again_by_recover_work(
+    policy, employees, mailoutbox, django_capture_on_commit_callbacks
+):
+    # The announcing task is lost (its worker stopped before it committed anything).
+    with django_capture_on_commit_callbacks(execute=False):
+        published = policy_actions.publish_revision(actor=None, revision=draft_of(policy, "1.0"))
+    assert not Notification.objects.exists()
+    assert notifications_sending.progress(published).preparing
+
+    out = StringIO()
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("recover_work", stdout=out)
+    call_command("recover_work", stdout=out)
+
+    assert recipients(mailoutbox) == Counter({p.email: 1 for p in employees})
+    assert Announcement.objects.get().revision == published
+    assert not notifications_sending.progress(published).preparing
+    first, second = out.getvalue().splitlines()
+    assert "announcements queued again: 1;" in first
+    assert "announcements queued again: 0;" in second
+
+
+def test_a_stopped_announcement_leaves_no_email_queued_and_no_record(
+    policy, employees, monkeypatch, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=False):
+        published = policy_actions.publish_revision(actor=None, revision=draft_of(policy, "1.0"))
+    monkeypatch.setattr(notifications_sending, "QUEUE_BLOCK", 2)
+    inserts = Notification.objects.bulk_create
+
+    def stop_after_the_first_block(rows, **options):
+        if Notification.objects.exists():
+            raise SystemExit("the worker stops")  # what SIGTERM's handler raises
+        return inserts(rows, **options)
+
+    monkeypatch.setattr(Notification.objects, "bulk_create", stop_after_the_first_block)
+    with pytest.raises(SystemExit):
+        notification_actions.announce_revision.call(published.pk)
+
+    # Nothing half done: recover_work starts the announcement again from nothing.
+    assert not Notification.objects.exists()
+    assert not Announcement.objects.exists()
+    assert notification_actions.resume_announcements() == 1
+
+
+def test_recovery_queues_no_announcement_for_a_minor_revision_published_quietly(
+    policy, publish, employees, mailoutbox, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        policy_actions.publish_revision(actor=None, revision=draft_of(policy, "1.0"))
+        policy_actions.publish_revision(
+            actor=None, revision=draft_of(policy, "1.1", change=MINOR, announce=False)
+        )
+    mailoutbox.clear()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert notification_actions.resume_announcements() == 0
+    assert mailoutbox == []
+    assert Announcement.objects.count() == 1  # 1.0's
 
 
 def test_a_minor_revision_emails_nobody_and_earlier_signatures_still_count(

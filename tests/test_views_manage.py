@@ -641,6 +641,22 @@ def test_the_progress_refreshes_itself_while_emails_are_queued(admin, draft, sig
     assert "0 of 2 emails processed" in text_of(page)
 
 
+def test_the_page_says_the_emails_are_being_prepared_until_their_task_has_queued_them(
+    admin, draft, signer, admin_user, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=False):  # the announcing task not run yet
+        policy_actions.publish_revision(actor=admin_user, revision=draft)
+
+    preparing = admin.get(f"/manage/revisions/{draft.pk}/")
+    assert "The emails are being prepared." in text_of(preparing)
+    assert 'data-refresh-seconds="3"' in preparing.content.decode()
+
+    notification_actions.announce_revision.call(draft.pk)
+    queued = text_of(admin.get(f"/manage/revisions/{draft.pk}/"))
+    assert "being prepared" not in queued
+    assert "0 of 2 emails processed" in queued
+
+
 def test_retrying_failed_emails(
     admin, draft, admin_user, signer, django_capture_on_commit_callbacks
 ):

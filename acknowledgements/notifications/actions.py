@@ -12,6 +12,7 @@ from django.utils import timezone
 from acknowledgements import jobs
 from acknowledgements.evidence.audit import record_admin_action
 from acknowledgements.models import (
+    Announcement,
     Notification,
     Policy,
     PolicyRevision,
@@ -101,5 +102,28 @@ def retry_failed_notifications(*, actor: User | None, revision: PolicyRevision) 
 
 @task()
 def announce_revision(revision_id: int) -> None:
-    queue_announcements(revision=PolicyRevision.objects.get(pk=revision_id))
-    sending.send_notifications.enqueue()
+    revision = PolicyRevision.objects.get(pk=revision_id)
+    # The emails' rows, the record that they were queued and the sending task commit together:
+    # a worker stopped mid-way leaves none of them, and resume_announcements starts again.
+    with transaction.atomic():
+        queue_announcements(revision=revision)
+        Announcement.objects.bulk_create([Announcement(revision=revision)], ignore_conflicts=True)
+        jobs.enqueue_with_transaction(sending.send_notifications)
+
+
+def resume_announcements() -> int:
+    """Queue the announcing task again for every published revision to be announced whose
+    emails were never queued (its worker stopped mid-way); returns how many.
+
+    A task still waiting in the queue is queued a second time: harmless, since announcing a
+    revision again adds no email (queue_announcements).
+    """
+    lost = list(
+        PolicyRevision.objects.published()
+        .announced()
+        .filter(announcement__isnull=True)
+        .values_list("pk", flat=True)
+    )
+    for revision_id in lost:
+        jobs.enqueue_with_transaction(announce_revision, revision_id)
+    return len(lost)

@@ -33,7 +33,14 @@ from django.urls import reverse
 from django.utils import timezone, translation
 
 from acknowledgements import jobs
-from acknowledgements.models import ConcernReport, Notification, PolicyRevision, Receipt, User
+from acknowledgements.models import (
+    Announcement,
+    ConcernReport,
+    Notification,
+    PolicyRevision,
+    Receipt,
+    User,
+)
 from acknowledgements.notifications.mail import NAME_STAND_IN, GroupMessage
 from acknowledgements.standings import coverage, renewal
 
@@ -477,6 +484,9 @@ class Progress:
     sending: int
     sent: int
     failed: int
+    # Published to be announced, and its announcing task has not queued the emails yet (one
+    # that was lost is queued again by recover_work, so this does not last).
+    preparing: bool = False
 
     @property
     def total(self) -> int:
@@ -488,11 +498,18 @@ class Progress:
 
 
 def progress(revision: PolicyRevision) -> Progress:
-    """How far a revision's emails have gone, in one query."""
+    """How far a revision's emails have gone: their counts in one query, and whether they are
+    still to be queued (one more, while they are not counted yet)."""
     counts = Notification.objects.filter(revision=revision).aggregate(
         **{status: Count("pk", filter=Q(status=status)) for status in Notification.Status.values}
     )
-    return Progress(**counts)
+    preparing = (
+        not any(counts.values())
+        and revision.is_published
+        and revision.is_announced
+        and not Announcement.objects.filter(revision=revision).exists()
+    )
+    return Progress(**counts, preparing=preparing)
 
 
 def send_receipt(*, receipt_id: int) -> None:

@@ -229,7 +229,7 @@ def publication_impact(revision: PolicyRevision) -> PublicationImpact:
     return PublicationImpact(
         people_in_scope=people,
         must_sign_again=revision.is_material,
-        will_email=revision.is_material or revision.announce,
+        will_email=revision.is_announced,
         previous=previous,
         effective_at=effective_at,
         due_at=effective_at + dt.timedelta(days=revision.due_days),
@@ -294,7 +294,7 @@ def publish_revision(*, actor: User | None, revision: PolicyRevision) -> PolicyR
                 "rule": "signatures of earlier revisions no longer count from this time",
             },
         )
-    if revision.is_material or revision.announce:
+    if revision.is_announced:
         jobs.enqueue_with_transaction(notification_actions.announce_revision, revision.pk)
     webhook_events.emit(webhook_events.REVISION_PUBLISHED, revision.pk)
     return revision

@@ -3,7 +3,6 @@ emails' progress."""
 
 from __future__ import annotations
 
-import datetime as dt
 from operator import attrgetter
 
 from django.conf import settings
@@ -33,8 +32,6 @@ from acknowledgements.policies.text import render_html
 from acknowledgements.standings import coverage
 from acknowledgements.views.access import administrators_only
 
-# Right after publishing, the background task may not have queued the emails yet.
-PREPARING_EMAILS_FOR = dt.timedelta(minutes=5)
 MAX_FAILURES_SHOWN = 50
 
 
@@ -49,18 +46,8 @@ def _previous_published(revision: PolicyRevision) -> PolicyRevision | None:
     return max(earlier, key=attrgetter("publication_position"), default=None)
 
 
-def _expects_emails(revision: PolicyRevision) -> bool:
-    return revision.is_material or revision.announce
-
-
 def _fanout_context(revision: PolicyRevision) -> dict:
     progress = sending.progress(revision)
-    preparing = (
-        _expects_emails(revision)
-        and progress.total == 0
-        and revision.published_at is not None
-        and timezone.now() - revision.published_at < PREPARING_EMAILS_FOR
-    )
     failures = (
         Notification.objects.filter(revision=revision, status=Notification.Status.FAILED)
         .select_related("person")
@@ -70,8 +57,8 @@ def _fanout_context(revision: PolicyRevision) -> dict:
     )
     return {
         "progress": progress,
-        "preparing": preparing,
-        "refresh": preparing or not progress.done,
+        "preparing": progress.preparing,
+        "refresh": progress.preparing or not progress.done,
         "failures": failures,
     }
 
