@@ -1,14 +1,18 @@
 """Queueing background work with the transaction it follows.
 
 Each task is defined beside the function it runs, in its domain's package; this module only
-knows how to queue one, so domain code can import it without importing any other domain.
+knows how to queue one (and to queue again one a stopped worker left running), so domain code
+can import it without importing any other domain.
 """
 
+import datetime as dt
 from functools import partial
 
-from django.db import transaction
+from django.core.exceptions import SuspiciousOperation
+from django.db import connection, transaction
 from django.tasks import Task
 from django.tasks.signals import task_enqueued
+from django.utils import timezone
 from django_tasks_db import DatabaseBackend
 from django_tasks_db.compat import normalize_json
 from django_tasks_db.models import DBTaskResult
@@ -52,3 +56,47 @@ def enqueue_in_batch(batch: WriteBatch, queued: Task, *args) -> None:
     batch.insert_new(row)
     # As the backend sends it: before the transaction commits (Django logs the task's id).
     task_enqueued.send(type(backend), task_result=row.task_result)
+
+
+# A task still running this long after it started was interrupted: its worker stopped without
+# recording how it ended (killed, out of memory, its machine lost), and no worker takes a
+# running task. The portal's longest (importing 100,000 people: bench/RESULTS.md, 7a) takes
+# under two minutes.
+INTERRUPTED_AFTER = dt.timedelta(minutes=30)
+
+
+class TaskInterrupted(Exception):
+    """The outcome recorded for a task whose worker stopped while running it."""
+
+
+def requeue_interrupted_tasks(
+    *, moment: dt.datetime | None = None, after: dt.timedelta = INTERRUPTED_AFTER
+) -> int:
+    """Record as failed each task a stopped worker left running, and queue it again; how many.
+
+    Every task of the portal's may run twice: each finds what was already done (a receipt
+    issued, an email's row, a claimed delivery) and does the rest; an email whose sending was
+    cut short may go out twice, which beats never. Only the database backend leaves tasks
+    behind: the others run them where they are queued.
+    """
+    moment = moment or timezone.now()
+    with transaction.atomic():
+        stale = DBTaskResult.objects.running().filter(started_at__lt=moment - after)
+        if connection.features.has_select_for_update_skip_locked:
+            # Two recoveries at once take different tasks, and queue each again once.
+            stale = stale.select_for_update(skip_locked=True)
+        interrupted = list(stale)
+        for row in interrupted:
+            try:
+                task = row.task
+            except (ImportError, SuspiciousOperation):  # a task an upgrade removed
+                row.set_failed(TaskInterrupted("Its worker stopped while running it."))
+                continue
+            row.set_failed(
+                TaskInterrupted(
+                    f"Its worker stopped while running it (still running {after} after it "
+                    "started); it was queued again."
+                )
+            )
+            task.enqueue(*row.args_kwargs["args"], **row.args_kwargs["kwargs"])
+    return len(interrupted)

@@ -307,17 +307,18 @@ def test_a_stopped_announcement_leaves_no_email_queued_and_no_record(
 ):
     with django_capture_on_commit_callbacks(execute=False):
         published = policy_actions.publish_revision(actor=None, revision=draft_of(policy, "1.0"))
-    monkeypatch.setattr(notifications_sending, "QUEUE_BLOCK", 2)
-    inserts = Notification.objects.bulk_create
+    monkeypatch.setattr(notifications_sending, "QUEUE_BLOCK", 2)  # several blocks of emails
+    written = []
 
-    def stop_after_the_first_block(rows, **options):
-        if Notification.objects.exists():
-            raise SystemExit("the worker stops")  # what SIGTERM's handler raises
-        return inserts(rows, **options)
+    def stop_once_the_emails_are_written(rows, **options):
+        written.append(Notification.objects.count())
+        raise SystemExit("the worker stops")  # what db_worker's SIGTERM handler raises
 
-    monkeypatch.setattr(Notification.objects, "bulk_create", stop_after_the_first_block)
+    monkeypatch.setattr(Announcement.objects, "bulk_create", stop_once_the_emails_are_written)
     with pytest.raises(SystemExit):
         notification_actions.announce_revision.call(published.pk)
+
+    assert written == [len(employees)]  # every email of the announcement, in several blocks
 
     # Nothing half done: recover_work starts the announcement again from nothing.
     assert not Notification.objects.exists()

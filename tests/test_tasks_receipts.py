@@ -270,7 +270,7 @@ def test_a_receipt_whose_task_was_lost_is_issued_by_the_recovery(signer, revisio
     out = io.StringIO()
     call_command("recover_work", stdout=out)  # too early: the task may still be on its way
     assert "receipts queued again: 0;" in out.getvalue()
-    assert f"Ledger entries linked: {waiting};" in out.getvalue()
+    assert f"ledger entries linked: {waiting};" in out.getvalue()
 
     with time_machine.travel(timezone.now() + receipt_actions.RECEIPT_OVERDUE_AFTER, tick=False):
         call_command("recover_work", stdout=out)
@@ -280,10 +280,12 @@ def test_a_receipt_whose_task_was_lost_is_issued_by_the_recovery(signer, revisio
     # The fixture's revision is published in the test's transaction, which never commits: its
     # announcing task never ran, so each recovery queues it again.
     assert out.getvalue().splitlines()[-2:] == [
-        "Ledger entries linked: 0; receipts queued again: 1; announcements queued again: 1; "
+        "Tasks interrupted, queued again: 0; ledger entries linked: 0; "
+        "receipts queued again: 1; announcements queued again: 1; "
         "emails queued again: 0, uncertain: 0; webhook deliveries taken back: 0, queued: 0.",
         # The receipt's own entry.
-        "Ledger entries linked: 1; receipts queued again: 0; announcements queued again: 1; "
+        "Tasks interrupted, queued again: 0; ledger entries linked: 1; "
+        "receipts queued again: 0; announcements queued again: 1; "
         "emails queued again: 0, uncertain: 0; webhook deliveries taken back: 0, queued: 0.",
     ]
     assert receipt_issued_entries().count() == 1
