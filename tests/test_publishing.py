@@ -460,9 +460,10 @@ def test_a_batch_is_sent_over_parallel_connections_each_person_once(
     assert "SMTPRecipientsRefused" in refused.last_error
 
 
-def test_each_batch_costs_a_fixed_number_of_queries_and_two_per_email(
-    make_policy, make_person, mailoutbox, django_assert_num_queries
+def test_each_batch_costs_a_fixed_number_of_queries_and_one_per_email_and_connection(
+    make_policy, make_person, mailoutbox, django_assert_num_queries, settings
 ):
+    settings.PORTAL_EMAIL_CONNECTIONS = 4
     small = make_policy("small", audience_slugs=("partners",))
     large = make_policy("large", audience_slugs=("clients",))
     for n in range(3):
@@ -479,8 +480,10 @@ def test_each_batch_costs_a_fixed_number_of_queries_and_two_per_email(
     with CaptureQueriesContext(connection) as three:
         assert notifications.send_batch(size=3) == 3
     Notification.objects.filter(revision__policy=large).update(next_attempt_at=timezone.now())
-    # Each email's hand-over to the server and its acceptance are recorded as they happen.
-    with django_assert_num_queries(len(three.captured_queries) + 2 * 3):
+    # Each email's hand-over to the server is recorded as it happens, with the acceptance of
+    # the connection's previous one; each connection's last acceptance on its own. Three more
+    # emails, and one more connection (3 emails take 3 of the 4, 6 take all 4).
+    with django_assert_num_queries(len(three.captured_queries) + 3 + 1):
         assert notifications.send_batch(size=6) == 6
 
     assert len(mailoutbox) == 9

@@ -26,7 +26,7 @@ from django.core.mail import EmailMultiAlternatives, mailers
 from django.core.mail.message import make_msgid
 from django.core.mail.utils import DNS_NAME
 from django.db import connection, transaction
-from django.db.models import Count, F, Min, Q, QuerySet
+from django.db.models import Case, Count, DateTimeField, F, Min, Q, QuerySet, Value, When
 from django.tasks import task
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -245,6 +245,11 @@ class _Recorder:
     """Records each message as handed to the server and as accepted, always on the calling
     thread's database connection: lanes in other threads ask it and wait for the answer, so
     the database work stays in one place (and SQLite, which lets one writer in, is content).
+
+    A message accepted by the server is recorded as sent in the statement that records the
+    next hand-over on its connection (one statement per message, not two); the lane's last,
+    on its own. Until then it reads as handed over: a worker that dies leaves it in doubt,
+    exactly as it leaves the message it is sending, and never more than one per connection.
     """
 
     def __init__(self, claim: str):
@@ -252,12 +257,13 @@ class _Recorder:
         self.owner = threading.current_thread()
         self.requests: queue.Queue[tuple[tuple, Future]] = queue.Queue()
 
-    def handed(self, pk: int, message_id: str) -> bool:
-        """Record the hand-over; False if this worker's claim on it was lost."""
-        return self._ask(("handed", pk, message_id))
+    def handed(self, pk: int, message_id: str, *, accepted: int | None = None) -> bool:
+        """Record the hand-over, and that the server accepted the connection's previous
+        message (`accepted`); False if this worker's claim on the new one was lost."""
+        return self._ask(("handed", pk, message_id, accepted))
 
     def accepted(self, pk: int) -> None:
-        self._ask(("accepted", pk, ""))
+        self._ask(("accepted", pk, "", None))
 
     def _ask(self, request: tuple) -> bool:
         if threading.current_thread() is self.owner:
@@ -266,13 +272,26 @@ class _Recorder:
         self.requests.put((request, reply))
         return reply.result()
 
-    def _record(self, what: str, pk: int, message_id: str) -> bool:
-        mine = Notification.objects.filter(
-            pk=pk, claim=self.claim, status=Notification.Status.SENDING
+    def _record(self, what: str, pk: int, message_id: str, accepted: int | None) -> bool:
+        mine = Notification.objects.filter(claim=self.claim, status=Notification.Status.SENDING)
+        if what == "accepted":
+            return bool(mine.filter(pk=pk).update(status=Notification.Status.SENT))
+        if accepted is None:
+            return bool(mine.filter(pk=pk).update(message_id=message_id, sent_at=timezone.now()))
+        new = Q(pk=pk)
+        updated = mine.filter(pk__in=[pk, accepted]).update(
+            status=Case(
+                When(pk=accepted, then=Value(Notification.Status.SENT)), default=F("status")
+            ),
+            message_id=Case(When(new, then=Value(message_id)), default=F("message_id")),
+            sent_at=Case(
+                When(new, then=Value(timezone.now(), output_field=DateTimeField())),
+                default=F("sent_at"),
+            ),
         )
-        if what == "handed":
-            return bool(mine.update(message_id=message_id, sent_at=timezone.now()))
-        return bool(mine.update(status=Notification.Status.SENT))
+        if updated == 1:  # one of the two was taken back after the lease: which one?
+            return mine.filter(pk=pk).exists()  # the accepted one is no longer "sending"
+        return updated == 2
 
     def serve(self, lanes: list[Future]) -> None:
         """Answer the lanes' requests until every lane has finished."""
@@ -294,45 +313,52 @@ def _render_and_send(
 ) -> _Outcome:
     """Render and send one lane's messages over one SMTP connection.
 
-    Each message is recorded as handed to the server just before, and as sent the moment the
-    server accepts it: a worker that dies leaves at most one message per connection whose
-    delivery is uncertain. A message whose claim was lost (taken back after the lease) is not
-    sent: another worker has it.
+    Each message is recorded as handed to the server just before, and as sent once the
+    server has accepted it (with the next hand-over: _Recorder): a worker that dies leaves at
+    most one message per connection whose delivery is uncertain. A message whose claim was
+    lost (taken back after the lease) is not sent: another worker has it.
     """
     outcome = _Outcome()
     if not lane:
         return outcome
     rendered: dict[tuple, GroupMessage] = {}
+    pending: int | None = None  # accepted by the server, recorded with the next hand-over
     with mailers.default as mailer:
-        for notification, due_at in lane:
-            person = notification.person
-            group = (
-                notification.kind,
-                notification.revision_id,
-                person.preferred_language,
-                due_at,
-                notification.days_before_due,
-                renewal.lapse_of_occasion(notification) is not None,
-            )
-            if group not in rendered:
-                rendered[group] = _render_notification(
-                    notification,
+        try:
+            for notification, due_at in lane:
+                person = notification.person
+                group = (
+                    notification.kind,
+                    notification.revision_id,
+                    person.preferred_language,
                     due_at,
-                    first_version=notification.revision_id in first_versions,
+                    notification.days_before_due,
+                    renewal.lapse_of_occasion(notification) is not None,
                 )
-            message_id = notification.message_id or make_msgid(domain=DNS_NAME)
-            if not recorder.handed(notification.pk, message_id):
-                continue
-            message = rendered[group].email(
-                person.email, name=person.full_name, message_id=message_id
-            )
-            try:
-                mailer.send_messages([message])
-            except (OSError, ValueError) as error:  # smtplib errors are OSErrors
-                outcome.failed[notification.pk] = f"{type(error).__name__}: {error}"[:1000]
-            else:
-                recorder.accepted(notification.pk)
-                outcome.sent.append(notification.pk)
+                if group not in rendered:
+                    rendered[group] = _render_notification(
+                        notification,
+                        due_at,
+                        first_version=notification.revision_id in first_versions,
+                    )
+                message_id = notification.message_id or make_msgid(domain=DNS_NAME)
+                mine = recorder.handed(notification.pk, message_id, accepted=pending)
+                pending = None
+                if not mine:
+                    continue
+                message = rendered[group].email(
+                    person.email, name=person.full_name, message_id=message_id
+                )
+                try:
+                    mailer.send_messages([message])
+                except (OSError, ValueError) as error:  # smtplib errors are OSErrors
+                    outcome.failed[notification.pk] = f"{type(error).__name__}: {error}"[:1000]
+                else:
+                    pending = notification.pk
+                    outcome.sent.append(notification.pk)
+        finally:
+            if pending is not None:
+                recorder.accepted(pending)
     return outcome
 
 
