@@ -94,8 +94,9 @@ def requeue_interrupted_tasks(
                 continue
             row.set_failed(
                 TaskInterrupted(
-                    f"Its worker stopped while running it (still running {after} after it "
-                    "started); it was queued again."
+                    "Its worker stopped while running it (still running "
+                    f"{after.total_seconds() / 60:.0f} minutes after it started); it was queued "
+                    "again."
                 )
             )
             task.enqueue(*row.args_kwargs["args"], **row.args_kwargs["kwargs"])

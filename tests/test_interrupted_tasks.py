@@ -46,7 +46,7 @@ def test_a_task_left_running_is_failed_and_queued_again_with_its_arguments(
     killed.refresh_from_db()
     assert killed.status == TaskResultStatus.FAILED
     assert killed.exception_class_path == "acknowledgements.jobs.TaskInterrupted"
-    assert "Its worker stopped while running it" in killed.traceback
+    assert "Its worker stopped while running it (still running 30 minutes" in killed.traceback
     (again,) = DBTaskResult.objects.ready()
     assert again.task_path == killed.task_path
     assert again.args_kwargs == killed.args_kwargs
