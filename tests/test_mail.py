@@ -344,13 +344,21 @@ def test_a_batch_costs_one_statement_per_email_and_one_per_connection(
     assert Notification.objects.filter(status=Notification.Status.SENT).count() == 12
 
 
-def test_an_acceptance_is_recorded_even_when_the_next_email_was_taken_back(make_person, policy):
+@pytest.fixture
+def one_handed_over(make_person, policy):
+    """A worker's recorder, the email it has handed to the server on a connection, and the
+    next one it claimed for that connection."""
     for n in range(2):
         make_person(f"Person {n}", email=f"person{n}@example.com")
     announce_material_revision(policy)
     claim, (accepted, next_one) = sending._claim_batch(2)
     recorder = sending._Recorder(claim)
     assert recorder.handed(accepted, "<1@portal>")
+    return recorder, accepted, next_one
+
+
+def test_an_acceptance_is_recorded_even_when_the_next_email_was_taken_back(one_handed_over):
+    recorder, accepted, next_one = one_handed_over
     Notification.objects.filter(pk=next_one).update(claim="another worker's")
 
     assert not recorder.handed(next_one, "<2@portal>", accepted=accepted)
@@ -359,13 +367,8 @@ def test_an_acceptance_is_recorded_even_when_the_next_email_was_taken_back(make_
     assert Notification.objects.get(pk=next_one).message_id == ""
 
 
-def test_a_hand_over_is_recorded_even_when_the_accepted_email_was_taken_back(make_person, policy):
-    for n in range(2):
-        make_person(f"Person {n}", email=f"person{n}@example.com")
-    announce_material_revision(policy)
-    claim, (accepted, next_one) = sending._claim_batch(2)
-    recorder = sending._Recorder(claim)
-    assert recorder.handed(accepted, "<1@portal>")
+def test_a_hand_over_is_recorded_even_when_the_accepted_email_was_taken_back(one_handed_over):
+    recorder, accepted, next_one = one_handed_over
     # The lease ran out before the answer was recorded: listed as uncertain, not "sent".
     Notification.objects.filter(pk=accepted).update(status=Notification.Status.FAILED, claim="")
 
