@@ -26,6 +26,9 @@ only adds the bare view at /bench/insert/.
   bare, one signing and one peer run, back to back (B S P), every point in each round, so that
   the machine's noise and drift hit the three alike; every figure is the median over the
   rounds. Figures 1a-1d and 1k-1m are the sweep's point at 32 clients.
+- During each run of the sweep, the CPU time (user + system, /proc) of the server measured,
+  of every PostgreSQL process and of the load generator is read before and after (bench/cpu.py):
+  figure 1o, per request, with the share of the cores the run kept busy.
 - While they run, pg_locks is sampled every 10 ms for the ledger's advisory lock: the share of
   samples where it is held is the chain lock's utilisation, the waiters the queue behind it.
 - Afterwards the new ledger rows must form one unbroken chain and every success must have its
@@ -57,6 +60,7 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from urllib.parse import urlencode
 
+from bench import cpu
 from bench.common import (
     OUT,
     TREE,
@@ -82,6 +86,7 @@ SERVERS = ("bare", "sign", "peer")
 # Where the tasks queued before figures 1h-1j wait while they run (see queue_backlog_held).
 HELD_QUEUE = "bench-held"
 DRAIN_TIMEOUT_S = 600  # after a run, for the worker to empty the queue
+CORES = os.cpu_count() or 1
 
 
 class LockSampler(threading.Thread):
@@ -93,10 +98,14 @@ class LockSampler(threading.Thread):
         self.key = (lock_id >> 32, lock_id & 0xFFFFFFFF)
         self.samples: list[tuple[int, int]] = []
         self.stop = threading.Event()
+        self.connected = threading.Event()
+        self.backend_pid = 0  # its PostgreSQL backend, left out of the run's CPU (cpu.py)
 
     def run(self) -> None:
         connection = connect(self.url)
         connection.autocommit = True
+        self.backend_pid = connection.get_backend_pid()
+        self.connected.set()
         with connection.cursor() as cursor:
             while not self.stop.is_set():
                 cursor.execute(
@@ -123,20 +132,41 @@ class LockSampler(threading.Thread):
         }
 
 
-def load(port: int, clients: list[list[dict]], url: str, lock_id: int, tag: str) -> dict:
-    """One run of the load generator in its own process; returns its stats."""
+def load(
+    port: int,
+    clients: list[list[dict]],
+    url: str,
+    lock_id: int,
+    tag: str,
+    *,
+    server_pid: int | None = None,
+) -> dict:
+    """One run of the load generator in its own process; returns its stats, with the CPU time
+    per request of the server (its gunicorn master's pid), PostgreSQL and the load generator
+    when `server_pid` is given (bench/cpu.py)."""
     job = OUT / f"load-{tag}.json"
     result_path = OUT / f"load-{tag}-result.json"
     job.write_text(json.dumps({"host": "127.0.0.1", "port": port, "clients": clients}))
     sampler = LockSampler(url, lock_id)
     sampler.start()
+    sampler.connected.wait(timeout=30)
+    command = [python(), "-m", "bench.loadgen", str(job), str(result_path)]
+    use: cpu.CpuUse | None = None
     try:
-        subprocess.run([python(), "-m", "bench.loadgen", str(job), str(result_path)], check=True)
+        if server_pid is None:
+            subprocess.run(command, check=True)
+        else:
+            with cpu.measured(server_pid, excluded=frozenset({sampler.backend_pid})) as use:
+                subprocess.run(command, check=True)
     finally:
         sampler.stop.set()
         sampler.join()
     result = json.loads(result_path.read_text())
-    return {**result, "lock": sampler.summary()}
+    cpu_ms = None
+    if use:
+        use.seconds["clients"] = result["cpu_s"]
+        cpu_ms = use.ms_per_request(sum(len(client) for client in clients))
+    return {**result, "lock": sampler.summary(), "cpu_ms": cpu_ms}
 
 
 def stats(result: dict, ok) -> dict:
@@ -154,6 +184,13 @@ def stats(result: dict, ok) -> dict:
         "p95_ms": 1000 * percentile(latencies, 0.95),
         "p99_ms": 1000 * percentile(latencies, 0.99),
         "lock": result["lock"],
+        "cpu_ms": result["cpu_ms"],
+        # The share of the machine's cores the run kept busy (all processes measured).
+        "cores_busy": (
+            result["cpu_ms"]["total"] * len(rows) / 1000 / result["wall_s"] / CORES
+            if result["cpu_ms"]
+            else None
+        ),
     }
 
 
@@ -465,6 +502,39 @@ def checkpointing_figures(checkpointing: dict, load_note: str) -> list[Figure]:
     ]
 
 
+def cpu_figure(medians: dict, clients: int) -> Figure:
+    """Figure 1o: the CPU time one request costs in all processes, signing against the bare
+    view and the peer, split by process (bench/cpu.py): what bounds figures 1a and 1k."""
+    use = {name: medians[name]["cpu_ms"] for name in SERVERS}
+
+    def split(name: str) -> str:
+        parts = use[name]
+        return (
+            f"{name} {parts['total']:.2f} ms (server {parts['server']:.2f}, PostgreSQL "
+            f"{parts['postgres']:.2f}, load generator {parts['clients']:.2f}; the cores "
+            f"{100 * medians[name]['cores_busy']:.0f}% busy)"
+        )
+
+    sign, bare, peer_ms = (use[name]["total"] for name in ("sign", "bare", "peer"))
+    return Figure(
+        number="1o",
+        name=f"CPU time per signing POST, all processes ({clients} clients)",
+        value=sign,
+        unit="ms",
+        baseline_name="the same per bare POST",
+        baseline=bare,
+        ratio=sign / bare,
+        target="reported",
+        note=(
+            f"medians of the runs of 1a and 1k, {CORES} cores; "
+            + "; ".join(map(split, SERVERS))
+            # Both cores are busy in every run, so throughput is CPU divided by this cost.
+            + f". With the cores busy, 0.7x the bare view means at most {bare / 0.7:.2f} ms "
+            f"per signature, and 1.3x the peer at most {peer_ms / 1.3:.2f} ms"
+        ),
+    )
+
+
 def sweep_figures(
     sweep: list[dict], chosen: Size, queries: dict, prepared: dict, peer_check: dict
 ) -> list[Figure]:
@@ -537,6 +607,7 @@ def sweep_figures(
                 )
             ),
         ),
+        cpu_figure(point["median"], chosen.clients),
     ]
     for p in sweep:
         medians = p["median"]
@@ -704,10 +775,11 @@ def main() -> None:
         for clients, per_client in chosen.sweep
     ]
     with (
-        gunicorn(url, workers=chosen.workers, log_name="gunicorn-signing") as (port, _),
-        peer.serve(peer_url, workers=chosen.workers) as (peer_port, _),
+        gunicorn(url, workers=chosen.workers, log_name="gunicorn-signing") as (port, portal),
+        peer.serve(peer_url, workers=chosen.workers) as (peer_port, peer_server),
     ):
         ports = {"bare": port, "sign": port, "peer": peer_port}
+        server_pids = {"bare": portal.pid, "sign": portal.pid, "peer": peer_server.pid}
         for name in SERVERS:
             job = jobs[name](WARMUP_PER_CLIENT)
             load(ports[name], job, url, ledger.CHAIN_LOCK_ID, f"warmup-{name}")
@@ -723,13 +795,20 @@ def main() -> None:
                         url,
                         ledger.CHAIN_LOCK_ID,
                         f"{name}-{clients}-{number}",
+                        server_pid=server_pids[name],
                     )
                     point["runs"][name].append(stats(result, oks[name]))
     for point in sweep:
         point["median"] = {
             name: {
                 key: median(r[key] for r in point["runs"][name])
-                for key in ("rps", "p50_ms", "p95_ms", "p99_ms")
+                for key in ("rps", "p50_ms", "p95_ms", "p99_ms", "cores_busy")
+            }
+            | {
+                "cpu_ms": {
+                    part: median(r["cpu_ms"][part] for r in point["runs"][name])
+                    for part in (*cpu.PARTS, "total")
+                }
             }
             for name in SERVERS
         }
