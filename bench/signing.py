@@ -163,7 +163,7 @@ def load(
         sampler.join()
     result = json.loads(result_path.read_text())
     cpu_ms = None
-    if use:
+    if use is not None:
         use.seconds["clients"] = result["cpu_s"]
         cpu_ms = use.ms_per_request(sum(len(client) for client in clients))
     return {**result, "lock": sampler.summary(), "cpu_ms": cpu_ms}
