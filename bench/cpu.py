@@ -1,9 +1,10 @@
 """Where a load run's CPU time goes: the server measured, PostgreSQL, the load generator.
 
-On these 2-core machines every signing run keeps both cores busy, so a server's requests per
-second is, to within a few per cent, the machine's CPU divided by the CPU time one request
-costs in all processes together. Splitting that cost by process shows what a ratio is made of
-and what bounds it (the notes of figures 1a and 1k).
+On these 2-core machines the signing runs at 8 clients and more keep both cores busy (each
+run's share is reported), so a server's requests per second is, to within a few per cent, the
+machine's CPU divided by the CPU time one request costs in all processes together. Splitting
+that cost by process shows what a ratio is made of and what bounds it (figure 1o, beside 1a and
+1k).
 
 Linux only (/proc): the CPU time (user + system) of
 - the server: the gunicorn master and its workers;
