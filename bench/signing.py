@@ -528,7 +528,8 @@ def cpu_figure(medians: dict, clients: int) -> Figure:
         note=(
             f"medians of the runs of 1a and 1k, {CORES} cores; "
             + "; ".join(map(split, SERVERS))
-            # Both cores are busy in every run, so throughput is CPU divided by this cost.
+            # Where the cores are busy (the shares above), requests per second are their time
+            # divided by this cost: the bounds below follow.
             + f". With the cores busy, 0.7x the bare view means at most {bare / 0.7:.2f} ms "
             f"per signature, and 1.3x the peer at most {peer_ms / 1.3:.2f} ms"
         ),
