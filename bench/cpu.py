@@ -24,6 +24,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.common import worker_pids
+
 TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
 PARTS = ("server", "postgres", "clients")
 
@@ -39,14 +41,6 @@ def _cpu_s(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / TICKS_PER_SECOND
 
 
-def _children(pid: int) -> list[int]:
-    path = Path(f"/proc/{pid}/task/{pid}/children")
-    try:
-        return [int(child) for child in path.read_text().split()]
-    except OSError:
-        return []
-
-
 def _postgres_pids() -> list[int]:
     pids = []
     for entry in Path("/proc").iterdir():
@@ -60,7 +54,7 @@ def _postgres_pids() -> list[int]:
 
 
 def _snapshot(server_pid: int, excluded: frozenset[int]) -> dict[str, dict[int, float]]:
-    server = [server_pid, *_children(server_pid)]
+    server = [server_pid, *worker_pids(server_pid)]
     parts = {"server": server, "postgres": set(_postgres_pids()) - excluded}
     return {
         name: {pid: cpu for pid in pids if (cpu := _cpu_s(pid)) is not None}
