@@ -221,6 +221,8 @@ AUTH_PASSWORD_VALIDATORS = [
 # Sessions end after this many minutes without a request (kept alive by
 # middleware.ActiveSessionMiddleware, which writes them at most once a minute).
 SESSION_COOKIE_AGE = env_int("PORTAL_SESSION_IDLE_MINUTES", 30) * 60
+# Django's database sessions, that once-a-minute write in one statement.
+SESSION_ENGINE = "acknowledgements.session_store"
 
 # --- Single sign-on (OpenID Connect, django-allauth's socialaccount) --------------------------
 
