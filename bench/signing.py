@@ -9,8 +9,9 @@ only adds the bare view at /bench/insert/.
 
 - Each of the clients signs as a different person every request: people in the Acceptable
   Use Policy's audiences who consented before and have not signed its current revision, signed
-  in by bench.sessions (Django + allauth session keys, fresh sign-in time) with a CSRF cookie
-  and token. The POST is the sign form: agree=on, typed_name=<full name>, consent=on,
+  in by bench.sessions (Django + allauth session keys, fresh sign-in time, the session last
+  written a minute before, as after reading the policy: the POST writes it again) with a CSRF
+  cookie and token. The POST is the sign form: agree=on, typed_name=<full name>, consent=on,
   browser_time_zone, language=en, csrfmiddlewaretoken. Success is a 302 to the acknowledgement's page;
   anything else (another redirect, 4xx, 5xx, timeout) is an error.
 - The baseline POSTs, with the same kind of session and CSRF token, to the bare view, which
