@@ -58,8 +58,8 @@ def session_data(user) -> dict:
         # What the portal notes on signing in (middleware.note_session): the bench's people
         # manage nobody. Noted a minute ago, as for someone who opened the policy and read it
         # before signing: their next request writes the session again. (Noted at the bench's
-        # sign-in, it made a run's cost depend on how long after that the run came: signing
-        # cost 7.3 ms of CPU per request within the first minute, 9.8 ms later.)
+        # sign-in, it made a signing run's cost depend on whether it came in the first minute
+        # after that: bench/RESULTS.md, 1a.)
         SESSION_WRITTEN: int(time.time()) - SESSION_WRITE_INTERVAL,
         MANAGES_PEOPLE: False,
         "account_authentication_methods": [
