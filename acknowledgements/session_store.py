@@ -25,17 +25,15 @@ class SessionStore(DatabaseSessionStore):
         connection = connections[router.db_for_write(model)]
         quote = connection.ops.quote_name
         data, expires, key = (
-            quote(model._meta.get_field(name).column)
-            for name in ("session_data", "expire_date", "session_key")
+            model._meta.get_field(name) for name in ("session_data", "expire_date", "session_key")
         )
-        expire_date = model._meta.get_field("expire_date")
         with connection.cursor() as cursor:
             cursor.execute(
-                f"UPDATE {quote(model._meta.db_table)} SET {data} = %s, {expires} = %s"  # noqa: S608 - quoted names only
-                f" WHERE {key} = %s",
+                f"UPDATE {quote(model._meta.db_table)} SET {quote(data.column)} = %s,"  # noqa: S608 - quoted names only
+                f" {quote(expires.column)} = %s WHERE {quote(key.column)} = %s",
                 [
                     self.encode(self._get_session()),
-                    expire_date.get_db_prep_save(self.get_expiry_date(), connection),
+                    expires.get_db_prep_save(self.get_expiry_date(), connection),
                     self.session_key,
                 ],
             )
