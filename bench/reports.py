@@ -41,6 +41,7 @@ from bench.common import (
     size,
     write_json,
 )
+from bench.sessions import session_written_now
 
 TIME_TARGET_MS = 300
 QUERY_TARGET = 10
@@ -78,16 +79,6 @@ def pages() -> list[tuple[str, str, str | None]]:
         ("5b", "Overdue list, first page (Acceptable Use Policy)", overdue),
         ("5c", "Dashboard as of 45 days ago", url("reports_dashboard", as_of=as_of.isoformat())),
     ]
-
-
-def session_written_now(client) -> None:
-    """Note the client's session as written this second, so the next request does not write it
-    again (middleware.ActiveSessionMiddleware): the page's own statements are counted alone."""
-    from acknowledgements.middleware import SESSION_WRITTEN
-
-    session = client.session
-    session[SESSION_WRITTEN] = int(time.time())
-    session.save()
 
 
 def measure(client, url: str, reps: int, number: str, name: str, path: str, details: dict):

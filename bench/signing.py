@@ -82,6 +82,10 @@ from bench.peer import server as peer
 SIGN_OK = "/acknowledgements/VK-"
 POLICY_SLUG = "acceptable-use-policy"
 WARMUP_PER_CLIENT = 2
+# POSTs whose statements figure 1p times (each rolled back).
+BREAKDOWN_REPEATS = 20
+# Figure 1q's two servers: the bare view, and the same with more round trips (bench/urls.py).
+ROUND_TRIP_PATHS = {"bare": "/bench/insert/", "round_trips": "/bench/insert-round-trips/"}
 # The three servers of every point of the sweep, in the order each round runs them.
 SERVERS = ("bare", "sign", "peer")
 # Where the tasks queued before figures 1h-1j wait while they run (see queue_backlog_held).
@@ -205,28 +209,60 @@ def create_bench_table() -> None:
         cursor.execute("ALTER TABLE bench_row ALTER COLUMN sequence DROP NOT NULL")
 
 
-def queries_per_request(sign_path: str, sign_body, bare_body, signer, baseline_user) -> dict:
-    """How many SQL statements one signing POST and one bare POST run (in-process client)."""
-    from django.db import connection
+def in_process_post(path: str, credentials, body: str, expected: int):
+    """A function POSTing `body` to `path` in-process as the person `credentials` signs in,
+    checking the answer; and the client it uses."""
     from django.test import Client
-    from django.test.utils import CaptureQueriesContext
 
     from bench.sessions import CSRF_COOKIE, SESSION_COOKIE
 
-    counts = {}
-    for name, path, credentials, body in (
-        ("sign", sign_path, signer, sign_body(signer)),
-        ("bare", "/bench/insert/", baseline_user, bare_body(baseline_user)),
-    ):
-        client = Client(HTTP_HOST="127.0.0.1", enforce_csrf_checks=True)
-        client.cookies[SESSION_COOKIE] = credentials.session_key
-        client.cookies[CSRF_COOKIE] = credentials.csrf_secret
-        with CaptureQueriesContext(connection) as captured:
-            response = client.post(path, body, content_type="application/x-www-form-urlencoded")
-        expected = 302 if name == "sign" else 204
+    client = Client(HTTP_HOST="127.0.0.1", enforce_csrf_checks=True)
+    client.cookies[SESSION_COOKIE] = credentials.session_key
+    client.cookies[CSRF_COOKIE] = credentials.csrf_secret
+
+    def post() -> None:
+        response = client.post(path, body, content_type="application/x-www-form-urlencoded")
         location = response.get("Location", "")
-        if response.status_code != expected or (name == "sign" and SIGN_OK not in location):
-            raise SystemExit(f"in-process {name} POST answered {response.status_code} {location}")
+        if response.status_code != expected or (expected == 302 and SIGN_OK not in location):
+            raise SystemExit(
+                f"in-process POST to {path} answered {response.status_code} {location}"
+            )
+
+    return post, client
+
+
+def statement_breakdown(
+    sign_path: str, sign_body, bare_body, signer, baseline_user, repeats: int
+) -> dict:
+    """Figure 1p: PostgreSQL's time for each statement of a signing POST and of a bare POST, as
+    the load makes them: the signer's session written a minute before (so the POST writes it
+    again), the bare view's session written just now (in the runs, each client's bare POSTs
+    share one session, which only the first of each minute writes). Rolled back: `signer` can
+    still sign afterwards."""
+    from bench.breakdown import statement_times
+    from bench.sessions import session_written_now
+
+    sign, _client = in_process_post(sign_path, signer, sign_body(signer), 302)
+    bare, bare_client = in_process_post(
+        "/bench/insert/", baseline_user, bare_body(baseline_user), 204
+    )
+    session_written_now(bare_client)
+    return {"sign": statement_times(sign, repeats), "bare": statement_times(bare, repeats)}
+
+
+def queries_per_request(sign_path: str, sign_body, bare_body, signer, baseline_user) -> dict:
+    """How many SQL statements one signing POST and one bare POST run (in-process client)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    counts = {}
+    for name, path, credentials, body, expected in (
+        ("sign", sign_path, signer, sign_body, 302),
+        ("bare", "/bench/insert/", baseline_user, bare_body, 204),
+    ):
+        post, _client = in_process_post(path, credentials, body(credentials), expected)
+        with CaptureQueriesContext(connection) as captured:
+            post()
         counts[name] = len(captured.captured_queries)
         counts[f"{name}_statements"] = [q["sql"][:120] for q in captured.captured_queries]
     return counts
@@ -537,6 +573,65 @@ def cpu_figure(medians: dict, clients: int) -> Figure:
     )
 
 
+def breakdown_figure(breakdown: dict, queries: dict) -> Figure:
+    """Figure 1p: PostgreSQL's own time for the statements of one signing POST and one bare
+    POST (bench/breakdown.py), each statement's median listed."""
+    sign, bare = breakdown["sign"]["total_ms"], breakdown["bare"]["total_ms"]
+
+    def listed(name: str) -> str:
+        return ", ".join(f"{label} {ms:.3f}" for label, ms in breakdown[name]["statements"])
+
+    return Figure(
+        number="1p",
+        name="PostgreSQL's time for the statements of one signing POST (planning + execution)",
+        value=sign,
+        unit="ms",
+        baseline_name="the same for one bare POST",
+        baseline=bare,
+        ratio=sign / bare,
+        target="reported",
+        note=(
+            f"medians of {BREAKDOWN_REPEATS} in-process POSTs each, rolled back, every statement "
+            "run again under EXPLAIN ANALYZE (no round trip, protocol or commit counted); the "
+            "signer's session written a minute before, the bare view's just now, as in the "
+            f"runs of 1a ({queries['sign']} and {queries['bare']} statements with BEGIN and "
+            f"COMMIT). Signing, ms: {listed('sign')}. Bare: {listed('bare')}"
+        ),
+    )
+
+
+def round_trip_figure(runs: dict[str, list[dict]], clients: int) -> Figure:
+    """Figure 1q: the CPU time one more round trip to PostgreSQL costs under the load of 1a."""
+    from bench.urls import EXTRA_ROUND_TRIPS
+
+    def ms(name: str, part: str) -> float:
+        return median(r["cpu_ms"][part] for r in runs[name])
+
+    per_trip = {
+        part: (ms("round_trips", part) - ms("bare", part)) / EXTRA_ROUND_TRIPS
+        for part in (*cpu.PARTS, "total")
+    }
+    errors = sum(r["errors"] for name in runs for r in runs[name])
+    rps = {name: median(r["rps"] for r in runs[name]) for name in runs}
+    return Figure(
+        number="1q",
+        name=f"CPU time of one more round trip to PostgreSQL, all processes ({clients} clients)",
+        value=per_trip["total"],
+        unit="ms",
+        baseline_name="CPU time per bare POST",
+        baseline=ms("bare", "total"),
+        ratio=per_trip["total"] / ms("bare", "total"),
+        target="reported",
+        note=(
+            f"the bare view against the same after {EXTRA_ROUND_TRIPS} round trips of "
+            f"`SELECT 1` (bench/urls.py), {len(runs['bare'])} runs each, alternating which "
+            f"goes first; per round trip: server {per_trip['server']:.3f}, PostgreSQL "
+            f"{per_trip['postgres']:.3f}, load generator {per_trip['clients']:.3f} ms; "
+            f"{rps['bare']:.0f} against {rps['round_trips']:.0f} req/s; errors {errors}"
+        ),
+    )
+
+
 def sweep_figures(
     sweep: list[dict], chosen: Size, queries: dict, prepared: dict, peer_check: dict
 ) -> list[Figure]:
@@ -708,7 +803,12 @@ def main() -> None:
     def bare_body(c: sessions.Credentials) -> str:
         return urlencode({"typed_name": c.full_name, "csrfmiddlewaretoken": c.csrf_token})
 
-    queries = queries_per_request(sign_path, sign_body, bare_body, signers.pop(), baseline.pop())
+    signer, bare_person = signers.pop(), baseline.pop()
+    # The breakdown rolls its POSTs back: the same people then make the counted ones.
+    breakdown = statement_breakdown(
+        sign_path, sign_body, bare_body, signer, bare_person, BREAKDOWN_REPEATS
+    )
+    queries = queries_per_request(sign_path, sign_body, bare_body, signer, bare_person)
     connection.close()
     next_signer = iter(signers)
 
@@ -730,9 +830,11 @@ def main() -> None:
             for _client in range(clients)
         ]
 
-    def bare_job(per_client: int, clients: int = chosen.clients) -> list[list[dict]]:
+    def bare_job(
+        per_client: int, clients: int = chosen.clients, path: str = "/bench/insert/"
+    ) -> list[list[dict]]:
         return [
-            [{"path": "/bench/insert/", "cookie": c.cookie, "body": bare_body(c)}] * per_client
+            [{"path": path, "cookie": c.cookie, "body": bare_body(c)}] * per_client
             for c in baseline[:clients]
         ]
 
@@ -800,6 +902,16 @@ def main() -> None:
                         server_pid=server_pids[name],
                     )
                     point["runs"][name].append(stats(result, oks[name]))
+        # 1q: what one more round trip costs, at the point of 1a, the two alternating.
+        round_trip_runs: dict[str, list[dict]] = {name: [] for name in ROUND_TRIP_PATHS}
+        for number in range(chosen.runs):
+            order = list(ROUND_TRIP_PATHS)
+            for name in order if number % 2 == 0 else order[::-1]:
+                job = bare_job(chosen.requests_per_client, path=ROUND_TRIP_PATHS[name])
+                result = load(
+                    port, job, url, ledger.CHAIN_LOCK_ID, f"{name}-{number}", server_pid=portal.pid
+                )
+                round_trip_runs[name].append(stats(result, bare_ok))
     for point in sweep:
         point["median"] = {
             name: {
@@ -941,6 +1053,10 @@ def main() -> None:
     ]
     figures += checkpointing_figures(checkpointing, runs_note)
     figures += sweep_figures(sweep, chosen, queries, prepared, peer_check)
+    figures += [
+        breakdown_figure(breakdown, queries),
+        round_trip_figure(round_trip_runs, chosen.clients),
+    ]
     write_json(
         args.json,
         {

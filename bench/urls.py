@@ -3,6 +3,7 @@
 import uuid
 
 from django.contrib.auth.decorators import login_required
+from django.db import connection
 from django.http import HttpResponse
 from django.urls import path
 from django.utils import timezone
@@ -13,6 +14,10 @@ from acknowledgements.evidence.statements import CURRENT_ATTESTATION, CURRENT_ES
 from aup_portal.urls import handler500
 from aup_portal.urls import urlpatterns as portal_urlpatterns
 from bench.models import BenchRow
+
+# Figure 1q: the bare view with this many more round trips to PostgreSQL, each the cheapest
+# statement there is, to price a round trip under load.
+EXTRA_ROUND_TRIPS = 4
 
 
 @require_POST
@@ -52,8 +57,20 @@ def bench_insert(request):
     return HttpResponse(status=204)
 
 
+@require_POST
+@login_required
+def bench_insert_round_trips(request):
+    """The bare view after EXTRA_ROUND_TRIPS round trips of `SELECT 1` (figure 1q)."""
+    with connection.cursor() as cursor:
+        for _ in range(EXTRA_ROUND_TRIPS):
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    return bench_insert(request)
+
+
 urlpatterns = [
     path("bench/insert/", bench_insert, name="bench_insert"),
+    path("bench/insert-round-trips/", bench_insert_round_trips),
     *portal_urlpatterns,
 ]
 
