@@ -123,8 +123,9 @@ def check_format(user) -> None:
 
 
 def session_written_now(client) -> None:
-    """Note the client's session as written this second, so the next request does not write it
-    again (middleware.ActiveSessionMiddleware): the page's own statements are counted alone."""
+    """Note the client's session as written this second, so that its next request does not write
+    it again (middleware.ActiveSessionMiddleware): that request's own statements are counted or
+    timed alone (the reports' statement counts, the bare POST of figure 1p)."""
     from acknowledgements.middleware import SESSION_WRITTEN
 
     session = client.session
