@@ -1,11 +1,13 @@
 """Building and sending the portal's emails.
 
-Policy notifications are rows (models.Notification) sent in batches with a constant number of
-queries per batch. A batch is claimed (status "sending") before its messages go out and marked
-sent or failed right after, so a restarted worker never sends a row twice. Failures are
-retried with backoff up to PORTAL_EMAIL_MAX_ATTEMPTS, then stay visible as failed. A batch
-cut off mid-send (the worker died) is marked failed, not resent: only an administrator's
-retry sends it again, because the portal cannot know which of its messages left.
+Policy notifications are rows (models.Notification) sent in batches. A batch is claimed (status
+"sending") before its messages go out; each message is recorded as handed to the mail server
+just before it goes and as sent once the server accepts it, one statement per message
+(_Recorder), so a restarted worker never sends a row twice. Failures are retried with backoff
+up to PORTAL_EMAIL_MAX_ATTEMPTS, then stay visible as failed. When a worker dies mid-batch, its
+messages never handed over are queued again when its claim runs out, and the at most one per
+connection handed over without a recorded answer is marked failed, not resent: only an
+administrator's retry sends it again, because the portal cannot know whether it left.
 """
 
 from __future__ import annotations
