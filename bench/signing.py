@@ -84,8 +84,10 @@ POLICY_SLUG = "acceptable-use-policy"
 WARMUP_PER_CLIENT = 2
 # POSTs whose statements figure 1p times (each rolled back).
 BREAKDOWN_REPEATS = 20
+# The bare one-INSERT view every signing figure is measured against (bench/urls.py).
+BARE_PATH = "/bench/insert/"
 # Figure 1q's two servers: the bare view, and the same with more round trips (bench/urls.py).
-ROUND_TRIP_PATHS = {"bare": "/bench/insert/", "round_trips": "/bench/insert-round-trips/"}
+ROUND_TRIP_PATHS = {"bare": BARE_PATH, "round_trips": "/bench/insert-round-trips/"}
 # The three servers of every point of the sweep, in the order each round runs them.
 SERVERS = ("bare", "sign", "peer")
 # Where the tasks queued before figures 1h-1j wait while they run (see queue_backlog_held).
@@ -243,9 +245,7 @@ def statement_breakdown(
     from bench.sessions import session_written_now
 
     sign, _client = in_process_post(sign_path, signer, sign_body(signer), 302)
-    bare, bare_client = in_process_post(
-        "/bench/insert/", baseline_user, bare_body(baseline_user), 204
-    )
+    bare, bare_client = in_process_post(BARE_PATH, baseline_user, bare_body(baseline_user), 204)
     session_written_now(bare_client)
     return {"sign": statement_times(sign, repeats), "bare": statement_times(bare, repeats)}
 
@@ -258,7 +258,7 @@ def queries_per_request(sign_path: str, sign_body, bare_body, signer, baseline_u
     counts = {}
     for name, path, credentials, body, expected in (
         ("sign", sign_path, signer, sign_body, 302),
-        ("bare", "/bench/insert/", baseline_user, bare_body, 204),
+        ("bare", BARE_PATH, baseline_user, bare_body, 204),
     ):
         post, _client = in_process_post(path, credentials, body(credentials), expected)
         with CaptureQueriesContext(connection) as captured:
@@ -831,7 +831,7 @@ def main() -> None:
         ]
 
     def bare_job(
-        per_client: int, clients: int = chosen.clients, path: str = "/bench/insert/"
+        per_client: int, clients: int = chosen.clients, path: str = BARE_PATH
     ) -> list[list[dict]]:
         return [
             [{"path": path, "cookie": c.cookie, "body": bare_body(c)}] * per_client
